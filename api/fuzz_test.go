@@ -1,0 +1,52 @@
+package api_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/maskgate/maskgate/api"
+)
+
+// FuzzRequestBodies: a body either decodes into exactly the fields the spec names (and
+// then encodes back to the same values) or is refused; never a panic.
+func FuzzRequestBodies(f *testing.F) {
+	for _, s := range []string{`{}`, `{"reason":"payment","ttlSeconds":300}`, `{"ttl":3}`, `null`, `[]`, `{"reason":5}`,
+		`{"sessionId":"x"}`, `{"ttlSeconds":1e400}`, `{"reason":"a","reason":"b"}`, `{"REASON":"x"}`, `"x"`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var m api.MaskRequest
+		if err := json.Unmarshal(body, &m); err == nil {
+			again, _ := json.Marshal(m)
+			var m2 api.MaskRequest
+			if err := json.Unmarshal(again, &m2); err != nil {
+				t.Fatalf("%s decoded but its encoding %s does not", body, again)
+			}
+		}
+		var u api.UnmaskRequest
+		if err := json.Unmarshal(body, &u); err == nil {
+			var probe map[string]json.RawMessage
+			if json.Unmarshal(body, &probe) == nil {
+				for k := range probe {
+					if k != "sessionId" && !equalFold(k, "sessionId") {
+						t.Fatalf("unmask body %s with field %q accepted", body, k)
+					}
+				}
+			}
+		}
+	})
+}
+
+// equalFold: encoding/json matches field names case-insensitively.
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

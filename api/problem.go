@@ -1,0 +1,66 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// ProblemContentType is the media type of every error answer (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// titles is the one table of problem codes: each code's human title. The spec's
+// Problem.code enum lists the same codes; a test keeps the two equal.
+var titles = map[ProblemCode]string{
+	ProblemCodeInvalidUserId:          "Invalid user id",
+	ProblemCodeInvalidBody:            "Invalid request body",
+	ProblemCodeInvalidParameter:       "Invalid query parameter",
+	ProblemCodeBodyTooLarge:           "Request body too large",
+	ProblemCodeUnauthorized:           "Unauthorized",
+	ProblemCodeInsufficientScope:      "Insufficient scope",
+	ProblemCodeAgentForbidden:         "Agent not allowed for this token",
+	ProblemCodeNotMasked:              "Agent not masked",
+	ProblemCodeNoActiveCall:           "No active call",
+	ProblemCodeSessionMismatch:        "Session mismatch",
+	ProblemCodeInternalCall:           "Internal call",
+	ProblemCodeUpstreamRefused:        "CXone refused the request",
+	ProblemCodeUpstreamUnavailable:    "CXone unavailable",
+	ProblemCodeUpstreamTimeout:        "CXone timeout",
+	ProblemCodeStoreUnavailable:       "Session store unavailable",
+	ProblemCodeAgentBusy:              "Agent busy",
+	ProblemCodeRateLimited:            "Too many requests",
+	ProblemCodeIdempotencyKeyReused:   "Idempotency-Key reused",
+	ProblemCodeIdempotencyKeyInFlight: "Idempotency-Key in flight",
+	ProblemCodeNotFound:               "Not found",
+	ProblemCodeMethodNotAllowed:       "Method not allowed",
+	ProblemCodeInternal:               "Internal error",
+}
+
+// NewProblem builds the problem answer for code, carrying the request id that the
+// request-id middleware put on r's context.
+func NewProblem(r *http.Request, status int, code ProblemCode, detail string) Problem {
+	return Problem{
+		Type:      "urn:maskgate:problem:" + string(code),
+		Title:     titles[code],
+		Status:    status,
+		Detail:    detail,
+		Code:      code,
+		RequestId: middleware.GetReqID(r.Context()),
+	}
+}
+
+// WriteProblem answers r with a problem+json body. A 429 or 503 without a
+// Retry-After header gets one of retryAfter (at least one second).
+func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code ProblemCode, detail string, retryAfter time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", ProblemContentType)
+	h.Set("Cache-Control", "no-store")
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", strconv.Itoa(max(1, int((retryAfter+time.Second-1)/time.Second))))
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(NewProblem(r, status, code, detail))
+}

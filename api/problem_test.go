@@ -1,0 +1,75 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	maskgate "github.com/maskgate/maskgate"
+	"github.com/maskgate/maskgate/api"
+)
+
+func loadSpec(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(maskgate.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.yaml is not valid OpenAPI: %v", err)
+	}
+	return doc
+}
+
+func TestEveryProblemCodeHasATitle(t *testing.T) {
+	doc := loadSpec(t)
+	codes := doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Enum
+	if len(codes) == 0 {
+		t.Fatal("the spec lists no problem codes")
+	}
+	for _, c := range codes {
+		code := api.ProblemCode(c.(string))
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if p := api.NewProblem(r, 400, code, "d"); p.Title == "" || p.Type != "urn:maskgate:problem:"+string(code) {
+			t.Errorf("code %s: problem %+v has no title", code, p)
+		}
+	}
+}
+
+// TestEveryAPIOperationRequiresAScope keeps the authorization fail-closed: an operation
+// under /v1 without a `security` scope would be served to anyone.
+func TestEveryAPIOperationRequiresAScope(t *testing.T) {
+	doc := loadSpec(t)
+	n := 0
+	for path, item := range doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		for method, op := range item.Operations() {
+			n++
+			if op.Security == nil || len(*op.Security) != 1 || len((*op.Security)[0]["bearerAuth"]) == 0 {
+				t.Errorf("%s %s has no bearerAuth scope", method, path)
+			}
+		}
+	}
+	if n < 4 {
+		t.Errorf("found %d /v1 operations; want at least 4", n)
+	}
+}
+
+func TestWriteProblemSetsRetryAfterOn503(t *testing.T) {
+	w := httptest.NewRecorder()
+	api.WriteProblem(w, httptest.NewRequest(http.MethodGet, "/", nil), 503, api.ProblemCodeStoreUnavailable, "down", 0)
+	if w.Header().Get("Retry-After") != "1" || w.Header().Get("Content-Type") != api.ProblemContentType {
+		t.Errorf("headers = %v", w.Header())
+	}
+	w = httptest.NewRecorder()
+	api.WriteProblem(w, httptest.NewRequest(http.MethodGet, "/", nil), 503, api.ProblemCodeUpstreamUnavailable, "busy", 2500e6)
+	if w.Header().Get("Retry-After") != "3" {
+		t.Errorf("Retry-After for 2.5s = %q; want 3", w.Header().Get("Retry-After"))
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// result is one round's figures.
+type result struct {
+	requests, errors int
+	elapsed          time.Duration
+	latencies        []time.Duration
+}
+
+func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*p))]
+}
+
+// newClient keeps one connection per worker, as wrk does.
+func newClient(conns int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute,
+	}}
+}
+
+// send is one POST mask of agent k; false on an error or a status other than 200.
+func send(c *http.Client, base, token string, k int) bool {
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/agents/"+agent(k)+"/mask", strings.NewReader(`{"ttlSeconds":600}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// closedLoop drives base with conns workers for d; worker w masks agents w, w+conns,
+// ... so that no two requests for one agent are ever in flight together.
+func (b *bench) closedLoop(ctx context.Context, base string, d time.Duration) result {
+	c := newClient(b.o.conns)
+	defer c.CloseIdleConnections()
+	var mu sync.Mutex
+	var res result
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for w := range b.o.conns {
+		wg.Go(func() {
+			var lat []time.Duration
+			errs := 0
+			for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
+				k := (w + i*b.o.conns) % b.o.agents
+				t0 := time.Now()
+				if !send(c, base, b.token, k) {
+					errs++
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			res.errors += errs
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.requests = len(res.latencies)
+	slices.Sort(res.latencies)
+	return res
+}
+
+// fixedRate sends rate requests per second for d whatever the answers' pace, and
+// measures each from when it was due (no coordinated omission).
+func (b *bench) fixedRate(ctx context.Context, base string, rate int, d time.Duration) result {
+	c := newClient(256)
+	defer c.CloseIdleConnections()
+	type job struct {
+		due time.Time
+		k   int
+	}
+	jobs := make(chan job, rate)
+	var mu sync.Mutex
+	var res result
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Go(func() {
+			for j := range jobs {
+				ok := send(c, base, b.token, j.k)
+				lat := time.Since(j.due)
+				mu.Lock()
+				res.latencies = append(res.latencies, lat)
+				if !ok {
+					res.errors++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if due.Sub(start) >= d || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Until(due))
+		jobs <- job{due: due, k: i % b.o.agents}
+	}
+	close(jobs)
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.requests = len(res.latencies)
+	slices.Sort(res.latencies)
+	return res
+}
+
+// redisStats reads the calls of every command and of top-level script calls.
+func (b *bench) redisStats(ctx context.Context) (all, scripts int64, err error) {
+	info, err := b.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+		all += n
+		if name == "cmdstat_evalsha" || name == "cmdstat_eval" {
+			scripts += n
+		}
+	}
+	return all, scripts, nil
+}
+
+func (b *bench) measure(ctx context.Context, out io.Writer) error {
+	fmt.Fprintf(out, "maskbench: %d connections, %d agents, rounds of %s; 2 cores shared by every process\n",
+		b.o.conns, b.o.agents, b.o.duration)
+	// Warm both: maskgate's token, connection pools, the sessions of every agent.
+	b.closedLoop(ctx, b.maskgateURL, 2*time.Second)
+	b.closedLoop(ctx, b.nginxURL, 2*time.Second)
+
+	fmt.Fprintf(out, "\n%-6s %-9s %10s %9s %9s %9s %7s %16s\n", "round", "target", "req/s", "p50", "p99", "p99.9", "errors", "CPU s/1000 req")
+	var ratios []float64
+	var lastMaskgate float64
+	for r := range b.o.rounds {
+		target, base := "maskgate", b.maskgateURL
+		if r%2 == 1 {
+			target, base = "nginx", b.nginxURL
+		}
+		cpu0, _ := cpuSeconds(b.maskgatePID)
+		res := b.closedLoop(ctx, base, b.o.duration)
+		cpu1, _ := cpuSeconds(b.maskgatePID)
+		cpu := "-"
+		if target == "maskgate" {
+			cpu = fmt.Sprintf("%.3f", (cpu1-cpu0)/float64(res.requests)*1000)
+			lastMaskgate = res.rps()
+		} else if lastMaskgate > 0 {
+			ratios = append(ratios, lastMaskgate/res.rps())
+		}
+		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16s\n", r+1, target, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
+	}
+	slices.Sort(ratios)
+	if len(ratios) > 0 {
+		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), ratios[len(ratios)/2])
+	}
+
+	all0, scripts0, err := b.redisStats(ctx)
+	if err != nil {
+		return err
+	}
+	res := b.closedLoop(ctx, b.maskgateURL, 3*time.Second)
+	all1, scripts1, err := b.redisStats(ctx)
+	if err != nil {
+		return err
+	}
+	n := float64(res.requests)
+	fmt.Fprintf(out, "redis per mask: %.2f round trips (EVALSHA), %.2f commands including those inside the scripts\n",
+		float64(scripts1-scripts0)/n, float64(all1-all0)/n)
+
+	if b.o.rate > 0 {
+		mg := b.fixedRate(ctx, b.maskgateURL, b.o.rate, b.o.duration)
+		ng := b.fixedRate(ctx, b.nginxURL, b.o.rate, b.o.duration)
+		fmt.Fprintf(out, "\nfixed rate %d req/s for %s:\n", b.o.rate, b.o.duration)
+		fmt.Fprintf(out, "  maskgate p50 %s p99 %s errors %d\n  nginx    p50 %s p99 %s errors %d\n  maskgate adds p50 %s, p99 %s\n",
+			ms(mg.pct(.5)), ms(mg.pct(.99)), mg.errors, ms(ng.pct(.5)), ms(ng.pct(.99)), ng.errors,
+			ms(mg.pct(.5)-ng.pct(.5)), ms(mg.pct(.99)-ng.pct(.99)))
+	}
+	var tokens struct {
+		TokensIssued int `json:"tokensIssued"`
+	}
+	if resp, err := http.Get(b.simURL + "/sim/requests"); err == nil {
+		_ = jsonDecode(resp.Body, &tokens)
+		resp.Body.Close()
+	}
+	fmt.Fprintf(out, "CXone tokens issued during the whole run: %d (nginx's one included)\n", tokens.TokensIssued)
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func fmtRatios(r []float64) string {
+	parts := make([]string, len(r))
+	for i, v := range r {
+		parts[i] = fmt.Sprintf("%.2f", v)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,49 @@
+// Command maskbench measures maskgate against a plain reverse proxy doing the same
+// forward: nginx with proxy_pass and upstream keepalive, mapping
+// /v1/agents/{userId}/mask to CXone's mask path. It starts, on this machine, its own
+// Redis, the CXone simulator (no artificial latency) and maskgate as separate
+// processes, and nginx with a generated configuration, then drives both with the same
+// load: POST mask with a valid HS256 JWT over rotating agents at fixed concurrency, in
+// alternating rounds, and at a fixed rate. See docs/PERFORMANCE.md.
+//
+//	go run ./cmd/maskbench [-rounds 4] [-duration 10s] [-conns 32] [-agents 5000] [-rate 2000]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "maskbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("maskbench", flag.ContinueOnError)
+	var o options
+	fs.IntVar(&o.rounds, "rounds", 4, "alternating rounds, maskgate then nginx (4: A B A B)")
+	fs.DurationVar(&o.duration, "duration", 10e9, "length of one round")
+	fs.IntVar(&o.conns, "conns", 32, "concurrent connections")
+	fs.IntVar(&o.agents, "agents", 5000, "agents the masks rotate over")
+	fs.IntVar(&o.rate, "rate", 2000, "requests per second of the fixed-rate run (0: none)")
+	fs.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	env, err := setUp(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer env.tearDown()
+	return env.measure(ctx, out)
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"testing"
+)
+
+// TestMaskbenchRunsEndToEnd runs a tiny benchmark: every figure the command promises is
+// printed and both targets answered without errors.
+func TestMaskbenchRunsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis, the simulator, maskgate and nginx")
+	}
+	if err := os.Chdir("../.."); err != nil { // it builds ./cmd/... from the repository root
+		t.Fatal(err)
+	}
+	defer os.Chdir("cmd/maskbench")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-rounds", "2", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100"}, &out)
+	if err != nil {
+		t.Fatalf("maskbench: %v\n%s", err, out.String())
+	}
+	t.Log("\n" + out.String())
+	for _, want := range []string{
+		`(?m)^1 +maskgate +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
+		`(?m)^2 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
+		`throughput maskgate/nginx per round pair: [\d.]+; median [\d.]+`,
+		`redis per mask: [\d.]+ round trips \(EVALSHA\)`,
+		`maskgate p50 [\d.]+ms p99 [\d.]+ms errors 0`,
+		`nginx +p50 [\d.]+ms p99 [\d.]+ms errors 0`,
+		`CXone tokens issued during the whole run: 2 `,
+	} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+}

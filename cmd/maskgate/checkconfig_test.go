@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestCheckConfigReportsWhatItFound(t *testing.T) {
+	sim := testkit.NewSim(t)
+	e := env(sim, "p")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out); err != nil {
+		t.Fatalf("check-config = %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"configuration: ok", "redis: ok", "cxone token: ok", "cxone api endpoint: ok (" + sim.URL + ", discovered", "jwt keys: ok (HS256"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+		if strings.Contains(out.String(), secret) {
+			t.Error("check-config printed a secret")
+		}
+	}
+}
+
+func TestCheckConfigFailsOnUnreachableParts(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	e := env(sim, "p")
+	e["MASKGATE_REDIS_URL"] = "redis://127.0.0.1:1/0"
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out)
+	var failed *checkFailed
+	if !errors.As(err, &failed) || failed.n != 2 {
+		t.Fatalf("check-config = %v; want 2 failed checks\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "redis: FAILED") || !strings.Contains(out.String(), "cxone token: FAILED") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	var ce *configError
+	if err := run(context.Background(), []string{"check-config"}, getenv(nil), &out, &out); !errors.As(err, &ce) {
+		t.Errorf("check-config without configuration = %v; want a configuration error (exit 2)", err)
+	}
+}
+
+func TestHealthcheckAndDevToken(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	sim.StartCall("80", false, true)
+	e := env(sim, prefix)
+	s := start(t, nil, e)
+	e["MASKGATE_ADDR"] = s.addr
+	if err := run(context.Background(), []string{"healthcheck"}, getenv(e), io.Discard, io.Discard); err != nil {
+		t.Errorf("healthcheck of a ready gateway = %v", err)
+	}
+	var tok bytes.Buffer
+	if err := run(context.Background(), []string{"dev-token"}, getenv(e), &tok, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/v1/agents/80/mask", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mask with the dev token = %v %v", resp, err)
+	}
+	resp.Body.Close()
+	s.cancel()
+	_ = s.wait()
+	if err := run(context.Background(), []string{"healthcheck"}, getenv(e), io.Discard, io.Discard); err == nil {
+		t.Error("healthcheck of a stopped gateway = nil")
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// TestRedisCluster runs the gateway on a three-master Redis Cluster: every key shares
+// one hash tag, so each Lua transition (the sweeper's claim too) runs on one node.
+func TestRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	var addrs []string
+	for range 3 {
+		n := testkit.StartRedis(t, false, "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000")
+		addrs = append(addrs, n.Addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer cc.Close()
+	testkit.Eventually(t, 20*time.Second, "the cluster to be ok", func() bool {
+		info, err := cc.ClusterInfo(context.Background()).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok")
+	})
+
+	sim := testkit.NewSim(t)
+	e := env(sim, "mgcluster")
+	e["MASKGATE_REDIS_URL"] = "redis+cluster://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
+	s := start(t, nil, e)
+	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
+		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask recordings:read", nil), nil)
+	do := func(method, path, body string) int {
+		req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		id := "c-" + strconv.Itoa(i)
+		sim.StartCall(id, false, true)
+		ttl := `{"ttlSeconds":600}`
+		if i == 0 {
+			ttl = `{"ttlSeconds":1}`
+		}
+		if status := do("POST", "/v1/agents/"+id+"/mask", ttl); status != 200 {
+			t.Fatalf("mask %s on the cluster = %d", id, status)
+		}
+	}
+	if status := do("GET", "/v1/masks", ""); status != 200 {
+		t.Errorf("list on the cluster = %d", status)
+	}
+	if status := do("POST", "/v1/agents/c-1/unmask", ""); status != 200 {
+		t.Errorf("unmask on the cluster = %d", status)
+	}
+	testkit.Eventually(t, 10*time.Second, "the sweeper to expire c-0 on the cluster", func() bool {
+		return do("GET", "/v1/agents/c-0/mask", "") == http.StatusNotFound
+	})
+	if n := sim.Count("unmask", "c-0", 200); n != 1 {
+		t.Errorf("expiry unmasks of c-0 = %d; want 1", n)
+	}
+}

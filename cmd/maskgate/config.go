@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/middleware"
+	"github.com/maskgate/maskgate/upstream"
+)
+
+// config is maskgate's configuration (design §6), parsed once from the environment.
+type config struct {
+	Addr           string
+	Redis          redisConfig
+	RedisKeyPrefix string
+	Auth           middleware.AuthConfig
+	MaskTTL        time.Duration
+	MaskTTLMax     time.Duration
+	SweepInterval  time.Duration
+	SweepWorkers   int
+	UnmaskGiveUp   time.Duration
+	RateLimit      int
+	ShutdownDelay  time.Duration
+	DrainTimeout   time.Duration
+	LogLevel       zerolog.Level
+	CXone          upstream.Config
+}
+
+// configError is a configuration that cannot run: main exits 2.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return "invalid configuration:\n" + e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// loadConfig reads the configuration from getenv and names every problem, one per line.
+func loadConfig(getenv func(string) string) (config, error) {
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	str := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	required := func(name string) string {
+		v := str(name, "")
+		if v == "" {
+			bad("%s is required", name)
+		}
+		return v
+	}
+	durationFrom := func(name string, def, least time.Duration) time.Duration {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least {
+			bad("%s must be a duration of at least %s, such as 15m or 30s", name, least)
+			return def
+		}
+		return d
+	}
+	duration := func(name string, def time.Duration) time.Duration { return durationFrom(name, def, time.Millisecond) }
+	secret := func(name string) string {
+		v, err := readSecret(getenv, name)
+		if err != nil {
+			problems = append(problems, err)
+		}
+		return v
+	}
+
+	c := config{
+		Addr:           str("MASKGATE_ADDR", ":8080"),
+		RedisKeyPrefix: str("MASKGATE_REDIS_KEY_PREFIX", "maskgate"),
+		MaskTTL:        duration("MASKGATE_MASK_TTL", 15*time.Minute),
+		MaskTTLMax:     duration("MASKGATE_MASK_TTL_MAX", 2*time.Hour),
+		SweepInterval:  duration("MASKGATE_SWEEP_INTERVAL", time.Second),
+		UnmaskGiveUp:   duration("MASKGATE_UNMASK_GIVEUP", time.Hour),
+		ShutdownDelay:  durationFrom("MASKGATE_SHUTDOWN_DELAY", 0, 0),
+		DrainTimeout:   duration("MASKGATE_DRAIN_TIMEOUT", 25*time.Second),
+	}
+	number := func(name string, def, lo, hi int) int {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			bad("%s must be a whole number from %d to %d", name, lo, hi)
+			return def
+		}
+		return n
+	}
+	c.SweepWorkers = number("MASKGATE_SWEEP_CONCURRENCY", 16, 1, 1024)
+	c.RateLimit = number("MASKGATE_RATE_LIMIT", 50, 1, 1_000_000)
+	if c.MaskTTL > c.MaskTTLMax {
+		bad("MASKGATE_MASK_TTL (%s) must not exceed MASKGATE_MASK_TTL_MAX (%s)", c.MaskTTL, c.MaskTTLMax)
+	}
+	if strings.ContainsAny(c.RedisKeyPrefix, "{}") {
+		bad("MASKGATE_REDIS_KEY_PREFIX must not contain { or }")
+	}
+	if redisURL := required("MASKGATE_REDIS_URL"); redisURL != "" {
+		rc, err := parseRedisURL(redisURL)
+		if err != nil {
+			// The URL may hold a password: neither it nor go-redis's words about it are echoed.
+			bad("MASKGATE_REDIS_URL must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL (Sentinel: ?master_name=)")
+		}
+		c.Redis = rc
+	}
+	level, err := zerolog.ParseLevel(str("MASKGATE_LOG_LEVEL", "info"))
+	if err != nil || level == zerolog.NoLevel {
+		bad("MASKGATE_LOG_LEVEL must be one of trace, debug, info, warn, error")
+		level = zerolog.InfoLevel
+	}
+	c.LogLevel = level
+
+	c.Auth = middleware.AuthConfig{
+		Issuer:      required("MASKGATE_JWT_ISSUER"),
+		Audience:    required("MASKGATE_JWT_AUDIENCE"),
+		Leeway:      duration("MASKGATE_JWT_LEEWAY", 30*time.Second),
+		HS256Secret: []byte(secret("MASKGATE_JWT_HS256_SECRET")),
+		JWKSURL:     str("MASKGATE_JWT_JWKS_URL", ""),
+	}
+	if path := str("MASKGATE_JWT_PUBLIC_KEY_FILE", ""); path != "" {
+		pemBytes, err := os.ReadFile(path)
+		if err != nil {
+			bad("MASKGATE_JWT_PUBLIC_KEY_FILE: %v", errors.Unwrap(err))
+		}
+		c.Auth.PublicKeyPEM = pemBytes
+		if len(pemBytes) == 0 && err == nil {
+			bad("MASKGATE_JWT_PUBLIC_KEY_FILE is empty")
+		}
+	}
+	sources := 0
+	for _, set := range []bool{len(c.Auth.HS256Secret) > 0, str("MASKGATE_JWT_PUBLIC_KEY_FILE", "") != "", c.Auth.JWKSURL != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		bad("exactly one of MASKGATE_JWT_HS256_SECRET(_FILE), MASKGATE_JWT_PUBLIC_KEY_FILE, MASKGATE_JWT_JWKS_URL must be set (found %d)", sources)
+	}
+	if len(c.Auth.HS256Secret) > 0 && len(c.Auth.HS256Secret) < 32 {
+		bad("MASKGATE_JWT_HS256_SECRET must be at least 32 bytes")
+	}
+	if c.Auth.JWKSURL != "" && !isHTTPURL(c.Auth.JWKSURL) {
+		bad("MASKGATE_JWT_JWKS_URL must be an http(s) URL")
+	}
+
+	c.CXone = upstream.Config{
+		AuthURL:     str("CXONE_AUTH_URL", "https://cxone.niceincontact.com/auth/token"),
+		BaseURL:     str("CXONE_API_BASE_URL", ""),
+		Timeout:     duration("CXONE_TIMEOUT", 5*time.Second),
+		MaxInFlight: number("CXONE_MAX_IN_FLIGHT", 64, 1, 4096),
+		Credentials: upstream.Credentials{
+			ClientID:        required("CXONE_CLIENT_ID"),
+			ClientSecret:    secret("CXONE_CLIENT_SECRET"),
+			AccessKeyID:     required("CXONE_ACCESS_KEY_ID"),
+			AccessKeySecret: secret("CXONE_ACCESS_KEY_SECRET"),
+		},
+	}
+	if c.CXone.Credentials.ClientSecret == "" && !hasSecret(getenv, "CXONE_CLIENT_SECRET") {
+		bad("CXONE_CLIENT_SECRET or CXONE_CLIENT_SECRET_FILE is required")
+	}
+	if c.CXone.Credentials.AccessKeySecret == "" && !hasSecret(getenv, "CXONE_ACCESS_KEY_SECRET") {
+		bad("CXONE_ACCESS_KEY_SECRET or CXONE_ACCESS_KEY_SECRET_FILE is required")
+	}
+	if !isHTTPURL(c.CXone.AuthURL) {
+		bad("CXONE_AUTH_URL must be an http(s) URL")
+	}
+	if c.CXone.BaseURL != "" && !isHTTPURL(c.CXone.BaseURL) {
+		bad("CXONE_API_BASE_URL must be an http(s) URL")
+	}
+	if len(problems) > 0 {
+		return config{}, &configError{errors.Join(problems...)}
+	}
+	return c, nil
+}
+
+// readSecret reads NAME, or the file NAME_FILE names (trailing newline trimmed, as
+// container secrets have one). Both set is a mistake. Errors never show the value.
+func readSecret(getenv func(string) string, name string) (string, error) {
+	value, path := getenv(name), strings.TrimSpace(getenv(name+"_FILE"))
+	switch {
+	case value != "" && path != "":
+		return "", fmt.Errorf("%s and %s_FILE are both set; set one", name, name)
+	case path != "":
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: %v", name, errors.Unwrap(err))
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return "", fmt.Errorf("%s_FILE names an empty file", name)
+		}
+		return s, nil
+	}
+	return value, nil
+}
+
+// hasSecret reports whether NAME or NAME_FILE is set at all (a problem with either is
+// reported by readSecret).
+func hasSecret(getenv func(string) string, name string) bool {
+	return getenv(name) != "" || strings.TrimSpace(getenv(name+"_FILE")) != ""
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"debug/elf"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"gopkg.in/yaml.v3"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// repo is the repository's root, seen from this package.
+const repo = "../.."
+
+// TestDockerfileBuildsStaticBinaries runs the Dockerfile's own build commands (no
+// Docker engine here) and checks what the image stages promise.
+func TestDockerfileBuildsStaticBinaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds both binaries")
+	}
+	raw, err := os.ReadFile(filepath.Join(repo, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	builds := 0
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	for sc.Scan() {
+		line := sc.Text()
+		cmdline, ok := strings.CutPrefix(line, "RUN CGO_ENABLED=0 go build ")
+		if !ok {
+			continue
+		}
+		builds++
+		cmd := exec.Command("sh", "-c", "CGO_ENABLED=0 go build "+strings.ReplaceAll(cmdline, "/out/", out+"/"))
+		cmd.Dir = repo
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, b)
+		}
+	}
+	if builds != 2 {
+		t.Fatalf("found %d build commands in the Dockerfile; want 2", builds)
+	}
+	for _, bin := range []string{"maskgate", "cxone-sim"} {
+		f, err := elf.Open(filepath.Join(out, bin))
+		if err != nil {
+			t.Fatalf("%s: %v", bin, err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s is dynamically linked; the distroless static image cannot run it", bin)
+			}
+		}
+		f.Close()
+		if !strings.Contains(string(raw), "COPY --from=build /out/"+bin+" /"+bin) || !strings.Contains(string(raw), `ENTRYPOINT ["/`+bin) {
+			t.Errorf("the Dockerfile does not ship /%s as its entrypoint", bin)
+		}
+	}
+	if strings.Count(string(raw), "USER nonroot:nonroot") != 2 || !strings.Contains(string(raw), `CMD ["/maskgate", "healthcheck"]`) {
+		t.Error("the image stages must run as nonroot, and maskgate's must have its healthcheck")
+	}
+}
+
+// TestComposeFileIsWhatTheREADMEPromises parses docker-compose.yml: two maskgate
+// replicas on 8081 and 8082 with healthchecks, Redis with the append-only file, the
+// simulator on 8090 with the credentials maskgate uses, and a maskgate environment
+// that passes the gateway's own configuration check.
+func TestComposeFileIsWhatTheREADMEPromises(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repo, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Build       map[string]string `yaml:"build"`
+			Image       string            `yaml:"image"`
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+			Ports       []string          `yaml:"ports"`
+			Healthcheck struct {
+				Test []string `yaml:"test"`
+			} `yaml:"healthcheck"`
+			DependsOn map[string]struct {
+				Condition string `yaml:"condition"`
+			} `yaml:"depends_on"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	redis, sim := compose.Services["redis"], compose.Services["cxone-sim"]
+	if !strings.Contains(strings.Join(redis.Command, " "), "--appendonly yes") || len(redis.Healthcheck.Test) == 0 {
+		t.Errorf("redis: command %v, healthcheck %v; want appendonly and a healthcheck", redis.Command, redis.Healthcheck.Test)
+	}
+	if sim.Build["target"] != "cxone-sim" || !contains(sim.Ports, "8090:8090") {
+		t.Errorf("cxone-sim: build %v ports %v", sim.Build, sim.Ports)
+	}
+	for name, port := range map[string]string{"maskgate-1": "8081:8080", "maskgate-2": "8082:8080"} {
+		m, ok := compose.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		if m.Build["target"] != "maskgate" || !contains(m.Ports, port) || strings.Join(m.Healthcheck.Test, " ") != "CMD /maskgate healthcheck" {
+			t.Errorf("%s: build %v ports %v healthcheck %v", name, m.Build, m.Ports, m.Healthcheck.Test)
+		}
+		if m.DependsOn["redis"].Condition != "service_healthy" {
+			t.Errorf("%s does not wait for a healthy Redis", name)
+		}
+		if _, err := loadConfig(getenv(m.Environment)); err != nil {
+			t.Errorf("%s's environment fails the configuration check: %v", name, err)
+		}
+		for _, k := range []string{"CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_ID", "CXONE_ACCESS_KEY_SECRET"} {
+			if m.Environment[k] != sim.Environment[k] {
+				t.Errorf("%s and cxone-sim disagree on %s", name, k)
+			}
+		}
+		if m.Environment["CXONE_AUTH_URL"] != "http://cxone-sim:8090/auth/token" || m.Environment["MASKGATE_REDIS_URL"] != "redis://redis:6379/0" {
+			t.Errorf("%s does not point at the compose services", name)
+		}
+	}
+	readme, _ := os.ReadFile(filepath.Join(repo, "README.md"))
+	for _, want := range []string{"docker compose up", "http://localhost:8081/v1/agents/1001/mask", "/maskgate dev-token"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+}
+
+// TestAlertRulesUseExportedMetrics parses the example alert rules and checks every
+// maskgate metric they use against a live gateway's /metrics.
+func TestAlertRulesUseExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repo, "deploy/prometheus/alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	sim.StartCall("81", false, true)
+	s := start(t, nil, env(sim, prefix))
+	// Labelled counters appear once used: a token request and a CXone call.
+	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
+		testkit.Claims("https://idp.test", "maskgate", "recordings:mask", nil), nil)
+	if resp, err := post(t, "http://"+s.addr+"/v1/agents/81/mask", token); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mask = %v %v", resp, err)
+	}
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	names := regexp.MustCompile(`maskgate_[a-z_]+`)
+	alerts := map[string]bool{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			alerts[r.Alert] = true
+			if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("%s lacks a severity or a summary", r.Alert)
+			}
+			for _, m := range names.FindAllString(r.Expr, -1) {
+				if !strings.Contains(string(exposed), "# TYPE "+strings.TrimSuffix(m, "_bucket")+" ") {
+					t.Errorf("%s uses %s, which the gateway does not export", r.Alert, m)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable"} {
+		if !alerts[want] {
+			t.Errorf("no alert %s", want)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

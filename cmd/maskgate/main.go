@@ -1,0 +1,199 @@
+// Command maskgate is the gateway in front of NICE CXone's Multi-ACD mask and unmask
+// APIs. Configuration comes from the environment (see README); `maskgate -local` runs
+// it with no configuration against an embedded Redis and CXone simulator.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/handlers"
+	"github.com/maskgate/maskgate/middleware"
+	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream"
+)
+
+func main() {
+	// Audit lines need sub-second times; zerolog only offers this setting globally.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "maskgate:", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: it returns when ctx ends (after a graceful shutdown) or
+// when the server cannot start. Subcommands instead of serving: check-config (the
+// configuration and what it points at), healthcheck (the local /readyz, for
+// containers), dev-token (a token signed with the configured HS256 secret).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-config":
+			return checkConfig(ctx, getenv, stdout)
+		case "healthcheck":
+			return healthcheck(ctx, getenv)
+		case "dev-token":
+			return devToken(getenv, stdout)
+		}
+	}
+	fs := flag.NewFlagSet("maskgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	local := fs.Bool("local", false, "run with an embedded Redis and CXone simulator, for trying maskgate out (not for production)")
+	if err := fs.Parse(args); err != nil {
+		return &configError{err}
+	}
+	var (
+		cfg config
+		err error
+	)
+	if *local {
+		var stopLocal func()
+		cfg, stopLocal, err = localConfig(getenv, stderr)
+		if err != nil {
+			return err
+		}
+		defer stopLocal()
+	} else if cfg, err = loadConfig(getenv); err != nil {
+		return err
+	}
+	log := zerolog.New(stdout).Level(cfg.LogLevel).With().Timestamp().Str("service", "maskgate").Logger()
+	if *local {
+		log.Warn().Msg("LOCAL MODE: embedded miniredis and CXone simulator, dev JWT secret; NOT FOR PRODUCTION")
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	app, err := newApp(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer app.close()
+	srv := &http.Server{
+		Handler:           app.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second, // above the 15 s CXone budget of a request
+		IdleTimeout:       2 * time.Minute,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
+	swept := make(chan struct{})
+	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+
+	select {
+	case err := <-served:
+		stopSweeper()
+		<-swept
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Unready at once, so that load balancers stop sending; then, after the configured
+	// delay, stop listening and let the requests in flight finish.
+	app.draining.Store(true)
+	log.Info().Dur("delay", cfg.ShutdownDelay).Msg("shutting down: /readyz answers 503")
+	time.Sleep(cfg.ShutdownDelay)
+	log.Info().Msg("draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	stopSweeper() // hands the claims it holds to the other replicas
+	<-swept
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// app is the wired gateway.
+type app struct {
+	handler  http.Handler
+	sweeper  *sessions.Sweeper
+	draining *atomic.Bool // set on SIGTERM: /readyz answers 503
+	close    func()
+}
+
+// newApp wires the gateway from its configuration: Redis, the CXone client, the
+// authenticator, the session service, its sweeper and the HTTP server.
+func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	rdb := cfg.Redis.client()
+
+	actx, cancelAuth := context.WithCancel(context.WithoutCancel(ctx))
+	cfg.Auth.Log = log
+	auth, err := middleware.NewAuthenticator(actx, cfg.Auth)
+	if err != nil {
+		cancelAuth()
+		rdb.Close()
+		return nil, &configError{err}
+	}
+	cxCfg := cfg.CXone
+	cxCfg.Registerer = reg
+	cx := upstream.New(cxCfg)
+	store := sessions.NewStore(rdb, cfg.RedisKeyPrefix)
+	svc := sessions.NewService(store, cx, sessions.Config{
+		DefaultTTL: cfg.MaskTTL,
+		MaxTTL:     cfg.MaskTTLMax,
+		// Three CXone attempts' worth per request (15 s by default).
+		UpstreamBudget: 3 * cfg.CXone.Timeout,
+		UnmaskGiveUp:   cfg.UnmaskGiveUp,
+		Registerer:     reg,
+	})
+	sweeper := svc.NewSweeper(sessions.SweeperConfig{
+		Interval:    cfg.SweepInterval,
+		Concurrency: cfg.SweepWorkers,
+		// A claim must outlast one CXone attempt; a dead replica's claims wait this long.
+		Lease: 2 * cfg.CXone.Timeout,
+		Log:   log.With().Str("component", "sweeper").Logger(),
+	})
+	draining := &atomic.Bool{}
+	h := handlers.NewServer(handlers.Deps{
+		Log:      log,
+		Sessions: svc,
+		Replays:  store,
+		Rates:    store,
+		Limit:    cfg.RateLimit,
+		Auth:     auth,
+		Registry: reg,
+		Checks: []handlers.Check{
+			{Name: "redis", Fn: svc.Ready},
+			{Name: "cxone", Fn: cx.Ready},
+			{Name: "jwt_keys", Fn: auth.Ready},
+			{Name: "shutdown", Fn: func(context.Context) error {
+				if draining.Load() {
+					return errors.New("shutting down")
+				}
+				return nil
+			}},
+		},
+	})
+	return &app{handler: h, sweeper: sweeper, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+// TestMain lets a test run the real main in a child process (to see its exit status).
+func TestMain(m *testing.M) {
+	if os.Getenv("MASKGATE_RUN_MAIN") == "1" {
+		os.Args = append([]string{"maskgate"}, strings.Fields(os.Getenv("MASKGATE_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const hsSecret = testkit.Canary + "jwt-hs256-0123456789abcdef"
+
+// env is a complete, valid configuration for sim and the test Redis.
+func env(sim *testkit.Sim, prefix string) map[string]string {
+	return map[string]string{
+		"MASKGATE_ADDR":             "127.0.0.1:0",
+		"MASKGATE_REDIS_URL":        testkit.RedisURL(),
+		"MASKGATE_REDIS_KEY_PREFIX": prefix,
+		"MASKGATE_RATE_LIMIT":       "100000",
+		"MASKGATE_JWT_ISSUER":       "https://idp.test",
+		"MASKGATE_JWT_AUDIENCE":     "maskgate",
+		"MASKGATE_JWT_HS256_SECRET": hsSecret,
+		"CXONE_AUTH_URL":            sim.URL + cxonesim.TokenPath,
+		"CXONE_CLIENT_ID":           sim.Credentials.ClientID,
+		"CXONE_CLIENT_SECRET":       sim.Credentials.ClientSecret,
+		"CXONE_ACCESS_KEY_ID":       sim.Credentials.AccessKeyID,
+		"CXONE_ACCESS_KEY_SECRET":   sim.Credentials.AccessKeySecret,
+	}
+}
+
+func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestMissingConfigurationNamesEveryVariable(t *testing.T) {
+	_, err := loadConfig(getenv(nil))
+	var ce *configError
+	if !errors.As(err, &ce) {
+		t.Fatalf("loadConfig with nothing = %v; want a configError", err)
+	}
+	for _, name := range []string{"MASKGATE_REDIS_URL", "MASKGATE_JWT_ISSUER", "MASKGATE_JWT_AUDIENCE",
+		"MASKGATE_JWT_HS256_SECRET(_FILE), MASKGATE_JWT_PUBLIC_KEY_FILE, MASKGATE_JWT_JWKS_URL",
+		"CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_ID", "CXONE_ACCESS_KEY_SECRET"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s:\n%s", name, err)
+		}
+	}
+}
+
+func TestInvalidConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	tests := []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"bad duration", map[string]string{"MASKGATE_MASK_TTL": "soon"}, "MASKGATE_MASK_TTL must be a duration"},
+		{"negative duration", map[string]string{"CXONE_TIMEOUT": "-1s"}, "CXONE_TIMEOUT must be a duration of at least 1ms"},
+		{"negative delay", map[string]string{"MASKGATE_SHUTDOWN_DELAY": "-1s"}, "MASKGATE_SHUTDOWN_DELAY must be a duration of at least 0s"},
+		{"bad rate limit", map[string]string{"MASKGATE_RATE_LIMIT": "lots"}, "MASKGATE_RATE_LIMIT must be a whole number"},
+		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
+		{"two key sources", map[string]string{"MASKGATE_JWT_JWKS_URL": "https://idp/jwks"}, "exactly one of"},
+		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
+		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
+		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
+		{"bad log level", map[string]string{"MASKGATE_LOG_LEVEL": "loud"}, "MASKGATE_LOG_LEVEL"},
+		{"secret and its file", map[string]string{"CXONE_CLIENT_SECRET_FILE": empty}, "CXONE_CLIENT_SECRET and CXONE_CLIENT_SECRET_FILE are both set"},
+		{"empty secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": empty}, "names an empty file"},
+		{"missing secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": filepath.Join(dir, "nope")}, "no such file"},
+		{"missing public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": filepath.Join(dir, "nope")}, "MASKGATE_JWT_PUBLIC_KEY_FILE"},
+	}
+	sim := testkit.NewSim(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := env(sim, "p")
+			for k, v := range tt.set {
+				e[k] = v
+			}
+			_, err := loadConfig(getenv(e))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("loadConfig = %v; want it to say %q", err, tt.want)
+			}
+			for _, s := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("the error shows a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsAreReadFromFiles(t *testing.T) {
+	sim := testkit.NewSim(t)
+	dir := t.TempDir()
+	e := env(sim, "p")
+	for _, name := range []string{"CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_SECRET", "MASKGATE_JWT_HS256_SECRET"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(e[name]+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e[name+"_FILE"], e[name] = path, ""
+	}
+	cfg, err := loadConfig(getenv(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
+		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret {
+		t.Error("secrets read from files differ from the files' contents (less the trailing newline)")
+	}
+}
+
+func TestInvalidConfigurationExits2(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"MASKGATE_RUN_MAIN=1", "MASKGATE_REDIS_URL=redis://127.0.0.1:6379"}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v; want status 2\n%s", err, out)
+	}
+	lines := strings.Count(string(out), "is required")
+	if lines < 6 || !strings.Contains(string(out), "MASKGATE_JWT_ISSUER is required\n") {
+		t.Errorf("want one line per missing variable, got:\n%s", out)
+	}
+}
+
+// started runs maskgate in the background and returns its address once it listens.
+type started struct {
+	addr   string
+	cancel context.CancelFunc // what SIGTERM does
+	wait   func() error       // run's result, once it returned
+	stderr *strings.Builder
+}
+
+func start(t *testing.T, args []string, e map[string]string) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	s := &started{cancel: cancel, wait: sync.OnceValue(func() error { return <-done }), stderr: &strings.Builder{}}
+	go func() {
+		done <- run(ctx, args, getenv(e), testkit.LogSink(t, pw), testkit.LogSink(t, s.stderr))
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	for lines.Scan() {
+		var entry struct{ Message, Addr string }
+		_ = json.Unmarshal(lines.Bytes(), &entry)
+		if entry.Message == "listening" {
+			s.addr = entry.Addr
+			break
+		}
+	}
+	if s.addr == "" {
+		cancel()
+		t.Fatalf("maskgate did not start: %v %s", s.wait(), s.stderr)
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() {
+		cancel()
+		_ = s.wait()
+	})
+	return s
+}
+
+func post(t *testing.T, url, token string) (*http.Response, error) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	return http.DefaultClient.Do(req)
+}
+
+func TestRunServesAndDrainsInFlightRequestsOnShutdown(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	sim.StartCall("77", false, true)
+	e := env(sim, prefix)
+	e["MASKGATE_SHUTDOWN_DELAY"] = "300ms"
+	s := start(t, nil, e)
+	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
+		testkit.Claims("https://idp.test", "maskgate", "recordings:mask", nil), nil)
+
+	if resp, err := http.Get("http://" + s.addr + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz = %v %v", resp, err)
+	}
+	sim.SetFaults(cxonesim.Faults{LatencyMs: 500})
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := post(t, "http://"+s.addr+"/v1/agents/77/mask", token)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	testkit.Eventually(t, 5*time.Second, "the mask to reach CXone", func() bool { return sim.Held() == 1 })
+	s.cancel() // SIGTERM
+	testkit.Eventually(t, 5*time.Second, "/readyz to answer 503", func() bool {
+		resp, err := http.Get("http://" + s.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if status := <-answered; status != 200 {
+		t.Errorf("the in-flight mask answered %d during shutdown; want 200", status)
+	}
+	if err := s.wait(); err != nil {
+		t.Errorf("run returned %v after shutdown; want nil", err)
+	}
+}
+
+var tokenLine = regexp.MustCompile(`export TOKEN=(\S+)`)
+
+func TestLocalModeNeedsNoConfiguration(t *testing.T) {
+	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": ":0"})
+	if !strings.HasPrefix(s.addr, "127.0.0.1:") {
+		t.Errorf("-local listens on %s; want loopback only", s.addr)
+	}
+	m := tokenLine.FindStringSubmatch(s.stderr.String())
+	if m == nil || !strings.Contains(s.stderr.String(), "NOT FOR PRODUCTION") || !strings.Contains(s.stderr.String(), "curl") {
+		t.Fatalf("-local printed no token, warning or curl:\n%s", s.stderr)
+	}
+	resp, err := post(t, "http://"+s.addr+"/v1/agents/1001/mask", m[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mask in -local = %v %v; want 200", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = post(t, "http://"+s.addr+"/v1/agents/1001/unmask", m[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("unmask in -local = %v %v; want 200", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestRedisURLForms(t *testing.T) {
+	tests := []struct {
+		url, want string
+	}{
+		{"redis://127.0.0.1:6379/2", "127.0.0.1:6379 db 2"},
+		{"rediss://user:pw@redis.internal:6380/0", "redis.internal:6380 db 0, TLS"},
+		{"redis://:pw@s1:26379/0?master_name=mymaster&addr=s2:26379&addr=s3:26379", `sentinel master "mymaster" via s1:26379,s2:26379,s3:26379 db 0`},
+		{"redis+cluster://n1:7000?addr=n2:7001&addr=n3:7002", "cluster seeds n1:7000,n2:7001,n3:7002"},
+		{"rediss+cluster://:pw@n1:7000", "cluster seeds n1:7000, TLS"},
+	}
+	for _, tt := range tests {
+		c, err := parseRedisURL(tt.url)
+		if err != nil {
+			t.Errorf("%s: %v", tt.url, err)
+			continue
+		}
+		if got := c.describe(); got != tt.want {
+			t.Errorf("%s describes as %q; want %q", tt.url, got, tt.want)
+		}
+		if strings.Contains(c.describe(), "pw") {
+			t.Errorf("%s: description shows the password", tt.url)
+		}
+	}
+	for _, bad := range []string{"mysql://x", "redis://x?bogus_option=1", "redis+cluster://x?master_name=m"} {
+		if _, err := parseRedisURL(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// healthcheck asks the local gateway's /readyz, for container health checks (the
+// image has no shell or curl): nil when it answers 200.
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	addr := getenv("MASKGATE_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return &configError{errors.New("MASKGATE_ADDR must be host:port")}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("readyz answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// devToken prints a one-hour token with every scope, signed with the configured HS256
+// secret, for trying a gateway out (docker compose). It needs the secret, so it gives
+// nobody anything they could not sign themselves.
+func devToken(getenv func(string) string, out io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Auth.HS256Secret) == 0 {
+		return &configError{errors.New("dev-token needs MASKGATE_JWT_HS256_SECRET(_FILE)")}
+	}
+	now := time.Now()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": cfg.Auth.Issuer, "aud": cfg.Auth.Audience, "sub": "dev-token",
+		"scope": "recordings:mask recordings:unmask recordings:read",
+		"iat":   now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}).SignedString(cfg.Auth.HS256Secret)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, tok)
+	return nil
+}

@@ -1,0 +1,117 @@
+package handlers_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+// auditLines are the "audit":true lines of a log.
+func auditLines(t *testing.T, logs string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("a log line is not JSON: %q", sc.Text())
+		}
+		if m["audit"] == true {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestAuditLinesAnswerPCIDSS10_2_2 checks every audit line of a busy scenario against
+// what PCI DSS v4.0 requirement 10.2.2 asks of each audit record: user identification,
+// type of event, date and time, success or failure, origination of the event, and the
+// identity of the affected resource.
+func TestAuditLinesAnswerPCIDSS10_2_2(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	g.sim.StartCall("a3", true, true)
+	tok := g.token("recordings:mask recordings:unmask recordings:read", jwt.MapClaims{"sub": "crm-app", "azp": "crm"})
+	g.do("POST", "/v1/agents/a1/mask", tok, `{"reason":"payment"}`)    // masked
+	g.do("POST", "/v1/agents/a1/mask", tok, `{"reason":"payment"}`)    // re-masked
+	g.do("POST", "/v1/agents/a1/unmask", tok, `{"sessionId":"stale"}`) // rejected
+	g.do("POST", "/v1/agents/a1/unmask", tok, "")                      // unmasked
+	g.do("POST", "/v1/agents/a1/unmask", tok, "")                      // rejected: not masked
+	g.do("POST", "/v1/agents/a2/mask", tok, "")                        // mask_failed: no call
+	g.do("POST", "/v1/agents/a3/mask", tok, "")                        // mask_failed: internal call
+	g.do("POST", "/v1/agents/a1/mask", tok, "")                        // masked
+	g.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
+	g.do("POST", "/v1/agents/a1/unmask", tok, "") // unmask_retry
+	lines := auditLines(t, g.logs.String())
+	events := map[string]bool{}
+	for _, l := range lines {
+		events[l["event"].(string)] = true
+		for field, what := range map[string]string{
+			"caller":     "user identification",
+			"event":      "type of event",
+			"time":       "date and time",
+			"outcome":    "success or failure",
+			"remote_ip":  "origination of the event",
+			"request_id": "origination of the event",
+			"user_id":    "identity of the affected resource",
+		} {
+			if v, ok := l[field].(string); !ok || v == "" {
+				t.Errorf("audit line %v lacks %s (%s)", l, field, what)
+			}
+		}
+		if _, err := time.Parse(time.RFC3339, l["time"].(string)); err != nil {
+			t.Errorf("audit time %q: %v", l["time"], err)
+		}
+	}
+	for _, e := range []string{"masked", "re-masked", "unmasked", "rejected", "mask_failed", "unmask_retry"} {
+		if !events[e] {
+			t.Errorf("no audit line for event %s (got %v)", e, events)
+		}
+	}
+}
+
+// TestNoSecretInAnyOutput drives the gateway through successes and failures with debug
+// logging and looks for every secret in everything it wrote or answered: the CXone
+// client and access key secrets, every CXone token the simulator issued, the callers'
+// JWTs and Authorization headers (also garbage ones).
+func TestNoSecretInAnyOutput(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	tok := g.all()
+	garbage := testkit.Canary + "garbage-token"
+	var answers strings.Builder
+	keep := func(r response) {
+		answers.Write(r.body)
+		answers.WriteString(strings.Join(r.header.Values("WWW-Authenticate"), " "))
+	}
+	keep(g.do("POST", "/v1/agents/a1/mask", tok, ""))
+	keep(g.do("POST", "/v1/agents/a1/mask", garbage, ""))
+	keep(g.do("POST", "/v1/agents/a1/mask", "", "", "Authorization", "Basic "+garbage))
+	keep(g.do("POST", "/v1/agents/a1/mask", g.token("recordings:mask", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()}), ""))
+	g.sim.RevokeTokens() // a 401 from CXone and a refresh
+	keep(g.do("POST", "/v1/agents/a1/unmask", tok, ""))
+	g.sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	g.sim.RevokeTokens()
+	keep(g.do("POST", "/v1/agents/a1/mask", tok, ""))
+	keep(g.do("GET", "/readyz", "", ""))
+	keep(g.do("GET", "/metrics", "", ""))
+
+	everything := g.logs.String() + answers.String()
+	secrets := []string{g.sim.Credentials.ClientSecret, g.sim.Credentials.AccessKeySecret, tok, garbage, string(secret)}
+	for _, s := range secrets {
+		if strings.Contains(everything, s) {
+			t.Errorf("a secret (%.12s…) appears in the gateway's output", s)
+		}
+	}
+	if m := regexp.MustCompile(`cxsim-(at|rt)-[0-9a-f]+`).FindString(everything); m != "" {
+		t.Errorf("a CXone token appears in the gateway's output: %.14s…", m)
+	}
+}

@@ -1,0 +1,127 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/api"
+	"github.com/maskgate/maskgate/sessions"
+)
+
+// problemError is an error the handlers raise themselves, already classified.
+type problemError struct {
+	status int
+	code   api.ProblemCode
+	detail string
+}
+
+func (e *problemError) Error() string { return e.detail }
+
+func invalidParameter(detail string) error {
+	return &problemError{http.StatusBadRequest, api.ProblemCodeInvalidParameter, detail}
+}
+
+var errForceNeedsAdmin = &problemError{http.StatusForbidden, api.ProblemCodeInsufficientScope, "force=true needs scope " + ScopeAdmin}
+
+var errAgentCannotList = &problemError{http.StatusForbidden, api.ProblemCodeAgentForbidden, "a token bound to one agent may not list sessions"}
+
+// problems is the one table from the domain's errors to HTTP status and problem code;
+// the first match wins. Anything not listed is a 500 "internal" whose cause is logged,
+// never shown.
+var problems = []struct {
+	err    error
+	status int
+	code   api.ProblemCode
+}{
+	{sessions.ErrInvalidUserID, http.StatusBadRequest, api.ProblemCodeInvalidUserId},
+	{sessions.ErrInvalidInput, http.StatusBadRequest, api.ProblemCodeInvalidBody},
+	{sessions.ErrInvalidCursor, http.StatusBadRequest, api.ProblemCodeInvalidParameter},
+	{sessions.ErrSessionMismatch, http.StatusConflict, api.ProblemCodeSessionMismatch},
+	{sessions.ErrNotMasked, http.StatusNotFound, api.ProblemCodeNotMasked}, // 409 on POST, below
+	{sessions.ErrStoreUnavailable, http.StatusServiceUnavailable, api.ProblemCodeStoreUnavailable},
+	{sessions.ErrAgentBusy, http.StatusServiceUnavailable, api.ProblemCodeAgentBusy},
+	{sessions.ErrRateLimited, http.StatusTooManyRequests, api.ProblemCodeRateLimited},
+	{sessions.ErrNoActiveCall, http.StatusNotFound, api.ProblemCodeNoActiveCall},
+	{sessions.ErrInternalCall, http.StatusUnprocessableEntity, api.ProblemCodeInternalCall},
+	{sessions.ErrUpstreamRefused, http.StatusBadGateway, api.ProblemCodeUpstreamRefused},
+	{sessions.ErrUpstreamUnavailable, http.StatusServiceUnavailable, api.ProblemCodeUpstreamUnavailable},
+	{sessions.ErrUpstreamTimeout, http.StatusGatewayTimeout, api.ProblemCodeUpstreamTimeout},
+}
+
+// writeError answers r with the problem that err stands for.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *problemError
+	if errors.As(err, &pe) {
+		api.WriteProblem(w, r, pe.status, pe.code, pe.detail, 0)
+		return
+	}
+	for _, p := range problems {
+		if !errors.Is(err, p.err) {
+			continue
+		}
+		status, detail := p.status, err.Error()
+		if p.code == api.ProblemCodeNotMasked && r.Method == http.MethodPost {
+			status = http.StatusConflict // unmask without an open session: nothing to unmask
+		}
+		if p.code == api.ProblemCodeStoreUnavailable || p.code == api.ProblemCodeRateLimited {
+			detail = p.err.Error() // Redis's own words stay in the log
+		}
+		if status >= http.StatusInternalServerError {
+			zerolog.Ctx(r.Context()).Warn().Err(err).Str("code", string(p.code)).Msg("request failed")
+		}
+		api.WriteProblem(w, r, status, p.code, detail, sessions.RetryAfter(err))
+		return
+	}
+	zerolog.Ctx(r.Context()).Error().Err(err).Msg("unclassified error")
+	api.WriteProblem(w, r, http.StatusInternalServerError, api.ProblemCodeInternal, "internal error", 0)
+}
+
+// requestError answers what the generated code could not bind: a malformed query
+// parameter, or a body that is not the JSON the spec describes, or too large.
+func requestError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
+	var param *api.InvalidParamFormatError
+	switch {
+	case errors.As(err, &tooLarge):
+		api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
+	case errors.As(err, &param) && param.ParamName == "userId":
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidUserId, sessions.ErrInvalidUserID.Error(), 0)
+	case errors.As(err, &param):
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "query parameter "+param.ParamName+" is malformed", 0)
+	default:
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidBody, bodyDetail(err), 0)
+	}
+}
+
+// bodyDetail says what is wrong with a body in the words of encoding/json, which name
+// the field and the expected type but never echo a value.
+func bodyDetail(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &syntax):
+		return "the request body is not valid JSON"
+	case errors.As(err, &typ) && typ.Field != "":
+		return "field " + typ.Field + " must be a JSON " + jsonKind(typ.Type.Kind().String())
+	case errors.As(err, &typ):
+		return "the request body must be a JSON object"
+	default:
+		return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "can't decode JSON body: "), "json: ")
+	}
+}
+
+// jsonKind names a Go kind the way a JSON caller knows it.
+func jsonKind(goKind string) string {
+	switch {
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "float"):
+		return "number"
+	case goKind == "struct", goKind == "map":
+		return "object"
+	}
+	return goKind
+}

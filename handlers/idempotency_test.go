@@ -1,0 +1,113 @@
+package handlers_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	first := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"ttlSeconds":60}`, "Idempotency-Key", "k-1")
+	if first.status != 200 || first.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first = %d %v", first.status, first.header)
+	}
+	again := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"ttlSeconds":60}`, "Idempotency-Key", "k-1")
+	if again.status != 200 || again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
+		t.Fatalf("repeat = %d %v %s; want the first answer replayed", again.status, again.header, again.body)
+	}
+	if n := g.sim.Count("mask", "a1", 0); n != 1 {
+		t.Errorf("masks sent to CXone = %d; want 1", n)
+	}
+	if again.header.Get("X-Request-ID") == first.header.Get("X-Request-ID") {
+		t.Error("the replay reused the first request's id")
+	}
+}
+
+func TestIdempotencyKeyReusedWithAnotherRequestIs422(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	g.do("POST", "/v1/agents/a1/mask", g.all(), `{"ttlSeconds":60}`, "Idempotency-Key", "k-1")
+	for _, other := range []struct{ path, body string }{
+		{"/v1/agents/a1/mask", `{"ttlSeconds":61}`},
+		{"/v1/agents/a2/mask", `{"ttlSeconds":60}`},
+		{"/v1/agents/a1/unmask", ``},
+	} {
+		r := g.do("POST", other.path, g.all(), other.body, "Idempotency-Key", "k-1")
+		if r.status != 422 || r.json(t)["code"] != "idempotency_key_reused" {
+			t.Errorf("%s %s with a used key = %d %s; want 422 idempotency_key_reused", other.path, other.body, r.status, r.body)
+		}
+	}
+	if n := len(g.sim.Requests()); n != 1 {
+		t.Errorf("CXone requests = %d; want only the first mask", n)
+	}
+}
+
+func TestIdempotencyKeyInFlightIs409(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	g.sim.SetFaults(cxonesim.Faults{LatencyMs: 250})
+	done := make(chan response, 1)
+	go func() { done <- g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-slow") }()
+	testkit.Eventually(t, 5*time.Second, "the first request to reach CXone", func() bool { return g.sim.Held() == 1 })
+	r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-slow")
+	if r.status != 409 || r.json(t)["code"] != "idempotency_key_in_flight" {
+		t.Errorf("repeat while in flight = %d %s; want 409 idempotency_key_in_flight", r.status, r.body)
+	}
+	if first := <-done; first.status != 200 {
+		t.Errorf("first = %d", first.status)
+	}
+}
+
+func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	crm := g.token("recordings:mask", jwt.MapClaims{"sub": "crm"})
+	ivr := g.token("recordings:mask", jwt.MapClaims{"sub": "ivr"})
+	g.do("POST", "/v1/agents/a1/mask", crm, "", "Idempotency-Key", "shared")
+	r := g.do("POST", "/v1/agents/a1/mask", ivr, "", "Idempotency-Key", "shared")
+	if r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("another caller's request with the same key = %d %v; want it run", r.status, r.header)
+	}
+	if n := g.sim.Count("mask", "a1", 0); n != 2 {
+		t.Errorf("masks sent = %d; want 2", n)
+	}
+}
+
+func TestIdempotencyKeepsClientErrorsButNotServerErrors(t *testing.T) {
+	g := newGateway(t)
+	// A 404 is an answer: replayed.
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-404"); r.status != 404 {
+		t.Fatalf("first = %d", r.status)
+	}
+	g.sim.StartCall("a1", false, true)
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-404"); r.status != 404 || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("repeat of a 404 = %d %v; want the 404 replayed", r.status, r.header)
+	}
+	// A 503 is not: the retry runs again.
+	g.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-503"); r.status != 503 {
+		t.Fatalf("during the outage = %d %s", r.status, r.body)
+	}
+	g.sim.SetFaults(cxonesim.Faults{})
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-503"); r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("retry after a 503 = %d %v; want it run again and 200", r.status, r.header)
+	}
+}
+
+func TestBadIdempotencyKeyIs400(t *testing.T) {
+	g := newGateway(t)
+	for _, key := range []string{strings.Repeat("k", 256), "tab\there"} {
+		r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", key)
+		if r.status != 400 || r.json(t)["code"] != "invalid_parameter" {
+			t.Errorf("key %q = %d %s; want 400", key, r.status, r.body)
+		}
+	}
+	g.untouched("bad Idempotency-Key")
+}

@@ -1,0 +1,84 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	maskgate "github.com/maskgate/maskgate"
+	"github.com/maskgate/maskgate/api"
+	"github.com/maskgate/maskgate/middleware"
+	"github.com/maskgate/maskgate/sessions"
+)
+
+// maxBody caps request bodies (16 KiB).
+const maxBody = 16 << 10
+
+// Deps are everything the server needs; NewServer holds no other state.
+type Deps struct {
+	Log      zerolog.Logger
+	Sessions *sessions.Service
+	Replays  middleware.IdempotencyStore // Idempotency-Key records
+	Rates    middleware.RateStore        // per-caller request counts
+	Limit    int                         // requests per second per caller (MASKGATE_RATE_LIMIT)
+	Auth     *middleware.Authenticator
+	Checks   []Check // readiness checks of /readyz
+	Registry *prometheus.Registry
+}
+
+// NewServer returns maskgate's HTTP handler. Every route is in routes below; the API
+// routes, their parameters and their scopes come from openapi.yaml through package api.
+func NewServer(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.AccessLog(d.Log), middleware.Recover,
+		middleware.Metrics(d.Registry), middleware.LimitBody(maxBody))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteProblem(w, r, http.StatusNotFound, api.ProblemCodeNotFound, "no such route", 0)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteProblem(w, r, http.StatusMethodNotAllowed, api.ProblemCodeMethodNotAllowed, "method not allowed on this route", 0)
+	})
+	routes(r, d)
+	return r
+}
+
+// routes is the whole HTTP surface on one screen.
+//
+//	GET  /metrics                       Prometheus text format
+//	GET  /openapi.yaml                  the spec itself
+//	GET  /healthz, /readyz              liveness, readiness
+//	POST /v1/agents/{userId}/mask       scope recordings:mask
+//	POST /v1/agents/{userId}/unmask     scope recordings:unmask
+//	GET  /v1/agents/{userId}/mask       scope recordings:read
+//	GET  /v1/masks                      scope recordings:read
+//
+// The scopes are those of each operation's `security` in openapi.yaml; Authorize reads
+// them from the context the generated router fills.
+func routes(r chi.Router, d Deps) {
+	r.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	r.Get("/openapi.yaml", serveSpec)
+	h := &Handlers{svc: d.Sessions, checks: d.Checks, limit: d.Limit}
+	strict := api.NewStrictHandlerWithOptions(h, nil, api.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc:  requestError,
+		ResponseErrorHandlerFunc: writeError,
+	})
+	api.HandlerWithOptions(strict, api.ChiServerOptions{
+		BaseRouter: r,
+		// The last runs first: authorization, the caller's rate limit, then
+		// Idempotency-Key (both need the caller).
+		Middlewares: []api.MiddlewareFunc{
+			middleware.Idempotency(d.Replays),
+			middleware.RateLimit(d.Rates, d.Limit),
+			middleware.Authorize(d.Auth),
+		},
+		ErrorHandlerFunc: requestError,
+	})
+}
+
+func serveSpec(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(maskgate.OpenAPI)
+}

@@ -1,0 +1,241 @@
+package middleware
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/go-chi/chi/v5"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/maskgate/maskgate/api"
+)
+
+// AuthConfig says how callers' JWTs are checked (design §4). Exactly one key source:
+// HS256Secret, PublicKeyPEM or JWKSURL.
+type AuthConfig struct {
+	Issuer       string
+	Audience     string
+	Leeway       time.Duration
+	HS256Secret  []byte
+	PublicKeyPEM []byte
+	JWKSURL      string
+	HTTPClient   *http.Client   // for the JWKS; default http.DefaultClient
+	Log          zerolog.Logger // JWKS refresh failures
+}
+
+// publicKeyMethods are the algorithms accepted with public keys and JWKS: never HS*,
+// so that a token signed with a public key as an HMAC secret is refused.
+var publicKeyMethods = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+// Authenticator verifies callers' JWTs.
+type Authenticator struct {
+	parser  *jwt.Parser
+	keyfunc jwt.Keyfunc
+	jwks    keyfunc.Keyfunc // nil unless the key source is a JWKS
+}
+
+// NewAuthenticator builds an Authenticator; ctx ends the JWKS refresh goroutine.
+func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, error) {
+	a := &Authenticator{}
+	var methods []string
+	switch {
+	case len(cfg.HS256Secret) > 0:
+		secret := cfg.HS256Secret
+		methods = []string{"HS256"}
+		a.keyfunc = func(*jwt.Token) (any, error) { return secret, nil }
+	case len(cfg.PublicKeyPEM) > 0:
+		key, err := parsePublicKey(cfg.PublicKeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		methods = publicKeyMethods
+		a.keyfunc = func(*jwt.Token) (any, error) { return key, nil }
+	case cfg.JWKSURL != "":
+		log := cfg.Log
+		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+			Client:      cfg.HTTPClient,
+			HTTPTimeout: 5 * time.Second,
+			// An unknown kid refreshes the set (key rotation), at most once per 10 s so
+			// that tokens with made-up kids cannot hammer the identity provider.
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
+			RateLimitWaitMax:  time.Second,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(_ context.Context, err error) {
+					log.Error().Err(err).Str("jwks_url", u).Msg("JWKS refresh failed")
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("JWKS: %w", err)
+		}
+		methods = publicKeyMethods
+		a.jwks = kf
+		a.keyfunc = kf.Keyfunc
+	default:
+		return nil, errors.New("no JWT key source configured")
+	}
+	a.parser = jwt.NewParser(
+		jwt.WithValidMethods(methods),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+	)
+	return a, nil
+}
+
+// Ready reports whether keys are loaded; only a JWKS can be without.
+func (a *Authenticator) Ready(ctx context.Context) error {
+	if a.jwks == nil {
+		return nil
+	}
+	keys, err := a.jwks.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return errors.New("no JWKS keys loaded")
+	}
+	return nil
+}
+
+// Authenticate verifies a bearer token and returns its caller. Claims are read by
+// their exact names (RFC 7519: claim names are case-sensitive), which is why they are
+// a map: encoding/json would fill a struct's "exp" from an "eXp".
+func (a *Authenticator) Authenticate(tokenString string) (Caller, error) {
+	c := jwt.MapClaims{}
+	if _, err := a.parser.ParseWithClaims(tokenString, c, a.keyfunc); err != nil {
+		return Caller{}, err
+	}
+	str := func(name string) string { s, _ := c[name].(string); return s }
+	caller := Caller{Subject: str("sub"), ClientID: str("azp"), AgentID: str("agent_id"), Scopes: scopesOf(str("scope"))}
+	if caller.Subject == "" {
+		return Caller{}, errors.New("token has no sub claim")
+	}
+	if caller.ClientID == "" {
+		caller.ClientID = str("client_id")
+	}
+	switch scp := c["scp"].(type) {
+	case string:
+		caller.Scopes = append(caller.Scopes, scopesOf(scp)...)
+	case []any:
+		for _, s := range scp {
+			if s, ok := s.(string); ok {
+				caller.Scopes = append(caller.Scopes, s)
+			}
+		}
+	}
+	return caller, nil
+}
+
+// Authorize enforces the security of each operation of the spec: it reads the scopes
+// the generated router put on the context (api.BearerAuthScopes, from the operation's
+// `security` entry), and for such operations requires a valid bearer token (401), every
+// scope listed (403 insufficient_scope), and, for a token bound to one agent by its
+// agent_id claim, that the path's {userId} is that agent (403 agent_forbidden).
+// Operations without security pass untouched. It runs after routing, per operation.
+func Authorize(a *Authenticator) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			required, secured := r.Context().Value(api.BearerAuthScopes).([]string)
+			if !secured {
+				next.ServeHTTP(w, r)
+				return
+			}
+			raw, ok := bearer(r)
+			if !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="maskgate"`)
+				api.WriteProblem(w, r, http.StatusUnauthorized, api.ProblemCodeUnauthorized, "a bearer token is required", 0)
+				return
+			}
+			caller, err := a.Authenticate(raw)
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="maskgate", error="invalid_token"`)
+				api.WriteProblem(w, r, http.StatusUnauthorized, api.ProblemCodeUnauthorized, "invalid bearer token: "+reason(err), 0)
+				return
+			}
+			ScopeFrom(r.Context()).Caller = &caller
+			for _, s := range required {
+				if !caller.HasScope(s) {
+					w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="maskgate", error="insufficient_scope", scope=%q`, strings.Join(required, " ")))
+					api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeInsufficientScope, "the token lacks scope "+s, 0)
+					return
+				}
+			}
+			if caller.AgentID != "" && chi.URLParam(r, "userId") != caller.AgentID {
+				api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeAgentForbidden, "the token may act only on its own agent", 0)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// bearer extracts the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// reason names why a token was refused without echoing any part of it.
+func reason(err error) string {
+	for _, known := range []error{
+		jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable, jwt.ErrTokenSignatureInvalid,
+		jwt.ErrTokenRequiredClaimMissing, jwt.ErrTokenInvalidAudience, jwt.ErrTokenExpired,
+		jwt.ErrTokenUsedBeforeIssued, jwt.ErrTokenInvalidIssuer, jwt.ErrTokenNotValidYet,
+	} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	return "token is invalid"
+}
+
+// parsePublicKey reads a PEM public key (PKIX, PKCS#1 RSA, or a certificate).
+func parsePublicKey(data []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("JWT public key: no PEM block")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		key, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			key = cert.PublicKey
+		}
+	default:
+		return nil, fmt.Errorf("JWT public key: unsupported PEM block %q", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("JWT public key: %w", err)
+	}
+	switch key.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		return key, nil
+	}
+	return nil, fmt.Errorf("JWT public key: unsupported key type %T", key)
+}

@@ -1,0 +1,45 @@
+package middleware_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/middleware"
+)
+
+// BenchmarkAuthenticate is one JWT verification per algorithm maskgate accepts.
+func BenchmarkAuthenticate(b *testing.B) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	for _, bc := range []struct {
+		name   string
+		cfg    middleware.AuthConfig
+		method jwt.SigningMethod
+		key    any
+	}{
+		{"HS256", middleware.AuthConfig{HS256Secret: hsSecret}, jwt.SigningMethodHS256, hsSecret},
+		{"RS256", middleware.AuthConfig{PublicKeyPEM: pemOf(b, &rsaKey.PublicKey)}, jwt.SigningMethodRS256, rsaKey},
+		{"PS256", middleware.AuthConfig{PublicKeyPEM: pemOf(b, &rsaKey.PublicKey)}, jwt.SigningMethodPS256, rsaKey},
+		{"ES256", middleware.AuthConfig{PublicKeyPEM: pemOf(b, &ecKey.PublicKey)}, jwt.SigningMethodES256, ecKey},
+		{"EdDSA", middleware.AuthConfig{PublicKeyPEM: pemOf(b, edPub)}, jwt.SigningMethodEdDSA, edKey},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newAuth(b, bc.cfg)
+			tok := testkit.Token(b, bc.method, bc.key, valid(nil), nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := a.Authenticate(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,273 @@
+package middleware_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/middleware"
+)
+
+const (
+	issuer   = "https://idp.example"
+	audience = "maskgate"
+)
+
+var hsSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func newAuth(t testing.TB, cfg middleware.AuthConfig) *middleware.Authenticator {
+	t.Helper()
+	cfg.Issuer, cfg.Audience = issuer, audience
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	a, err := middleware.NewAuthenticator(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func pemOf(t testing.TB, pub any) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// valid returns valid claims, changed by extra (a nil value removes a claim).
+func valid(extra jwt.MapClaims) jwt.MapClaims {
+	return testkit.Claims(issuer, audience, "recordings:mask", extra)
+}
+
+// jwtFailures are the tokens every key source must refuse, given the key it trusts
+// (signer) and another key of the same kind (other).
+func jwtFailures(t testing.TB, method jwt.SigningMethod, signer, other any, publicPEM []byte) map[string]string {
+	sign := func(c jwt.MapClaims) string { return testkit.Token(t, method, signer, c, nil) }
+	hour := time.Hour
+	f := map[string]string{
+		"garbage":             "not-a-jwt",
+		"three garbage":       "a.b.c",
+		"alg none":            testkit.Token(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid(nil), nil),
+		"wrong key":           testkit.Token(t, method, other, valid(nil), nil),
+		"expired":             sign(valid(jwt.MapClaims{"exp": time.Now().Add(-hour).Unix()})),
+		"expired past leeway": sign(valid(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()})),
+		"not yet valid":       sign(valid(jwt.MapClaims{"nbf": time.Now().Add(hour).Unix()})),
+		"issued in future":    sign(valid(jwt.MapClaims{"iat": time.Now().Add(hour).Unix()})),
+		"wrong issuer":        sign(valid(jwt.MapClaims{"iss": "https://evil.example"})),
+		"no issuer":           sign(valid(jwt.MapClaims{"iss": nil})),
+		"wrong audience":      sign(valid(jwt.MapClaims{"aud": "another-service"})),
+		"no audience":         sign(valid(jwt.MapClaims{"aud": nil})),
+		"no exp":              sign(valid(jwt.MapClaims{"exp": nil})),
+		"no sub":              sign(valid(jwt.MapClaims{"sub": nil})),
+		"tampered payload":    tamper(sign(valid(nil))),
+	}
+	if publicPEM != nil {
+		// Algorithm confusion: an HS256 token whose "secret" is the public key.
+		f["HS256 with the public key as secret"] = testkit.Token(t, jwt.SigningMethodHS256, publicPEM, valid(nil), nil)
+	}
+	return f
+}
+
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	payload := testkit.Claims(issuer, audience, "recordings:mask recordings:admin", nil)
+	raw, _ := json.Marshal(payload)
+	parts[1] = base64.RawURLEncoding.EncodeToString(raw)
+	return strings.Join(parts, ".")
+}
+
+func TestKeySourcesAcceptValidTokensAndRefuseTheRest(t *testing.T) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaOther, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecOther, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	_, edOther, _ := ed25519.GenerateKey(rand.Reader)
+
+	tests := []struct {
+		name   string
+		cfg    middleware.AuthConfig
+		method jwt.SigningMethod
+		signer any
+		other  any
+		pem    []byte
+	}{
+		{"HS256 secret", middleware.AuthConfig{HS256Secret: hsSecret}, jwt.SigningMethodHS256, hsSecret, []byte("another-secret-another-secret-00"), nil},
+		{"RS256 public key", middleware.AuthConfig{PublicKeyPEM: pemOf(t, &rsaKey.PublicKey)}, jwt.SigningMethodRS256, rsaKey, rsaOther, pemOf(t, &rsaKey.PublicKey)},
+		{"PS256 public key", middleware.AuthConfig{PublicKeyPEM: pemOf(t, &rsaKey.PublicKey)}, jwt.SigningMethodPS256, rsaKey, rsaOther, pemOf(t, &rsaKey.PublicKey)},
+		{"ES256 public key", middleware.AuthConfig{PublicKeyPEM: pemOf(t, &ecKey.PublicKey)}, jwt.SigningMethodES256, ecKey, ecOther, pemOf(t, &ecKey.PublicKey)},
+		{"EdDSA public key", middleware.AuthConfig{PublicKeyPEM: pemOf(t, edPub)}, jwt.SigningMethodEdDSA, edKey, edOther, pemOf(t, edPub)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAuth(t, tt.cfg)
+			c, err := a.Authenticate(testkit.Token(t, tt.method, tt.signer, valid(jwt.MapClaims{"azp": "crm"}), nil))
+			if err != nil || c.Subject != "test-caller" || c.ClientID != "crm" || !c.HasScope("recordings:mask") {
+				t.Fatalf("valid token: %+v, %v", c, err)
+			}
+			// Within the leeway, an expired token still passes.
+			if _, err := a.Authenticate(testkit.Token(t, tt.method, tt.signer, valid(jwt.MapClaims{"exp": time.Now().Add(-10 * time.Second).Unix()}), nil)); err != nil {
+				t.Errorf("token expired 10s ago with 30s leeway: %v", err)
+			}
+			for name, tok := range jwtFailures(t, tt.method, tt.signer, tt.other, tt.pem) {
+				if _, err := a.Authenticate(tok); err == nil {
+					t.Errorf("%s: accepted", name)
+				}
+			}
+		})
+	}
+}
+
+func TestPublicKeySourceRefusesHS256EvenWithTheRightBytes(t *testing.T) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pub := pemOf(t, &rsaKey.PublicKey)
+	a := newAuth(t, middleware.AuthConfig{PublicKeyPEM: pub})
+	_, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodHS256, pub, valid(nil), nil))
+	if err == nil || !strings.Contains(err.Error(), "signing method HS256 is invalid") {
+		t.Fatalf("HS256 token against an RSA public key: %v; want the method refused", err)
+	}
+}
+
+// jwks serves a JWK set whose keys the test can rotate, counting fetches.
+type jwks struct {
+	keys    atomic.Pointer[[]byte]
+	fetches atomic.Int32
+}
+
+func (j *jwks) set(t *testing.T, kid string, pub any) {
+	t.Helper()
+	jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+	j.keys.Store(&raw)
+}
+
+func (j *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	j.fetches.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(*j.keys.Load())
+}
+
+func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
+	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	set := &jwks{}
+	set.set(t, "k1", &k1.PublicKey)
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready with the keys loaded: %v", err)
+	}
+	kid := func(k string) map[string]any { return map[string]any{"kid": k} }
+
+	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k1, valid(nil), kid("k1"))); err != nil {
+		t.Fatalf("token with kid k1: %v", err)
+	}
+	for name, tok := range jwtFailures(t, jwt.SigningMethodRS256, k1, k2, pemOf(t, &k1.PublicKey)) {
+		if _, err := a.Authenticate(tok); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+
+	// The identity provider rotates to k2: a token with the new kid triggers a refresh.
+	set.set(t, "k2", &k2.PublicKey)
+	testkit.Eventually(t, 15*time.Second, "the JWKS to be refetched for kid k2", func() bool {
+		_, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k2, valid(nil), kid("k2")))
+		return err == nil
+	})
+	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k1, valid(nil), kid("k1"))); err == nil {
+		t.Error("a token of the retired key k1 is still accepted")
+	}
+	fetches := set.fetches.Load()
+	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k2, valid(nil), kid("nope"))); err == nil {
+		t.Error("token with an unknown kid accepted")
+	}
+	if n := set.fetches.Load() - fetches; n > 0 {
+		t.Errorf("an unknown kid right after a refresh fetched the JWKS %d more times; want it rate-limited", n)
+	}
+}
+
+func TestJWKSUnreachableIsNotReady(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	if err := a.Ready(context.Background()); err == nil {
+		t.Error("Ready with no keys loaded = nil")
+	}
+}
+
+func TestScopesComeFromScopeOrScp(t *testing.T) {
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret})
+	tests := []struct {
+		name  string
+		extra jwt.MapClaims
+		want  []string
+	}{
+		{"scope string", jwt.MapClaims{"scope": "recordings:mask recordings:read"}, []string{"recordings:mask", "recordings:read"}},
+		{"scp string", jwt.MapClaims{"scope": nil, "scp": "recordings:unmask"}, []string{"recordings:unmask"}},
+		{"scp array", jwt.MapClaims{"scope": nil, "scp": []string{"recordings:read", "recordings:mask"}}, []string{"recordings:read", "recordings:mask"}},
+		{"none", jwt.MapClaims{"scope": nil}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodHS256, hsSecret, valid(tt.extra), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(c.Scopes, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("scopes = %v; want %v", c.Scopes, tt.want)
+			}
+		})
+	}
+}
+
+func TestCallerIdentity(t *testing.T) {
+	tests := []struct {
+		c    middleware.Caller
+		want string
+	}{
+		{middleware.Caller{Subject: "ivr"}, "ivr"},
+		{middleware.Caller{Subject: "ivr", ClientID: "ivr"}, "ivr"},
+		{middleware.Caller{Subject: "agent-42", ClientID: "crm-desktop"}, "agent-42 (crm-desktop)"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.Identity(); got != tt.want {
+			t.Errorf("Identity(%+v) = %q; want %q", tt.c, got, tt.want)
+		}
+	}
+}
+
+func TestAuthenticatorConfigurationErrors(t *testing.T) {
+	for name, cfg := range map[string]middleware.AuthConfig{
+		"no key source":   {},
+		"not PEM":         {PublicKeyPEM: []byte("hello")},
+		"private key PEM": {PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})},
+	} {
+		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package middleware
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"time"
+
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/api"
+	"github.com/maskgate/maskgate/sessions"
+)
+
+// IdempotencyStore keeps Idempotency-Key records; *sessions.Store is one.
+type IdempotencyStore interface {
+	ReserveIdempotency(ctx context.Context, caller, key, fp string, ttl time.Duration) (*sessions.Replay, error)
+	CompleteIdempotency(ctx context.Context, caller, key string, r sessions.Replay, ttl time.Duration) error
+	ReleaseIdempotency(ctx context.Context, caller, key string) error
+}
+
+const (
+	// IdempotencyRetention is how long an answer is replayed (design §2).
+	IdempotencyRetention = 24 * time.Hour
+	// idempotencyInFlight bounds how long a key stays reserved by a request that never
+	// answers (its replica died): longer than any request may run.
+	idempotencyInFlight = time.Minute
+	maxIdempotencyKey   = 255
+)
+
+// Idempotency makes a POST with an Idempotency-Key header safe to retry (design §2):
+// the first request's answer is kept for 24 h and replayed, with Idempotent-Replayed:
+// true, to a repeat with the same key from the same caller, without running it again;
+// the same key with another request (method, path or body) is 422
+// idempotency_key_reused, and a repeat while the first runs is 409
+// idempotency_key_in_flight. Answers with a 5xx status are not kept: a retry runs
+// again. It runs after Authorize: keys are scoped to the caller.
+func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key := r.Header.Get("Idempotency-Key")
+			if r.Method != http.MethodPost || key == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if len(key) > maxIdempotencyKey || !printable(key) {
+				api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "Idempotency-Key must be 1-255 printable ASCII characters", 0)
+				return
+			}
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			caller, _ := CallerFrom(r.Context())
+			who := caller.Subject + "\x00" + caller.ClientID
+			sum := sha256.Sum256(append([]byte(r.Method+" "+r.URL.Path+"\x00"), body...))
+			fp := hex.EncodeToString(sum[:])
+
+			prior, err := store.ReserveIdempotency(r.Context(), who, key, fp, idempotencyInFlight)
+			switch {
+			case err != nil:
+				api.WriteProblem(w, r, http.StatusServiceUnavailable, api.ProblemCodeStoreUnavailable, "session store unavailable", 0)
+				return
+			case prior != nil && prior.Fingerprint != fp:
+				api.WriteProblem(w, r, http.StatusUnprocessableEntity, api.ProblemCodeIdempotencyKeyReused, "this Idempotency-Key was used with another request", 0)
+				return
+			case prior != nil && !prior.Done:
+				api.WriteProblem(w, r, http.StatusConflict, api.ProblemCodeIdempotencyKeyInFlight, "the first request with this Idempotency-Key is still running", 0)
+				return
+			case prior != nil:
+				zerolog.Ctx(r.Context()).Info().Bool("idempotent_replay", true).Msg("answer replayed for a repeated Idempotency-Key")
+				w.Header().Set("Content-Type", prior.ContentType)
+				w.Header().Set("Idempotent-Replayed", "true")
+				w.WriteHeader(prior.Status)
+				_, _ = w.Write(prior.Body)
+				return
+			}
+
+			var answer bytes.Buffer
+			ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
+			ww.Tee(&answer)
+			next.ServeHTTP(ww, r)
+
+			ctx := context.WithoutCancel(r.Context())
+			if ww.Status() >= http.StatusInternalServerError {
+				err = store.ReleaseIdempotency(ctx, who, key)
+			} else {
+				err = store.CompleteIdempotency(ctx, who, key, sessions.Replay{Fingerprint: fp, Status: ww.Status(),
+					ContentType: ww.Header().Get("Content-Type"), Body: answer.Bytes()}, IdempotencyRetention)
+			}
+			if err != nil {
+				zerolog.Ctx(r.Context()).Error().Err(err).Msg("could not keep the answer of an Idempotency-Key")
+			}
+		})
+	}
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,66 @@
+package sessions
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// specUserIDPattern is the userId rule as openapi.yaml states it.
+func specUserIDPattern(t testing.TB) *regexp.Regexp {
+	raw, err := os.ReadFile("../openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`pattern: '([^']+)'`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("no userId pattern in openapi.yaml")
+	}
+	return regexp.MustCompile(string(m[1]))
+}
+
+// FuzzUserID: the gateway's userId rule is the spec's, and what it accepts is safe in
+// a Redis key and a CXone query string.
+func FuzzUserID(f *testing.F) {
+	for _, s := range []string{"1234567", "a", "", "a b", "{x}", "a/b", "x.y_z:w@v-u", strings.Repeat("z", 128), strings.Repeat("z", 129), "é", "\x00"} {
+		f.Add(s)
+	}
+	spec := specUserIDPattern(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		ok := ValidUserID(s)
+		if ok != spec.MatchString(s) {
+			t.Fatalf("ValidUserID(%q) = %v but the spec's pattern says %v", s, ok, !ok)
+		}
+		if ok && (len(s) > 128 || strings.ContainsAny(s, "{}/ ?&%#\x00\n") || !utf8.ValidString(s)) {
+			t.Fatalf("ValidUserID accepted %q", s)
+		}
+	})
+}
+
+// FuzzCursor: a cursor is either one the service made (and round-trips) or invalid;
+// never a panic, never a userId the rule refuses.
+func FuzzCursor(f *testing.F) {
+	for _, s := range []string{"", encodeCursor("agent-1"), "%%", "YQ", "YQ==", "!!", encodeCursor("{x}")} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cursor string) {
+		after, err := decodeCursor(cursor)
+		if err != nil {
+			return
+		}
+		if cursor == "" {
+			if after != "" {
+				t.Fatal("empty cursor points somewhere")
+			}
+			return
+		}
+		if !ValidUserID(after) {
+			t.Fatalf("cursor %q decodes to the invalid userId %q", cursor, after)
+		}
+		if encodeCursor(after) != cursor {
+			t.Fatalf("cursor %q does not round-trip (%q)", cursor, encodeCursor(after))
+		}
+	})
+}

@@ -1,0 +1,38 @@
+-- claim: the sweeper's claim of due sessions (design §3.5). Each due session whose
+-- lock is free is locked for the claiming replica with a lease, and its next look moved
+-- to the lease's end, so that with N replicas each is worked once, and one whose
+-- replica dies mid-claim is claimed again when the lease ends. A locked session is
+-- looked at again when its lock's lease ends; a session not due after all (its deadline
+-- was moved by a re-mask) goes back to its deadline; a due entry without a session is
+-- dropped.
+--
+-- KEYS[1] due zset
+-- ARGV[1] session key prefix (same hash tag)   ARGV[2] most sessions to claim
+-- ARGV[3] lease ms   ARGV[4] operation id prefix (unique per call)
+-- Returns {{field, value, ...}, ...}: each claimed session, with opId set and, as one
+-- more pair, "now" (Redis's clock): the sweeper decides by it, not by its own clock.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowStr = string.format('%d', now)
+local leaseEnd = string.format('%d', now + tonumber(ARGV[3]))
+local due = redis.call('ZRANGE', KEYS[1], '-inf', nowStr, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+local claimed = {}
+for i, user in ipairs(due) do
+  local h = ARGV[1] .. user
+  local s = redis.call('HMGET', h, 'state', 'op', 'opUntil', 'expiresAt', 'confirmUntil')
+  if not s[1] then
+    redis.call('ZREM', KEYS[1], user)
+  elseif s[2] and tonumber(s[3]) > now then
+    redis.call('ZADD', KEYS[1], s[3], user)
+  elseif (s[1] == 'masked' or s[1] == 'masking') and not s[5] and tonumber(s[4]) > now then
+    redis.call('ZADD', KEYS[1], s[4], user)
+  else
+    redis.call('HSET', h, 'op', 'sweep', 'opId', ARGV[4] .. ':' .. i, 'opFp', '', 'opUntil', leaseEnd)
+    redis.call('ZADD', KEYS[1], leaseEnd, user)
+    local fields = redis.call('HGETALL', h)
+    fields[#fields + 1] = 'now'
+    fields[#fields + 1] = nowStr
+    claimed[#claimed + 1] = fields
+  end
+end
+return claimed

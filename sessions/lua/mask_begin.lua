@@ -1,0 +1,51 @@
+-- mask_begin: the write-ahead of a mask (design §3.1-§3.3), and the agent's operation
+-- lock. Opens the agent's session in state "masking" with its deadline or, when the
+-- agent already has an open session, refreshes it (re-mask: same id and maskedAt, new
+-- deadline). A session whose unmask is still pending is superseded by a new session, so
+-- that the pending unmask can never close the new mask.
+-- While another operation holds the agent's lock (opUntil in the future) nothing
+-- changes: an identical mask (same fingerprint) joins it, anything else must wait.
+-- Times come from Redis's clock, so replicas with skewed clocks agree.
+--
+-- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] open zset   KEYS[4] unmasking set   KEYS[5] the caller's rate counter
+-- ARGV[1] userId   ARGV[2] id for a new session   ARGV[3] ttl ms   ARGV[4] caller
+-- ARGV[5] reason ('' keeps the current one)   ARGV[6] operation id   ARGV[7] lease ms
+-- ARGV[8] fingerprint of the request
+-- ARGV[9] the caller's limit per window (0: not counted here)   ARGV[10] window ms
+-- Returns {"rate_limited", ms to wait},
+-- {"created"|"refreshed"|"superseded", field, value, ...},
+-- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
+local wait = rate_check(KEYS[5], ARGV[9], ARGV[10], now)
+if wait > 0 then
+  return {'rate_limited', string.format('%d', wait)}
+end
+local h = KEYS[1]
+local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId')
+if lock[1] and tonumber(lock[2]) > now then
+  if lock[1] == 'mask' and lock[3] == ARGV[8] then
+    return {'join', lock[4], string.format('%d', tonumber(lock[2]) - now)}
+  end
+  return {'busy', string.format('%d', tonumber(lock[2]) - now)}
+end
+local state = redis.call('HGET', h, 'state')
+local outcome = 'refreshed'
+if (not state) or state == 'unmasking' then
+  if state then outcome = 'superseded' else outcome = 'created' end
+  redis.call('DEL', h)
+  redis.call('SREM', KEYS[4], ARGV[1])
+  redis.call('HSET', h, 'id', ARGV[2], 'user', ARGV[1], 'state', 'masking',
+    'maskedAt', string.format('%d', now), 'maskedBy', ARGV[4], 'reason', ARGV[5])
+elseif ARGV[5] ~= '' then
+  redis.call('HSET', h, 'reason', ARGV[5])
+end
+local deadline = string.format('%d', now + tonumber(ARGV[3]))
+redis.call('HSET', h, 'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
+  'opUntil', string.format('%d', now + tonumber(ARGV[7])))
+redis.call('ZADD', KEYS[2], deadline, ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+local fields = redis.call('HGETALL', h)
+table.insert(fields, 1, outcome)
+return fields

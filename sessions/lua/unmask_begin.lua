@@ -1,0 +1,42 @@
+-- unmask_begin: marks the agent's open session "unmasking" before CXone is asked to
+-- unmask (design §3.4), and takes the agent's operation lock. Nothing changes when there
+-- is no open session, when the caller named another session than the open one
+-- (sessionId precondition), or while another operation holds the lock: an identical
+-- unmask joins it, anything else must wait.
+--
+-- KEYS[1] session hash   KEYS[2] unmasking set   KEYS[3] the caller's rate counter
+-- ARGV[1] userId   ARGV[2] expected session id ('' for any)   ARGV[3] caller
+-- ARGV[4] operation id   ARGV[5] lease ms   ARGV[6] fingerprint of the request
+-- ARGV[7] the caller's limit per window (0: not counted here)   ARGV[8] window ms
+-- Returns {"rate_limited", ms to wait}, {"ok", field, value, ...}, {"mismatch", field, value, ...}, {"not_masked"},
+-- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
+local wait = rate_check(KEYS[3], ARGV[7], ARGV[8], now)
+if wait > 0 then
+  return {'rate_limited', string.format('%d', wait)}
+end
+local h = KEYS[1]
+local id = redis.call('HGET', h, 'id')
+if not id then
+  return {'not_masked'}
+end
+local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId')
+if lock[1] and tonumber(lock[2]) > now then
+  if lock[1] == 'unmask' and lock[3] == ARGV[6] then
+    return {'join', lock[4], string.format('%d', tonumber(lock[2]) - now)}
+  end
+  return {'busy', string.format('%d', tonumber(lock[2]) - now)}
+end
+local outcome = 'ok'
+if ARGV[2] ~= '' and ARGV[2] ~= id then
+  outcome = 'mismatch'
+else
+  redis.call('HSET', h, 'state', 'unmasking', 'unmaskedBy', ARGV[3], 'closeAs', 'unmasked',
+    'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', string.format('%d', now + tonumber(ARGV[5])))
+  redis.call('SADD', KEYS[2], ARGV[1])
+end
+local fields = redis.call('HGETALL', h)
+table.insert(fields, 1, outcome)
+return fields

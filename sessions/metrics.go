@@ -1,0 +1,72 @@
+package sessions
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the sessions' Prometheus metrics; labels are bounded (no user ids).
+type metrics struct {
+	events         *prometheus.CounterVec
+	unmaskFailures prometheus.Counter
+	giveUps        prometheus.Counter
+	sweeperLag     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "maskgate_session_events_total",
+			Help: "Mask session decisions, by audit event (masked, re-masked, unmasked, expired, call_ended, unmask_retry, unmask_gave_up, ...).",
+		}, []string{"event"}),
+		unmaskFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "maskgate_unmask_failures_total",
+			Help: "Unmasks that CXone did not do (each is retried until MASKGATE_UNMASK_GIVEUP).",
+		}),
+		giveUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "maskgate_unmask_giveups_total",
+			Help: "Unmasks given up after MASKGATE_UNMASK_GIVEUP: agents that may still be masked.",
+		}),
+		sweeperLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "maskgate_sweeper_lag_seconds",
+			Help:    "How late after a session's deadline its expiry unmask was sent.",
+			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
+		}),
+	}
+	// Open sessions and unfinished unmasks are read from Redis at scrape time, so every
+	// replica reports the same figures; NaN while Redis cannot be read.
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "maskgate_open_sessions",
+		Help: "Open mask sessions, all replicas together (read from Redis at scrape time).",
+	}, func() float64 { o, _ := countsOrNaN(store); return o })
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "maskgate_unmasks_pending",
+		Help: "Sessions whose unmask is accepted but not finished: retried or being confirmed.",
+	}, func() float64 { _, u := countsOrNaN(store); return u })
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "maskgate_redis_up",
+		Help: "1 when Redis answered this replica's ping at scrape time, else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if store.Ping(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
+	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.sweeperLag, open, pending, up)
+	return m
+}
+
+func countsOrNaN(store *Store) (float64, float64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	o, u, err := store.counts(ctx)
+	if err != nil {
+		return math.NaN(), math.NaN()
+	}
+	return float64(o), float64(u)
+}

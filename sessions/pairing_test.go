@@ -1,0 +1,443 @@
+package sessions_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+// replica is one gateway's sessions service and sweeper, sharing Redis and CXone with
+// the others.
+type replica struct {
+	svc  *sessions.Service
+	reg  *prometheus.Registry
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+type cluster struct {
+	rdb      *redis.Client
+	prefix   string
+	sim      *testkit.Sim
+	replicas []*replica
+	cfg      sessions.Config
+	sweep    sessions.SweeperConfig
+}
+
+func newCluster(t *testing.T, n int, tweak func(*sessions.Config, *sessions.SweeperConfig)) *cluster {
+	t.Helper()
+	rdb, prefix := testkit.Redis(t)
+	c := &cluster{rdb: rdb, prefix: prefix, sim: testkit.NewSim(t),
+		cfg:   sessions.Config{DefaultTTL: time.Minute, MaxTTL: time.Hour, UpstreamBudget: 2 * time.Second, RetryBackoff: 100 * time.Millisecond},
+		sweep: sessions.SweeperConfig{Interval: 200 * time.Millisecond, Lease: 2 * time.Second, Log: zerolog.New(testkit.LogSink(t, io.Discard))}}
+	if tweak != nil {
+		tweak(&c.cfg, &c.sweep)
+	}
+	for range n {
+		c.start(t)
+	}
+	t.Cleanup(func() {
+		for _, r := range c.replicas {
+			r.stop()
+			<-r.done
+		}
+	})
+	return c
+}
+
+// start adds a replica and runs its sweeper.
+func (c *cluster) start(t *testing.T) *replica {
+	up := c.sim.UpstreamConfig()
+	up.Timeout = 500 * time.Millisecond
+	cfg := c.cfg
+	r := &replica{reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	cfg.Registerer = r.reg
+	up.Registerer = r.reg
+	r.svc = sessions.NewService(sessions.NewStore(c.rdb, c.prefix), upstream.New(up), cfg)
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	go func() { r.svc.NewSweeper(c.sweep).Run(ctx); close(r.done) }()
+	c.replicas = append(c.replicas, r)
+	return r
+}
+
+// closed waits until the agent has no open session.
+func (c *cluster) closed(t *testing.T, userID string, within time.Duration) {
+	t.Helper()
+	testkit.Eventually(t, within, userID+"'s session to close", func() bool {
+		_, err := c.replicas[0].svc.Get(context.Background(), userID)
+		return errors.Is(err, sessions.ErrNotMasked)
+	})
+}
+
+func TestExpiryUnmasksOnceWithinTheSweepInterval(t *testing.T) {
+	c := newCluster(t, 1, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Interval = time.Second })
+	call := c.sim.StartCall("a", false, true)
+	s, err := c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.closed(t, "a", 5*time.Second)
+	var sent time.Time
+	for _, r := range c.sim.Requests() {
+		if r.Op == "unmask" {
+			sent = r.At
+		}
+	}
+	if n := c.sim.Count("unmask", "a", 0); n != 1 {
+		t.Fatalf("unmasks sent = %d; want exactly 1", n)
+	}
+	if lag := sent.Sub(s.ExpiresAt); lag < 0 || lag > time.Second+300*time.Millisecond {
+		t.Errorf("expiry unmask sent %s after the deadline; want within the 1s sweep interval", lag)
+	}
+	got, _ := c.sim.Call(call.ID)
+	if got.Masked || len(got.MaskedSpans()) != 1 {
+		t.Errorf("call after expiry: masked=%v spans=%v", got.Masked, got.MaskedSpans())
+	}
+}
+
+func TestThreeReplicasSendEachExpiryOnce(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	const agents = 60
+	for i := range agents {
+		id := fmt.Sprintf("agent-%d", i)
+		c.sim.StartCall(id, false, true)
+		r := c.replicas[i%3]
+		if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1 + i%2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every replica sees every session.
+	for _, r := range c.replicas {
+		page, err := r.svc.List(context.Background(), "", 1000)
+		if err != nil || len(page.Sessions) != agents {
+			t.Fatalf("a replica lists %d sessions, %v; want %d", len(page.Sessions), err, agents)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "every session to expire", func() bool {
+		page, _ := c.replicas[0].svc.List(context.Background(), "", 1000)
+		return len(page.Sessions) == 0
+	})
+	for i := range agents {
+		id := fmt.Sprintf("agent-%d", i)
+		if n := c.sim.Count("unmask", id, 0); n != 1 {
+			t.Errorf("%s: %d unmasks sent; want exactly 1", id, n)
+		}
+	}
+}
+
+func TestUnmaskDuringAnOutageIsRetriedUntilCXoneRecovers(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	call := c.sim.StartCall("a", false, true)
+	svc := c.replicas[0].svc
+	if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+	s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+	if err != nil || s.State != sessions.StateUnmasking {
+		t.Fatalf("Unmask during the outage = %+v, %v; want accepted, unmasking", s, err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the sweeper to retry", func() bool { return c.sim.Count("unmask", "a", 503) >= 6 })
+	c.sim.SetFaults(cxonesim.Faults{})
+	c.closed(t, "a", 5*time.Second)
+	if n := c.sim.Count("unmask", "a", 200); n != 1 {
+		t.Errorf("successful unmasks = %d; want 1", n)
+	}
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+}
+
+func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.UnmaskGiveUp = 500 * time.Millisecond })
+	c.sim.StartCall("a", false, true)
+	svc := c.replicas[0].svc
+	if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadGateway})
+	if _, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	giveUps := func() float64 { return gathered(t, c.replicas[0].reg, "maskgate_unmask_giveups_total") }
+	testkit.Eventually(t, 5*time.Second, "the give-up", func() bool { return giveUps() == 1 })
+	if err := c.rdb.ZScore(context.Background(), "{"+c.prefix+"}:due", "a").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("a given-up session is still scheduled for the sweeper (%v)", err)
+	}
+	s, err := svc.Get(context.Background(), "a")
+	if err != nil || s.State != sessions.StateUnmasking {
+		t.Errorf("a given-up session = %+v, %v; want it still listed as unmasking", s, err)
+	}
+}
+
+// gathered sums a counter or gauge, over the series whose label (when given) matches.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, label ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(label); i += 2 {
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == label[i] && lp.GetValue() != label[i+1] {
+						continue series
+					}
+				}
+			}
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return total
+}
+
+func TestAcceptedMaskAndUnmaskAreConfirmed(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	call := c.sim.StartCall("a", false, true)
+	c.sim.SetBehaviour("a", 0, 300*time.Millisecond)
+	svc := c.replicas[0].svc
+	s, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil || s.State != sessions.StateMasking {
+		t.Fatalf("Mask = %+v, %v; want masking", s, err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the mask to be confirmed", func() bool {
+		s, _ := svc.Get(context.Background(), "a")
+		return s.State == sessions.StateMasked
+	})
+	s, err = svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+	if err != nil || s.State != sessions.StateUnmasking {
+		t.Fatalf("Unmask = %+v, %v; want unmasking", s, err)
+	}
+	c.closed(t, "a", 5*time.Second)
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+	if n := c.sim.Count("unmask", "a", 0); n != 1 {
+		t.Errorf("unmasks sent = %d; want 1 (confirmed, not resent)", n)
+	}
+}
+
+func TestConcurrentIdenticalMasksCoalesce(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	c.sim.StartCall("a", false, true)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 300})
+	const n = 50
+	ids := make(chan string, n)
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)})
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			ids <- s.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d masks failed", failed.Load(), n)
+	}
+	first := ""
+	for id := range ids {
+		if first == "" {
+			first = id
+		}
+		if id != first {
+			t.Fatalf("masks answered different sessions: %s and %s", first, id)
+		}
+	}
+	if sent := c.sim.Count("mask", "a", 0); sent != 1 {
+		t.Errorf("masks sent to CXone = %d for %d identical concurrent requests; want 1", sent, n)
+	}
+}
+
+func TestOppositeOperationsRunOneAfterTheOther(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	call := c.sim.StartCall("a", false, true)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 20})
+	peak := peakHeld(c.sim)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			r := c.replicas[i%2].svc
+			if i%2 == 0 {
+				r.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(30 + i)})
+			} else {
+				r.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ivr"})
+			}
+		})
+	}
+	wg.Wait()
+	// One operation at a time: the gateway's record agrees with CXone's.
+	got, _ := c.sim.Call(call.ID)
+	s, err := c.replicas[0].svc.Get(context.Background(), "a")
+	open := err == nil
+	if open != got.Masked {
+		t.Errorf("gateway open session = %v (%+v) but CXone masked = %v", open, s, got.Masked)
+	}
+	if open && s.State != sessions.StateMasked {
+		t.Errorf("final session state = %s; want masked", s.State)
+	}
+	if p := peak(); p != 1 {
+		t.Errorf("%d CXone operations on the agent were in flight at once; want 1 at a time", p)
+	}
+}
+
+// TestClaimOfAStoppedReplicaIsFinishedByAnother stops a replica while its expiry unmask
+// hangs in CXone: another replica finishes the expiry. (A replica killed with -9 while
+// holding a claim is cmd/maskgate's TestKilledReplicasSessionsExpireOnTheSurvivor.)
+func TestClaimOfAStoppedReplicaIsFinishedByAnother(t *testing.T) {
+	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = time.Second })
+	call := c.sim.StartCall("a", false, true)
+	r := c.start(t)
+	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{Hang: true}) // the first replica's expiry unmask hangs...
+	testkit.Eventually(t, 5*time.Second, "the first replica to claim the expiry", func() bool { return c.sim.Held() == 1 })
+	r.stop() // ...and the replica stops while holding the claim
+	c.sim.SetFaults(cxonesim.Faults{})
+	c.start(t)
+	c.closed(t, "a", 10*time.Second)
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call stayed masked")
+	}
+}
+
+// peakHeld samples how many CXone requests the simulator holds at once until the
+// returned function is called, which answers the peak.
+func peakHeld(sim *testkit.Sim) func() int {
+	var peak atomic.Int32
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			if h := int32(sim.Held()); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int { close(stop); <-done; return int(peak.Load()) }
+}
+
+func TestBurstOfExpiriesIsWorkedOffSteadily(t *testing.T) {
+	c := newCluster(t, 1, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Concurrency = 4 })
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 20})
+	const agents = 200
+	var wg sync.WaitGroup
+	for i := range agents {
+		id := fmt.Sprintf("b-%d", i)
+		c.sim.StartCall(id, false, true)
+		wg.Go(func() {
+			c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1)})
+		})
+	}
+	wg.Wait()
+	peak := peakHeld(c.sim)
+	testkit.Eventually(t, 20*time.Second, "every session to expire", func() bool {
+		page, _ := c.replicas[0].svc.List(context.Background(), "", 1000)
+		return len(page.Sessions) == 0
+	})
+	if p := peak(); p > 4 {
+		t.Errorf("%d CXone calls in flight at once; the sweeper's bound is 4", p)
+	}
+	if n := c.sim.Count("unmask", "", 0); n != agents {
+		t.Errorf("unmasks sent = %d; want %d", n, agents)
+	}
+}
+
+func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
+	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = 20 * time.Second })
+	call := c.sim.StartCall("a", false, true)
+	first := c.start(t)
+	if _, err := first.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{Hang: true})
+	testkit.Eventually(t, 5*time.Second, "the first replica to claim the expiry", func() bool { return c.sim.Held() == 1 })
+	first.stop()
+	<-first.done // it returns only once its claims are released
+	c.sim.SetFaults(cxonesim.Faults{})
+	c.start(t)
+	// Well within the 20 s lease: the claim was handed over, not left to time out.
+	c.closed(t, "a", 5*time.Second)
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+}
+
+// TestSkewedReplicaClocksAgree runs two replicas whose clocks are 30 s behind and 30 s
+// ahead: deadlines, leases and retries are Redis's time, so masks still expire within
+// the sweep interval, identical masks still coalesce, and nothing waits on a clock.
+func TestSkewedReplicaClocksAgree(t *testing.T) {
+	c := newCluster(t, 0, nil)
+	for _, skew := range []time.Duration{-30 * time.Second, 30 * time.Second} {
+		c.cfg.Now = func() time.Time { return time.Now().Add(skew) }
+		c.start(t)
+	}
+	call := c.sim.StartCall("a", false, true)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 200})
+	var wg sync.WaitGroup
+	ids := make([]string, 10)
+	for i := range ids {
+		wg.Go(func() {
+			s, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)})
+			if err != nil {
+				t.Errorf("mask on a skewed replica: %v", err)
+			}
+			ids[i] = s.ID
+		})
+	}
+	wg.Wait()
+	if n := c.sim.Count("mask", "a", 0); n != 1 {
+		t.Errorf("masks sent = %d across skewed replicas; want 1 (coalesced)", n)
+	}
+	c.sim.SetFaults(cxonesim.Faults{})
+	s, _ := c.replicas[0].svc.Get(context.Background(), "a")
+	c.closed(t, "a", 5*time.Second)
+	var sent time.Time
+	for _, r := range c.sim.Requests() {
+		if r.Op == "unmask" {
+			sent = r.At
+		}
+	}
+	if lag := sent.Sub(s.ExpiresAt); lag > c.sweep.Interval+500*time.Millisecond {
+		t.Errorf("expiry sent %s after the deadline by replicas 30 s off; want within the sweep interval", lag)
+	}
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+}

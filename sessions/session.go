@@ -1,0 +1,66 @@
+// Package sessions is maskgate's domain: what a mask session is, which transitions are
+// legal, and the Service that pairs every CXone mask with exactly one unmask by keeping
+// each open session in Redis.
+package sessions
+
+import (
+	"regexp"
+	"time"
+)
+
+// State is where a session is in its life.
+type State string
+
+// The states of a session (design §2).
+const (
+	// StateMasking: written ahead, the CXone mask is under way or answered 202.
+	StateMasking State = "masking"
+	// StateMasked: CXone masked the agent's recording.
+	StateMasked State = "masked"
+	// StateUnmasking: the unmask is accepted; the gateway is still getting CXone to do it.
+	StateUnmasking State = "unmasking"
+	// StateClosed: the session is over; CloseReason says why.
+	StateClosed State = "closed"
+)
+
+// CloseReason says why a session closed.
+type CloseReason string
+
+// The reasons a session closes.
+const (
+	CloseUnmasked  CloseReason = "unmasked"
+	CloseExpired   CloseReason = "expired"
+	CloseCallEnded CloseReason = "call_ended"
+	// closeRejected removes a session that CXone refused to open; callers never see it.
+	closeRejected CloseReason = "rejected"
+)
+
+// Session is one agent's mask session.
+type Session struct {
+	ID          string
+	UserID      string
+	State       State
+	MaskedAt    time.Time
+	ExpiresAt   time.Time
+	MaskedBy    string
+	Reason      string
+	UnmaskedAt  time.Time // zero until closed
+	UnmaskedBy  string
+	CloseReason CloseReason
+	Forced      bool // a forced unmask that found no session: only UserID and the unmask are known
+}
+
+// Pending reports whether CXone has not yet finished what the session's state promises:
+// such a session is answered 202 rather than 200.
+func (s Session) Pending() bool {
+	return s.State == StateMasking || s.State == StateUnmasking
+}
+
+// userIDPattern is the rule for a CXone agent user id (design §2). It keeps Redis keys
+// and CXone query strings free of anything but these characters.
+var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+
+// ValidUserID reports whether id follows the userId rule.
+func ValidUserID(id string) bool {
+	return userIDPattern.MatchString(id)
+}

@@ -1,0 +1,362 @@
+package sessions
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Each script is one transition of a session; its header lists KEYS and ARGV.
+var (
+	//go:embed lua/mask_begin.lua
+	maskBeginSrc string
+	//go:embed lua/unmask_begin.lua
+	unmaskBeginSrc string
+	//go:embed lua/finish.lua
+	finishSrc string
+	//go:embed lua/close.lua
+	closeSrc string
+	//go:embed lua/claim.lua
+	claimSrc string
+	//go:embed lua/rate_check.lua
+	rateCheckSrc string
+	//go:embed lua/rate.lua
+	rateSrc string
+
+	// The begin scripts count the caller's request first: one round trip for both.
+	maskBeginScript   = redis.NewScript(rateCheckSrc + maskBeginSrc)
+	unmaskBeginScript = redis.NewScript(rateCheckSrc + unmaskBeginSrc)
+	rateScript        = redis.NewScript(rateCheckSrc + rateSrc)
+	finishScript      = redis.NewScript(finishSrc)
+	closeScript       = redis.NewScript(closeSrc)
+	claimScript       = redis.NewScript(claimSrc)
+)
+
+// resultTTL is how long an operation's answer is kept for requests that joined it.
+const resultTTL = time.Minute
+
+// Store keeps sessions in Redis. Every key carries the hash tag {prefix}, so all of them
+// live in one slot and the scripts also run on Redis Cluster:
+//
+//	{prefix}:session:<userId>  hash, the agent's open session and its operation lock
+//	{prefix}:due               sorted set, userId by when the sweeper must look next (ms)
+//	{prefix}:open              sorted set, userId with score 0 (listing in userId order)
+//	{prefix}:unmasking         set, userIds whose unmask is not finished
+//	{prefix}:result:<opId>     string, an operation's answer for joined requests (1 min)
+//	{prefix}:idem:<hash>       string, an Idempotency-Key's record (24 h)
+//	{prefix}:rate:<hash>       hash, a caller's request counts (2 s)
+type Store struct {
+	rdb           redis.UniversalClient
+	tag           string
+	sessionPrefix string
+	due           string
+	open          string
+	unmasking     string
+}
+
+// NewStore returns a Store whose keys start with {prefix}.
+func NewStore(rdb redis.UniversalClient, prefix string) *Store {
+	tag := "{" + prefix + "}"
+	return &Store{
+		rdb:           rdb,
+		tag:           tag,
+		sessionPrefix: tag + ":session:",
+		due:           tag + ":due",
+		open:          tag + ":open",
+		unmasking:     tag + ":unmasking",
+	}
+}
+
+func (s *Store) sessionKey(userID string) string { return s.sessionPrefix + userID }
+func (s *Store) resultKey(opID string) string    { return s.tag + ":result:" + opID }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return storeErr(s.rdb.Ping(ctx).Err())
+}
+
+// begin is what a begin script found: the session it locked, or that the agent's lock
+// is held for busyFor more by an operation to join (joinOp) or to wait for, or that the
+// caller must wait busyFor (rate_limited). A duration, not a time: Redis's clock and this
+// replica's may differ.
+type begin struct {
+	outcome string // created, refreshed, superseded, ok, mismatch, not_masked, join, busy
+	session Session
+	joinOp  string
+	busyFor time.Duration
+}
+
+func (s *Store) beginMask(ctx context.Context, in MaskInput, newID, opID, fp string, ttl, lease time.Duration, rate Rate) (begin, error) {
+	keys := []string{s.sessionKey(in.UserID), s.due, s.open, s.unmasking, s.rateKey(rate.Caller)}
+	return s.begin(ctx, maskBeginScript, keys, in.UserID, newID, ttl.Milliseconds(), in.Caller, in.Reason, opID, lease.Milliseconds(), fp,
+		rate.PerSecond, time.Second.Milliseconds())
+}
+
+func (s *Store) beginUnmask(ctx context.Context, userID, expectedID, caller, opID, fp string, lease time.Duration, rate Rate) (begin, error) {
+	keys := []string{s.sessionKey(userID), s.unmasking, s.rateKey(rate.Caller)}
+	return s.begin(ctx, unmaskBeginScript, keys, userID, expectedID, caller, opID, lease.Milliseconds(), fp,
+		rate.PerSecond, time.Second.Milliseconds())
+}
+
+func (s *Store) begin(ctx context.Context, script *redis.Script, keys []string, args ...any) (begin, error) {
+	reply, err := script.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return begin{}, storeErr(err)
+	}
+	b := begin{outcome: reply[0]}
+	switch b.outcome {
+	case "join":
+		b.joinOp = reply[1]
+		b.busyFor, err = msDuration(reply[2])
+	case "busy", "rate_limited":
+		b.busyFor, err = msDuration(reply[1])
+	case "not_masked":
+	default:
+		b.session, err = decodeSession(pairs(reply[1:]))
+	}
+	return b, err
+}
+
+// finishing is what finish changes; the zero value only releases the lock.
+type finishing struct {
+	code       string // the answer for joined requests: "" or an error code
+	state      State
+	next       string // "", "none", "expiry", or ms from now
+	confirm    string // "", "0", or a window in ms
+	retry      bool
+	closeAs    CloseReason
+	unmaskedBy string
+	gaveUp     bool
+}
+
+// after schedules the sweeper's next look d from now.
+func after(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
+
+// finish runs finish for the operation opID on the agent's session; errStale when the
+// operation no longer holds the lock.
+func (s *Store) finish(ctx context.Context, userID, opID string, f finishing) (Session, error) {
+	keys := []string{s.sessionKey(userID), s.due, s.resultKey(opID)}
+	retry, gaveUp := "", ""
+	if f.retry {
+		retry = "inc"
+	}
+	if f.gaveUp {
+		gaveUp = "1"
+	}
+	return s.transition(ctx, finishScript, keys, opID, f.code, resultTTL.Milliseconds(), string(f.state),
+		f.next, f.confirm, retry, string(f.closeAs), f.unmaskedBy, gaveUp)
+}
+
+// close runs close: the operation opID ends the agent's session with reason; by ("" to
+// keep) is who ended it; code is the answer for joined requests.
+func (s *Store) close(ctx context.Context, userID, opID string, reason CloseReason, by, code string) (Session, error) {
+	keys := []string{s.sessionKey(userID), s.due, s.open, s.unmasking, s.resultKey(opID)}
+	return s.transition(ctx, closeScript, keys, userID, opID, string(reason), by, code, resultTTL.Milliseconds())
+}
+
+func (s *Store) transition(ctx context.Context, script *redis.Script, keys []string, args ...any) (Session, error) {
+	reply, err := script.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return Session{}, storeErr(err)
+	}
+	if reply[0] == "stale" {
+		return Session{}, errStale
+	}
+	return decodeSession(pairs(reply[1:]))
+}
+
+// claim locks up to n due sessions for the sweeper, each under an operation id that
+// starts with opPrefix, for lease.
+func (s *Store) claim(ctx context.Context, n int, opPrefix string, lease time.Duration) ([]claimed, error) {
+	reply, err := claimScript.Run(ctx, s.rdb, []string{s.due}, s.sessionPrefix, n, lease.Milliseconds(), opPrefix).Slice()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]claimed, 0, len(reply))
+	for _, r := range reply {
+		raw, _ := r.([]any)
+		flat := make([]string, len(raw))
+		for i, v := range raw {
+			flat[i], _ = v.(string)
+		}
+		f := pairs(flat)
+		sess, err := decodeSession(f)
+		if err != nil {
+			return nil, err
+		}
+		c := claimed{Session: sess, opID: f["opId"], closeAs: CloseReason(f["closeAs"])}
+		c.attempts, _ = strconv.Atoi(f["attempts"])
+		if c.retryFrom, err = msTime(f["retryFrom"]); err != nil {
+			return nil, err
+		}
+		if c.confirmUntil, err = msTime(f["confirmUntil"]); err != nil {
+			return nil, err
+		}
+		if c.now, err = msTime(f["now"]); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// claimed is a session the sweeper holds, with what it needs to decide.
+type claimed struct {
+	Session
+	opID         string
+	closeAs      CloseReason // the reason an unmask under way will close with
+	attempts     int         // failed unmasks so far
+	retryFrom    time.Time   // the first failed unmask, zero when none
+	confirmUntil time.Time   // non-zero while a 202 awaits confirmation
+	now          time.Time   // Redis's clock at the claim
+}
+
+// result is the answer of a finished operation, for the requests that joined it.
+type result struct {
+	Code    string            `json:"code"`
+	Session map[string]string `json:"session"`
+}
+
+// result returns operation opID's answer, or false while there is none yet.
+func (s *Store) result(ctx context.Context, opID string) (result, bool, error) {
+	raw, err := s.rdb.Get(ctx, s.resultKey(opID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return result{}, false, nil
+	}
+	if err != nil {
+		return result{}, false, storeErr(err)
+	}
+	var r result
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return result{}, false, fmt.Errorf("%w: bad result record", ErrStoreUnavailable)
+	}
+	return r, true, nil
+}
+
+// get returns the agent's open session, or ErrNotMasked.
+func (s *Store) get(ctx context.Context, userID string) (Session, error) {
+	fields, err := s.rdb.HGetAll(ctx, s.sessionKey(userID)).Result()
+	if err != nil {
+		return Session{}, storeErr(err)
+	}
+	if len(fields) == 0 {
+		return Session{}, ErrNotMasked
+	}
+	return decodeSession(fields)
+}
+
+// list returns up to limit open sessions with a userId after `after`, in userId order.
+func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: s.open, Start: start, Stop: "+", ByLex: true, Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.sessionKey(id))
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, storeErr(err)
+		}
+	}
+	out := make([]Session, 0, len(ids))
+	for _, cmd := range cmds {
+		fields := cmd.Val()
+		if len(fields) == 0 {
+			continue // closed between the two reads
+		}
+		sess, err := decodeSession(fields)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}
+
+// counts returns how many sessions are open and how many unmasks are not finished.
+func (s *Store) counts(ctx context.Context) (open, unmasking int64, err error) {
+	pipe := s.rdb.Pipeline()
+	o := pipe.ZCard(ctx, s.open)
+	u := pipe.SCard(ctx, s.unmasking)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, storeErr(err)
+	}
+	return o.Val(), u.Val(), nil
+}
+
+// errStale: the operation no longer holds the agent's lock (its lease passed and
+// another took over), so it may change nothing.
+var errStale = errors.New("operation lock lost")
+
+func pairs(flat []string) map[string]string {
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		m[flat[i]] = flat[i+1]
+	}
+	return m
+}
+
+func decodeSession(f map[string]string) (Session, error) {
+	sess := Session{
+		ID:          f["id"],
+		UserID:      f["user"],
+		State:       State(f["state"]),
+		MaskedBy:    f["maskedBy"],
+		Reason:      f["reason"],
+		UnmaskedBy:  f["unmaskedBy"],
+		CloseReason: CloseReason(f["closeReason"]),
+	}
+	var err error
+	if sess.MaskedAt, err = msTime(f["maskedAt"]); err != nil {
+		return Session{}, err
+	}
+	if sess.ExpiresAt, err = msTime(f["expiresAt"]); err != nil {
+		return Session{}, err
+	}
+	if sess.UnmaskedAt, err = msTime(f["unmaskedAt"]); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}
+
+func msDuration(v string) (time.Duration, error) {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: bad duration %q", ErrStoreUnavailable, v)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+func msTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: bad timestamp %q", ErrStoreUnavailable, v)
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+// storeErr classifies a Redis failure as ErrStoreUnavailable, keeping the cause.
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}

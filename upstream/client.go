@@ -1,0 +1,334 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// The paths of CXone's Multi-ACD recording API, under the tenant's API endpoint.
+const (
+	maskPath   = "/interaction-recording-management-service/v1/interactions/mask"
+	unmaskPath = "/interaction-recording-management-service/v1/interactions/unmask"
+	statusPath = "/interaction-recording-management-service/v1/interactions/get-recording-status"
+)
+
+// maxAnswer bounds how much of a CXone answer is read.
+const maxAnswer = 64 << 10
+
+// Config configures a Client.
+type Config struct {
+	AuthURL     string        // CXone's token endpoint
+	BaseURL     string        // the API endpoint; empty: discovered from the token's tenant
+	Credentials Credentials   // the application and the access key
+	Timeout     time.Duration // per attempt (default 5s)
+	MaxAttempts int           // attempts per operation on transient failures (default 4)
+	BaseBackoff time.Duration // first backoff (default 100ms), doubled per attempt
+	MaxBackoff  time.Duration // cap of one backoff (default 2s)
+	MaxInFlight int           // CXone requests in flight at most, all operations together (default 64)
+	HTTPClient  *http.Client  // default: a keep-alive pool sized for the gateway's load
+	Registerer  prometheus.Registerer
+	Now         func() time.Time // default time.Now
+}
+
+// Result is CXone's successful answer to a mask or unmask.
+type Result struct {
+	Status   int           // 200 done, 202 accepted and still processing
+	Duration time.Duration // from the first attempt to the answer
+	Attempts int
+}
+
+// Accepted reports whether CXone is still processing (202).
+func (r Result) Accepted() bool { return r.Status == http.StatusAccepted }
+
+// RecordingStatus is CXone's recording status of the agent's latest active call.
+type RecordingStatus struct {
+	ContactID                string `json:"contactId"`
+	SegmentID                string `json:"segmentId"`
+	InteractionID            string `json:"interactionId"`
+	StatusReason             string `json:"statusReason"`
+	RecordingStatusToAgent   string `json:"recordingStatusToAgent"`
+	RecordingStatusFromAgent string `json:"recordingStatusFromAgent"`
+}
+
+// Client calls CXone's Multi-ACD mask, unmask and recording status endpoints. It is
+// safe for concurrent use; all requests share one token and one connection pool.
+type Client struct {
+	cfg      Config
+	hc       *http.Client
+	tokens   *tokenSource
+	metrics  *metrics
+	inFlight chan struct{} // one slot per CXone request in flight
+
+	baseMu sync.Mutex
+	base   string // the API endpoint, configured or discovered
+}
+
+// New returns a Client. Nothing is sent to CXone until the first call.
+func New(cfg Config) *Client {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 4
+	}
+	if cfg.BaseBackoff <= 0 {
+		cfg.BaseBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 2 * time.Second
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 64
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+				MaxIdleConns:        256,
+				MaxIdleConnsPerHost: 128,
+				IdleConnTimeout:     90 * time.Second,
+				TLSHandshakeTimeout: cfg.Timeout,
+				ForceAttemptHTTP2:   true,
+			},
+			// A redirect is not part of CXone's API; following one could carry the
+			// bearer token or the credentials elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	m := newMetrics(cfg.Registerer)
+	return &Client{
+		cfg:      cfg,
+		hc:       hc,
+		metrics:  m,
+		inFlight: make(chan struct{}, cfg.MaxInFlight),
+		base:     strings.TrimRight(cfg.BaseURL, "/"),
+		tokens: &tokenSource{
+			authURL: cfg.AuthURL,
+			creds:   cfg.Credentials,
+			hc:      hc,
+			timeout: cfg.Timeout,
+			now:     cfg.Now,
+			metrics: m,
+		},
+	}
+}
+
+// Close releases the client's idle connections to CXone.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Mask asks CXone to mask the recording of the agent's latest active call.
+func (c *Client) Mask(ctx context.Context, userID string) (Result, error) {
+	return c.post(ctx, "mask", maskPath, userID)
+}
+
+// Unmask asks CXone to resume the recording of the agent's latest active call.
+func (c *Client) Unmask(ctx context.Context, userID string) (Result, error) {
+	return c.post(ctx, "unmask", unmaskPath, userID)
+}
+
+// RecordingStatus asks CXone what it records of the agent's latest active call;
+// ErrNoActiveCall when the agent has none.
+func (c *Client) RecordingStatus(ctx context.Context, userID string) (RecordingStatus, error) {
+	var rs RecordingStatus
+	_, err := c.do(ctx, "recording-status", http.MethodGet, statusPath, userID, func(body io.Reader) error {
+		return json.NewDecoder(body).Decode(&rs)
+	})
+	return rs, err
+}
+
+// Ready reports whether a token is held or obtainable and the API endpoint is known.
+func (c *Client) Ready(ctx context.Context) error {
+	_, err := c.Endpoint(ctx)
+	return err
+}
+
+// Endpoint obtains a token if none is held and returns the API endpoint in use
+// (configured or discovered).
+func (c *Client) Endpoint(ctx context.Context) (string, error) {
+	tok, err := c.tokens.Token(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.endpoint(ctx, tok)
+}
+
+func (c *Client) post(ctx context.Context, op, path, userID string) (Result, error) {
+	return c.do(ctx, op, http.MethodPost, path, userID, nil)
+}
+
+// do runs one CXone operation: token, endpoint, attempts with backoff on transient
+// failures, one forced token refresh on 401/403. decode reads a 200 body, when given.
+func (c *Client) do(ctx context.Context, op, method, path, userID string, decode func(io.Reader) error) (Result, error) {
+	started := c.cfg.Now()
+	log := zerolog.Ctx(ctx)
+	refreshed := false
+	var last *Error
+	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		base, err := c.endpoint(ctx, tok)
+		if err != nil {
+			return Result{}, err
+		}
+		status, retryAfter, err := c.attempt(ctx, op, method, base+path+"?userId="+url.QueryEscape(userID), tok.access, decode)
+		res := Result{Status: status, Duration: c.cfg.Now().Sub(started), Attempts: attempt}
+		if err == nil && (status == http.StatusOK || status == http.StatusAccepted) {
+			return res, nil
+		}
+		if (status == http.StatusUnauthorized || status == http.StatusForbidden) && !refreshed {
+			// The token may have been revoked or have lost a permission: one fresh
+			// token and one more try, which does not count as an attempt.
+			refreshed = true
+			c.tokens.Invalidate(tok.access)
+			attempt--
+			continue
+		}
+		last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
+		if !transient(status, err) || attempt == c.cfg.MaxAttempts {
+			break
+		}
+		wait := max(backoff(c.cfg.BaseBackoff, c.cfg.MaxBackoff, attempt), retryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			break // the caller's budget ends first: answer now rather than wait in vain
+		}
+		log.Warn().Str("op", op).Int("upstream_status", status).Int("attempt", attempt).
+			Dur("backoff", wait).AnErr("cause", err).Msg("cxone transient failure, retrying")
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return Result{}, &Error{Op: op, Status: status, Attempts: attempt, Duration: c.cfg.Now().Sub(started), Kind: ErrTimeout, Err: ctx.Err()}
+		}
+	}
+	return Result{}, last
+}
+
+// attempt sends one request with its own timeout and answers CXone's status. It first
+// takes one of the MaxInFlight slots, so that however many requests and sweepers call,
+// CXone never sees more than that many at once from this replica.
+func (c *Client) attempt(ctx context.Context, op, method, target, access string, decode func(io.Reader) error) (status int, retryAfter time.Duration, err error) {
+	select {
+	case c.inFlight <- struct{}{}:
+		defer func() { <-c.inFlight }()
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("waiting for one of %d CXone slots: %w", c.cfg.MaxInFlight, ctx.Err())
+	}
+	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, method, target, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+access)
+	req.Header.Set("Accept", "application/json")
+	t0 := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.metrics.request(op, "error", time.Since(t0))
+		return 0, 0, err
+	}
+	defer drain(resp.Body)
+	c.metrics.request(op, strconvStatus(resp.StatusCode), time.Since(t0))
+	if resp.StatusCode == http.StatusOK && decode != nil {
+		if err := decode(io.LimitReader(resp.Body, maxAnswer)); err != nil {
+			return resp.StatusCode, 0, errors.New("undecodable answer")
+		}
+	}
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now()), nil
+}
+
+// classify maps CXone's answer (or the lack of one) to the kind of failure.
+func classify(status int, err error) error {
+	switch {
+	case err != nil && status == 0:
+		return transportKind(err)
+	case status == http.StatusNotFound:
+		return ErrNoActiveCall
+	case status == http.StatusUnprocessableEntity:
+		return ErrInternalCall
+	case status == http.StatusGatewayTimeout:
+		return ErrTimeout
+	case transient(status, nil):
+		return ErrUnavailable
+	default:
+		return ErrRefused // 401/403 after a refresh, other 4xx, anything undocumented
+	}
+}
+
+// transient reports whether another attempt may succeed (design §1).
+func transient(status int, err error) bool {
+	switch status {
+	case 0:
+		return err != nil
+	case http.StatusTooEarly, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// transportKind tells a timeout from another network failure.
+func transportKind(err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return ErrTimeout
+	}
+	return ErrUnavailable
+}
+
+// backoff is the wait before attempt+1: exponential, capped, with jitter over its
+// upper half so that retrying replicas spread out but never retry at once.
+func backoff(base, ceiling time.Duration, attempt int) time.Duration {
+	d := min(ceiling, base<<(attempt-1))
+	return d/2 + rand.N(d/2+1)
+}
+
+// maxRetryAfter caps what a Retry-After is believed to ask: longer is nonsense.
+const maxRetryAfter = time.Hour
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or bad.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return min(time.Duration(min(secs, int(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// drain reads what is left of a body so that the connection goes back to the pool.
+func drain(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxAnswer))
+	_ = body.Close()
+}
+
+func strconvStatus(code int) string { return strconv.Itoa(code) }

@@ -1,0 +1,366 @@
+package upstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestMaskAndUnmaskReachTheAgentsLatestCall(t *testing.T) {
+	sim := testkit.NewSim(t)
+	older := sim.StartCall("42", false, true)
+	latest := sim.StartCall("42", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+
+	res, err := c.Mask(context.Background(), "42")
+	if err != nil || res.Status != http.StatusOK || res.Accepted() {
+		t.Fatalf("Mask = %+v, %v; want 200", res, err)
+	}
+	if got, _ := sim.Call(latest.ID); !got.Masked {
+		t.Error("the latest joined call is not masked")
+	}
+	if got, _ := sim.Call(older.ID); got.Masked {
+		t.Error("an older call was masked")
+	}
+	if _, err := c.Unmask(context.Background(), "42"); err != nil {
+		t.Fatalf("Unmask: %v", err)
+	}
+	if got, _ := sim.Call(latest.ID); got.Masked || len(got.MaskedSpans()) != 1 {
+		t.Errorf("after unmask: masked=%v spans=%v; want unmasked with one masked span", got.Masked, got.MaskedSpans())
+	}
+}
+
+func TestOneTokenServesConcurrentRequests(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			if _, err := c.Mask(context.Background(), "7"); err != nil {
+				failures.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of 50 masks failed", failures.Load())
+	}
+	if n := sim.TokensIssued(); n != 1 {
+		t.Errorf("token requests = %d for 50 concurrent calls; want 1 (no stampede)", n)
+	}
+}
+
+func TestTokenIsRenewedBeforeExpiryWithoutBlocking(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	var now atomic.Pointer[time.Time]
+	start := time.Now()
+	now.Store(&start)
+	cfg := sim.UpstreamConfig()
+	cfg.Now = func() time.Time { return *now.Load() }
+	c := upstream.New(cfg)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	// The simulator's tokens live one hour: 58m30s later the token is within the
+	// two-minute renewal margin but still valid.
+	later := start.Add(58*time.Minute + 30*time.Second)
+	now.Store(&later)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, "a background renewal", func() bool { return sim.TokensIssued() == 2 })
+	if n := sim.Count("mask", "7", http.StatusUnauthorized); n != 0 {
+		t.Errorf("%d masks were refused with 401; a renewal must not let any request fail", n)
+	}
+}
+
+func TestExpiredTokenIsReplacedBeforeTheRequest(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	var now atomic.Pointer[time.Time]
+	start := time.Now()
+	now.Store(&start)
+	cfg := sim.UpstreamConfig()
+	cfg.Now = func() time.Time { return *now.Load() }
+	c := upstream.New(cfg)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	later := start.Add(2 * time.Hour)
+	now.Store(&later)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.TokensIssued(); n != 2 {
+		t.Errorf("tokens issued = %d; want 2", n)
+	}
+}
+
+func TestRevokedTokenIsRefreshedOnceAndTheRequestRetried(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	sim.RevokeTokens()
+	res, err := c.Unmask(context.Background(), "7")
+	if err != nil || res.Status != http.StatusOK {
+		t.Fatalf("Unmask after revocation = %+v, %v; want 200 after one refresh", res, err)
+	}
+	if n := sim.TokensIssued(); n != 2 {
+		t.Errorf("tokens issued = %d; want 2", n)
+	}
+	if n := sim.Count("unmask", "7", http.StatusUnauthorized); n != 1 {
+		t.Errorf("401 answers = %d; want 1", n)
+	}
+}
+
+func TestPermissionRefusedAfterOneRefreshIsErrRefused(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	sim.SetFaults(cxonesim.Faults{DenyMasking: true})
+	c := upstream.New(sim.UpstreamConfig())
+	_, err := c.Mask(context.Background(), "7")
+	var ue *upstream.Error
+	if !errors.Is(err, upstream.ErrRefused) || !errors.As(err, &ue) || ue.Status != http.StatusForbidden {
+		t.Fatalf("Mask = %v; want ErrRefused with status 403", err)
+	}
+	if n := sim.Count("mask", "7", 0); n != 2 {
+		t.Errorf("mask requests = %d; want 2 (one, then one after a token refresh)", n)
+	}
+}
+
+func TestAnswersMapToErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(*testkit.Sim)
+		want     error
+		status   int
+		requests int // mask requests the simulator saw
+	}{
+		{"no active call", func(*testkit.Sim) {}, upstream.ErrNoActiveCall, 404, 1},
+		{"internal call", func(s *testkit.Sim) { s.StartCall("7", true, true) }, upstream.ErrInternalCall, 422, 1},
+		{"persistent 503", func(s *testkit.Sim) {
+			s.StartCall("7", false, true)
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
+		}, upstream.ErrUnavailable, 503, 3},
+		{"persistent 500", func(s *testkit.Sim) {
+			s.StartCall("7", false, true)
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 500})
+		}, upstream.ErrUnavailable, 500, 3},
+		{"persistent 504", func(s *testkit.Sim) {
+			s.StartCall("7", false, true)
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 504})
+		}, upstream.ErrTimeout, 504, 3},
+		{"locked beyond the attempts", func(s *testkit.Sim) {
+			s.StartCall("7", false, true)
+			s.SetBehaviour("7", 10, 0)
+		}, upstream.ErrUnavailable, 425, 3},
+		{"undocumented 400", func(s *testkit.Sim) {
+			s.StartCall("7", false, true)
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 400})
+		}, upstream.ErrRefused, 400, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := testkit.NewSim(t)
+			tt.setup(sim)
+			_, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7")
+			var ue *upstream.Error
+			if !errors.Is(err, tt.want) || !errors.As(err, &ue) || ue.Status != tt.status {
+				t.Fatalf("Mask = %v; want %v with status %d", err, tt.want, tt.status)
+			}
+			if n := sim.Count("mask", "7", 0); n != tt.requests {
+				t.Errorf("mask requests = %d; want %d", n, tt.requests)
+			}
+		})
+	}
+}
+
+func TestLockedAgentIsRetriedUntilCXoneAccepts(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	sim.SetBehaviour("7", 2, 0)
+	res, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7")
+	if err != nil || res.Status != 200 || res.Attempts != 3 {
+		t.Fatalf("Mask = %+v, %v; want 200 on the third attempt", res, err)
+	}
+}
+
+func TestAsyncAnswerIsAccepted(t *testing.T) {
+	sim := testkit.NewSim(t)
+	call := sim.StartCall("7", false, true)
+	sim.SetBehaviour("7", 0, 50*time.Millisecond)
+	res, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7")
+	if err != nil || !res.Accepted() {
+		t.Fatalf("Mask = %+v, %v; want 202", res, err)
+	}
+	testkit.Eventually(t, 2*time.Second, "the simulator to finish the mask", func() bool {
+		c, _ := sim.Call(call.ID)
+		return c.Masked
+	})
+}
+
+func TestRetryAfterLongerThanTheBudgetAnswersAtOnce(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 429, RetryAfter: 30})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := upstream.New(sim.UpstreamConfig()).Mask(ctx, "7")
+	var ue *upstream.Error
+	if !errors.Is(err, upstream.ErrUnavailable) || !errors.As(err, &ue) || ue.RetryAfter != 30*time.Second {
+		t.Fatalf("Mask = %v; want ErrUnavailable carrying Retry-After 30s", err)
+	}
+	if n := sim.Count("mask", "7", 0); n != 1 {
+		t.Errorf("mask requests = %d; want 1: waiting 30s cannot fit a 5s budget", n)
+	}
+	if ctx.Err() != nil {
+		t.Error("the client waited out the caller's budget instead of answering")
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 429, RetryAfter: 1})
+	cfg := sim.UpstreamConfig()
+	cfg.MaxAttempts = 2
+	c := upstream.New(cfg)
+	go func() {
+		// Let CXone recover once the first answer has been given.
+		testkit.Eventually(t, 5*time.Second, "the first 429", func() bool { return sim.Count("mask", "7", 429) == 1 })
+		sim.SetFaults(cxonesim.Faults{})
+	}()
+	res, err := c.Mask(context.Background(), "7")
+	if err != nil || res.Attempts != 2 {
+		t.Fatalf("Mask = %+v, %v; want success on the second attempt", res, err)
+	}
+	reqs := sim.Requests()
+	if gap := reqs[len(reqs)-1].At.Sub(reqs[0].At); gap < time.Second {
+		t.Errorf("second attempt came %s after the first; Retry-After asked for 1s", gap)
+	}
+}
+
+func TestHungCXoneTimesOutPerAttempt(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	cfg := sim.UpstreamConfig()
+	cfg.Timeout = 100 * time.Millisecond
+	cfg.MaxAttempts = 2
+	c := upstream.New(cfg)
+	if err := c.Ready(context.Background()); err != nil { // token first: the hang is for the API only
+		t.Fatal(err)
+	}
+	sim.SetFaults(cxonesim.Faults{Hang: true})
+	_, err := c.Mask(context.Background(), "7")
+	var ue *upstream.Error
+	if !errors.Is(err, upstream.ErrTimeout) || !errors.As(err, &ue) || ue.Attempts != 2 {
+		t.Fatalf("Mask = %v; want ErrTimeout after 2 attempts", err)
+	}
+}
+
+func TestUnreachableCXoneIsUnavailable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // nothing listens there any more
+	c := upstream.New(upstream.Config{AuthURL: srv.URL + "/auth/token", BaseURL: srv.URL, MaxAttempts: 1})
+	_, err := c.Mask(context.Background(), "7")
+	if !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("Mask = %v; want ErrUnavailable", err)
+	}
+}
+
+func TestTokenFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*upstream.Config, *testkit.Sim)
+		want   error
+		words  string
+	}{
+		{"wrong client secret", func(c *upstream.Config, _ *testkit.Sim) { c.Credentials.ClientSecret = "nope-not-it" }, upstream.ErrRefused, "invalid_client"},
+		{"wrong access key secret", func(c *upstream.Config, _ *testkit.Sim) { c.Credentials.AccessKeySecret = "nope-not-it" }, upstream.ErrRefused, "invalid_grant"},
+		{"token endpoint down", func(_ *upstream.Config, s *testkit.Sim) { s.SetFaults(cxonesim.Faults{TokenDown: true}) }, upstream.ErrUnavailable, "503"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := testkit.NewSim(t)
+			cfg := sim.UpstreamConfig()
+			tt.mutate(&cfg, sim)
+			err := upstream.New(cfg).Ready(context.Background())
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.words) {
+				t.Fatalf("Ready = %v; want %v mentioning %q", err, tt.want, tt.words)
+			}
+			for _, secret := range []string{cfg.Credentials.ClientSecret, cfg.Credentials.AccessKeySecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error %q shows a secret", err)
+				}
+			}
+		})
+	}
+}
+
+func TestDiscoveryFindsTheTenantsEndpoint(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	cfg := sim.UpstreamConfig()
+	cfg.BaseURL = ""
+	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask through discovery: %v", err)
+	}
+
+}
+
+func TestInFlightRequestsAreBounded(t *testing.T) {
+	sim := testkit.NewSim(t)
+	cfg := sim.UpstreamConfig()
+	cfg.MaxInFlight = 3
+	c := upstream.New(cfg)
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(cxonesim.Faults{LatencyMs: 100})
+	var peak atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if h := int32(sim.Held()); h > peak.Load() {
+				peak.Store(h)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 12 {
+		id := fmt.Sprint(i)
+		sim.StartCall(id, false, true)
+		wg.Go(func() { c.Mask(context.Background(), id) })
+	}
+	wg.Wait()
+	close(done)
+	if p := peak.Load(); p != 3 {
+		t.Errorf("peak CXone requests in flight = %d; want the bound, 3", p)
+	}
+	if n := sim.Count("mask", "", 200); n != 12 {
+		t.Errorf("masks done = %d; want all 12, queued behind the bound", n)
+	}
+}

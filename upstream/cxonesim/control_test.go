@@ -1,0 +1,144 @@
+package cxonesim_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+const (
+	clientID, clientSecret = "app", "app-secret"
+	keyID, keySecret       = "key", "key-secret"
+)
+
+func newServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(cxonesim.New(cxonesim.Options{ClientID: clientID, ClientSecret: clientSecret,
+		AccessKeyID: keyID, AccessKeySecret: keySecret}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, target, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, target, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+func token(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {keyID}, "password": {keySecret}}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+cxonesim.TokenPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, clientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+		IDToken     string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != 200 || ans.ExpiresIn != 3600 || ans.IDToken == "" {
+		t.Fatalf("token answer %d %+v %v", resp.StatusCode, ans, err)
+	}
+	return ans.AccessToken
+}
+
+func TestControlAPIDrivesCallsAndTimelines(t *testing.T) {
+	srv := newServer(t)
+	tok := token(t, srv)
+	api := srv.URL + "/interaction-recording-management-service/v1/interactions/"
+
+	if status, _ := do(t, "POST", api+"mask?userId=5", tok, ""); status != 404 {
+		t.Fatalf("mask without a call = %d; want 404", status)
+	}
+	status, call := do(t, "POST", srv.URL+"/sim/agents/5/calls", "", `{"recorded":true}`)
+	if status != 201 || call["callId"] == "" {
+		t.Fatalf("start call = %d %v", status, call)
+	}
+	callURL := srv.URL + "/sim/calls/" + call["callId"].(string)
+	if status, _ := do(t, "POST", api+"mask?userId=5", "", ""); status != 401 {
+		t.Fatalf("mask without a token = %d; want 401", status)
+	}
+	if status, _ := do(t, "POST", api+"mask?userId=5", tok, ""); status != 200 {
+		t.Fatalf("mask = %d; want 200", status)
+	}
+	if _, rs := do(t, "GET", api+"get-recording-status?userId=5", tok, ""); rs["statusReason"] != "Mask" || rs["recordingStatusToAgent"] != "Stopped" {
+		t.Fatalf("recording status while masked = %v", rs)
+	}
+	if status, _ := do(t, "POST", api+"unmask?userId=5", tok, ""); status != 200 {
+		t.Fatalf("unmask = %d; want 200", status)
+	}
+	if status, _ := do(t, "DELETE", callURL, "", ""); status != 204 {
+		t.Fatalf("end call = %d; want 204", status)
+	}
+	_, got := do(t, "GET", callURL, "", "")
+	var kinds []string
+	for _, e := range got["timeline"].([]any) {
+		kinds = append(kinds, e.(map[string]any)["kind"].(string))
+	}
+	if strings.Join(kinds, ",") != "started,masked,unmasked,ended" {
+		t.Errorf("timeline = %v", kinds)
+	}
+	if n := len(got["recordedSpans"].([]any)); n != 2 {
+		t.Errorf("recorded spans = %d; want 2 (before and after the mask)", n)
+	}
+	if n := len(got["maskedSpans"].([]any)); n != 1 {
+		t.Errorf("masked spans = %d; want 1", n)
+	}
+	_, reqs := do(t, "GET", srv.URL+"/sim/requests", "", "")
+	if n := len(reqs["requests"].([]any)); n != 5 {
+		t.Errorf("recorded requests = %d; want 5", n)
+	}
+}
+
+func TestControlAPIFaultsAndBehaviour(t *testing.T) {
+	srv := newServer(t)
+	tok := token(t, srv)
+	mask := srv.URL + "/interaction-recording-management-service/v1/interactions/mask?userId=5"
+	do(t, "POST", srv.URL+"/sim/agents/5/calls", "", "")
+
+	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{"lock":1}`)
+	if status, _ := do(t, "POST", mask, tok, ""); status != 425 {
+		t.Errorf("locked mask = %d; want 425", status)
+	}
+	if status, _ := do(t, "POST", mask, tok, ""); status != 200 {
+		t.Errorf("mask after the lock = %d; want 200", status)
+	}
+	do(t, "PUT", srv.URL+"/sim/faults", "", `{"errorRate":1,"errorStatus":502}`)
+	if status, _ := do(t, "POST", mask, tok, ""); status != 502 {
+		t.Errorf("mask with errorRate 1 = %d; want 502", status)
+	}
+	if status, _ := do(t, "PUT", srv.URL+"/sim/faults", "", `{"bogus":1}`); status != 400 {
+		t.Errorf("unknown fault field = %d; want 400", status)
+	}
+	do(t, "POST", srv.URL+"/sim/tokens/revoke", "", "")
+	do(t, "PUT", srv.URL+"/sim/faults", "", `{}`)
+	if status, _ := do(t, "POST", mask, tok, ""); status != 401 {
+		t.Errorf("mask with a revoked token = %d; want 401", status)
+	}
+	do(t, "POST", srv.URL+"/sim/reset", "", "")
+	if status, _ := do(t, "POST", mask, token(t, srv), ""); status != 404 {
+		t.Errorf("mask after reset = %d; want 404 (no calls)", status)
+	}
+}

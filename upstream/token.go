@@ -1,0 +1,202 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
+)
+
+// Credentials are the registered application and the access key that maskgate uses
+// towards CXone. They never appear in a log line, an error or a metric.
+type Credentials struct {
+	ClientID        string
+	ClientSecret    string
+	AccessKeyID     string
+	AccessKeySecret string
+}
+
+// token is an access token and what came with it.
+type token struct {
+	access    string
+	refresh   string
+	refreshAt time.Time // renew in the background from here on
+	expiry    time.Time // unusable from here on
+	tenantID  string    // from the id_token, for API discovery
+	issuer    string    // from the id_token, for API discovery
+}
+
+// tokenSource obtains CXone access tokens with the access key (password grant), caches
+// the current one for all requests, and renews it before it expires. However many
+// requests need a token at once, at most one token request is in flight.
+type tokenSource struct {
+	authURL string
+	creds   Credentials
+	hc      *http.Client
+	timeout time.Duration
+	now     func() time.Time
+	metrics *metrics
+
+	mu      sync.Mutex
+	current *token
+	flight  singleflight.Group
+}
+
+// refreshMargin is how long before expiry a token is renewed: two minutes, as NICE's
+// own SDK does, or a tenth of the lifetime for short-lived tokens.
+func refreshMargin(lifetime time.Duration) time.Duration {
+	return min(2*time.Minute, lifetime/10)
+}
+
+// Token returns a usable access token. A token near its expiry is still returned while
+// a renewal runs in the background; an expired or missing one is waited for.
+func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
+	ts.mu.Lock()
+	cur := ts.current
+	ts.mu.Unlock()
+	now := ts.now()
+	if cur != nil && now.Before(cur.expiry) {
+		if !now.Before(cur.refreshAt) {
+			ts.flight.DoChan("token", ts.renew) // background renewal; its result lands in ts.current
+		}
+		return cur, nil
+	}
+	ch := ts.flight.DoChan("token", ts.renew)
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*token), nil
+	case <-ctx.Done():
+		return nil, &Error{Op: "token", Kind: ErrTimeout, Err: ctx.Err()}
+	}
+}
+
+// Invalidate drops access if it is still the current token, so that the next Token
+// fetches a new one. CXone's 401 on a token the gateway believed valid calls for it.
+func (ts *tokenSource) Invalidate(access string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.current != nil && ts.current.access == access {
+		ts.current = nil
+	}
+}
+
+// renew runs once however many callers wait: it refreshes with the refresh token when
+// there is one and falls back to the access key. It runs detached from any one
+// caller's context, so that a caller that gives up does not fail the others.
+func (ts *tokenSource) renew() (any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ts.timeout)
+	defer cancel()
+	ts.mu.Lock()
+	cur := ts.current
+	ts.mu.Unlock()
+	var (
+		tok *token
+		err error
+	)
+	if cur != nil && cur.refresh != "" {
+		tok, err = ts.request(ctx, "refresh_token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {cur.refresh}})
+	}
+	if tok == nil {
+		tok, err = ts.request(ctx, "password", url.Values{
+			"grant_type": {"password"},
+			"username":   {ts.creds.AccessKeyID},
+			"password":   {ts.creds.AccessKeySecret},
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	ts.mu.Lock()
+	ts.current = tok
+	ts.mu.Unlock()
+	return tok, nil
+}
+
+// tokenAnswer is the JSON of CXone's token endpoint, successful or an OAuth error.
+type tokenAnswer struct {
+	AccessToken      string `json:"access_token"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshToken     string `json:"refresh_token"`
+	IDToken          string `json:"id_token"`
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+}
+
+func (ts *tokenSource) request(ctx context.Context, grant string, form url.Values) (*token, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.authURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, &Error{Op: "token", Kind: ErrRefused, Err: errors.New("bad CXONE_AUTH_URL")}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
+	req.SetBasicAuth(url.QueryEscape(ts.creds.ClientID), url.QueryEscape(ts.creds.ClientSecret))
+	started := ts.now()
+	resp, err := ts.hc.Do(req)
+	if err != nil {
+		ts.metrics.tokenRequest(grant, "error")
+		return nil, &Error{Op: "token", Kind: transportKind(err), Err: err}
+	}
+	defer drain(resp.Body)
+	var ans tokenAnswer
+	decodeErr := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&ans)
+	ts.metrics.tokenRequest(grant, strconvStatus(resp.StatusCode))
+	switch {
+	case resp.StatusCode == http.StatusOK && decodeErr == nil && ans.AccessToken != "" && ans.ExpiresIn > 0:
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized:
+		return nil, &Error{Op: "token", Status: resp.StatusCode, Kind: ErrRefused, Err: oauthError(ans)}
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return nil, &Error{Op: "token", Status: resp.StatusCode, Kind: ErrUnavailable}
+	default:
+		return nil, &Error{Op: "token", Status: resp.StatusCode, Kind: ErrRefused, Err: errors.New("unexpected token answer")}
+	}
+	lifetime := time.Duration(ans.ExpiresIn) * time.Second
+	tok := &token{
+		access:    ans.AccessToken,
+		refresh:   ans.RefreshToken,
+		expiry:    started.Add(lifetime),
+		refreshAt: started.Add(lifetime - refreshMargin(lifetime)),
+	}
+	tok.tenantID, tok.issuer = idTokenTenant(ans.IDToken)
+	return tok, nil
+}
+
+// oauthError keeps CXone's OAuth error code and description (never a credential).
+func oauthError(ans tokenAnswer) error {
+	if ans.Error == "" {
+		return errors.New("token endpoint refused the credentials")
+	}
+	if ans.ErrorDescription == "" {
+		return errors.New(ans.Error)
+	}
+	return fmt.Errorf("%s: %s", ans.Error, ans.ErrorDescription)
+}
+
+// idTokenTenant reads the tenantId and iss claims of CXone's id_token. The token comes
+// straight from the token endpoint over the connection the gateway opened, so its
+// signature is not checked here: it only says where to discover the API.
+func idTokenTenant(idToken string) (tenantID, issuer string) {
+	if idToken == "" {
+		return "", ""
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(idToken, claims); err != nil {
+		return "", ""
+	}
+	tenantID, _ = claims["tenantId"].(string)
+	issuer, _ = claims["iss"].(string)
+	return tenantID, issuer
+}
