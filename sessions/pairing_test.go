@@ -239,40 +239,75 @@ func TestAcceptedMaskAndUnmaskAreConfirmed(t *testing.T) {
 	}
 }
 
-func TestConcurrentIdenticalMasksCoalesce(t *testing.T) {
+// TestConcurrentIdenticalOperationsCoalesce: identical masks, then identical unmasks,
+// sent at once through two replicas reach CXone once and all get that one answer; the
+// answer kept for them is the only result record, and an operation nobody joined keeps
+// none.
+func TestConcurrentIdenticalOperationsCoalesce(t *testing.T) {
 	c := newCluster(t, 2, nil)
 	c.sim.StartCall("a", false, true)
+	ctx := context.Background()
+	results := func() int {
+		keys, err := c.rdb.Keys(ctx, "{"+c.prefix+"}:result:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	// Alone: nobody joins, nothing is kept for joiners.
+	if _, err := c.replicas[0].svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.replicas[0].svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := results(); n != 0 {
+		t.Errorf("%d result records after operations nobody joined; want 0", n)
+	}
+
 	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 300})
-	const n = 50
-	ids := make(chan string, n)
-	var failed atomic.Int32
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			s, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)})
-			if err != nil {
-				failed.Add(1)
-				return
+	for _, op := range []string{"mask", "unmask"} {
+		const n = 50
+		answers := make(chan sessions.Session, n)
+		var failed atomic.Int32
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				svc := c.replicas[i%2].svc
+				var s sessions.Session
+				var err error
+				if op == "mask" {
+					s, err = svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)})
+				} else {
+					s, err = svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr"})
+				}
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				answers <- s
+			})
+		}
+		wg.Wait()
+		close(answers)
+		if failed.Load() != 0 {
+			t.Fatalf("%d of %d %ss failed", failed.Load(), n, op)
+		}
+		var first sessions.Session
+		for s := range answers {
+			if first.ID == "" {
+				first = s
 			}
-			ids <- s.ID
-		})
-	}
-	wg.Wait()
-	close(ids)
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d masks failed", failed.Load(), n)
-	}
-	first := ""
-	for id := range ids {
-		if first == "" {
-			first = id
+			if s.ID != first.ID || s.State != first.State {
+				t.Fatalf("%ss answered different sessions: %+v and %+v", op, first, s)
+			}
 		}
-		if id != first {
-			t.Fatalf("masks answered different sessions: %s and %s", first, id)
+		if sent := c.sim.Count(op, "a", 0); sent != 2 {
+			t.Errorf("%ss sent to CXone = %d for one alone and %d identical concurrent requests; want 2", op, sent, n)
 		}
 	}
-	if sent := c.sim.Count("mask", "a", 0); sent != 1 {
-		t.Errorf("masks sent to CXone = %d for %d identical concurrent requests; want 1", sent, n)
+	if n := results(); n != 2 {
+		t.Errorf("%d result records after two joined operations; want 2", n)
 	}
 }
 

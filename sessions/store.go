@@ -44,11 +44,12 @@ const resultTTL = time.Minute
 // Store keeps sessions in Redis. Every key carries the hash tag {prefix}, so all of them
 // live in one slot and the scripts also run on Redis Cluster:
 //
-//	{prefix}:session:<userId>  hash, the agent's open session and its operation lock
+//	{prefix}:session:<userId>  hash, the agent's open session and its operation lock (op, opId,
+//	                           opFp, opUntil; opJoined once an identical request joined it)
 //	{prefix}:due               sorted set, userId by when the sweeper must look next (ms)
 //	{prefix}:open              sorted set, userId with score 0 (listing in userId order)
 //	{prefix}:unmasking         set, userIds whose unmask is not finished
-//	{prefix}:result:<opId>     string, an operation's answer for joined requests (1 min)
+//	{prefix}:result:<opId>     string, an operation's answer, kept only when requests joined it (1 min)
 //	{prefix}:idem:<hash>       string, an Idempotency-Key's record (24 h)
 //	{prefix}:rate:<hash>       hash, a caller's request counts (2 s)
 type Store struct {

@@ -1,6 +1,7 @@
 -- close: ends the agent's session under the operation that holds its lock: it leaves
 -- the open set, the due set and the unmasking set at once (design §3.6); the final
--- record is returned for the answer and the audit line, and kept for joined requests.
+-- record is returned for the answer and the audit line, and kept for joined requests
+-- if any joined (opJoined).
 -- Only the operation's holder may close (fencing).
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] open zset   KEYS[4] unmasking set
@@ -9,7 +10,8 @@
 -- ARGV[5] result code for joiners ('' success)   ARGV[6] result ttl ms
 -- Returns {"closed", field, value, ...}, or {"stale"}.
 local h = KEYS[1]
-if redis.call('HGET', h, 'opId') ~= ARGV[2] then
+local op = redis.call('HMGET', h, 'opId', 'opJoined')
+if op[1] ~= ARGV[2] then
   return {'stale'}
 end
 local t = redis.call('TIME')
@@ -18,14 +20,16 @@ redis.call('HSET', h, 'state', 'closed', 'closeReason', ARGV[3], 'unmaskedAt', s
 if ARGV[4] ~= '' then
   redis.call('HSET', h, 'unmaskedBy', ARGV[4])
 end
-redis.call('HDEL', h, 'op', 'opId', 'opFp', 'opUntil')
+redis.call('HDEL', h, 'op', 'opId', 'opFp', 'opUntil', 'opJoined')
 local fields = redis.call('HGETALL', h)
 redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
-local s = {}
-for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
-redis.call('SET', KEYS[5], cjson.encode({code = ARGV[5], session = s}), 'PX', ARGV[6])
+if op[2] then
+  local s = {}
+  for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
+  redis.call('SET', KEYS[5], cjson.encode({code = ARGV[5], session = s}), 'PX', ARGV[6])
+end
 table.insert(fields, 1, 'closed')
 return fields

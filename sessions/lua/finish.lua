@@ -1,6 +1,6 @@
 -- finish: ends an operation on the agent's session without closing it: releases the
 -- operation lock, applies the outcome, schedules the sweeper's next look, and keeps the
--- answer for requests that joined the operation. Only the operation's holder may finish
+-- answer for requests that joined the operation, if any did (opJoined). Only the operation's holder may finish
 -- it (fencing): a holder whose lease passed and was taken over changes nothing.
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] result key of the operation
@@ -13,12 +13,13 @@
 -- ARGV[8] closeAs ('' keeps)   ARGV[9] unmaskedBy ('' keeps)   ARGV[10] '1' marks a give-up
 -- Returns {"ok", field, value, ...} or {"stale"}.
 local h = KEYS[1]
-if redis.call('HGET', h, 'opId') ~= ARGV[1] then
+local op = redis.call('HMGET', h, 'opId', 'user', 'opJoined')
+if op[1] ~= ARGV[1] then
   return {'stale'}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HDEL', h, 'op', 'opId', 'opFp', 'opUntil')
+redis.call('HDEL', h, 'op', 'opId', 'opFp', 'opUntil', 'opJoined')
 if ARGV[4] ~= '' then redis.call('HSET', h, 'state', ARGV[4]) end
 if ARGV[6] == '0' then
   redis.call('HDEL', h, 'confirmUntil')
@@ -32,7 +33,7 @@ end
 if ARGV[8] ~= '' then redis.call('HSET', h, 'closeAs', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', h, 'unmaskedBy', ARGV[9]) end
 if ARGV[10] == '1' then redis.call('HSET', h, 'gaveUp', '1') end
-local user = redis.call('HGET', h, 'user')
+local user = op[2]
 if ARGV[5] == 'none' then
   redis.call('ZREM', KEYS[2], user)
 elseif ARGV[5] == 'expiry' then
@@ -41,8 +42,10 @@ elseif ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[5])), user)
 end
 local fields = redis.call('HGETALL', h)
-local s = {}
-for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
-redis.call('SET', KEYS[3], cjson.encode({code = ARGV[2], session = s}), 'PX', ARGV[3])
+if op[3] then
+  local s = {}
+  for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
+  redis.call('SET', KEYS[3], cjson.encode({code = ARGV[2], session = s}), 'PX', ARGV[3])
+end
 table.insert(fields, 1, 'ok')
 return fields

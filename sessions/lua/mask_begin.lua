@@ -23,14 +23,16 @@ if wait > 0 then
   return {'rate_limited', string.format('%d', wait)}
 end
 local h = KEYS[1]
-local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId')
+local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId', 'state')
 if lock[1] and tonumber(lock[2]) > now then
   if lock[1] == 'mask' and lock[3] == ARGV[8] then
+    -- The holder keeps its answer for joiners only when there are some (finish).
+    redis.call('HSET', h, 'opJoined', '1')
     return {'join', lock[4], string.format('%d', tonumber(lock[2]) - now)}
   end
   return {'busy', string.format('%d', tonumber(lock[2]) - now)}
 end
-local state = redis.call('HGET', h, 'state')
+local state = lock[5]
 local outcome = 'refreshed'
 if (not state) or state == 'unmasking' then
   if state then outcome = 'superseded' else outcome = 'created' end
@@ -38,6 +40,7 @@ if (not state) or state == 'unmasking' then
   redis.call('SREM', KEYS[4], ARGV[1])
   redis.call('HSET', h, 'id', ARGV[2], 'user', ARGV[1], 'state', 'masking',
     'maskedAt', string.format('%d', now), 'maskedBy', ARGV[4], 'reason', ARGV[5])
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])
 elseif ARGV[5] ~= '' then
   redis.call('HSET', h, 'reason', ARGV[5])
 end
@@ -45,7 +48,6 @@ local deadline = string.format('%d', now + tonumber(ARGV[3]))
 redis.call('HSET', h, 'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
   'opUntil', string.format('%d', now + tonumber(ARGV[7])))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
 local fields = redis.call('HGETALL', h)
 table.insert(fields, 1, outcome)
 return fields

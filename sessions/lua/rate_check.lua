@@ -18,6 +18,9 @@ local function rate_check(key, limit, window, now)
     return window - elapsed
   end
   redis.call('HSET', key, 'win', index, 'cur', cur + 1, 'prev', prev)
-  redis.call('PEXPIRE', key, 2 * window)
+  if win ~= index then
+    -- Once per window is enough: the counter is needed until the next window ends.
+    redis.call('PEXPIRE', key, 2 * window)
+  end
   return 0
 end

@@ -18,13 +18,15 @@ if wait > 0 then
   return {'rate_limited', string.format('%d', wait)}
 end
 local h = KEYS[1]
-local id = redis.call('HGET', h, 'id')
+local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId', 'id')
+local id = lock[5]
 if not id then
   return {'not_masked'}
 end
-local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId')
 if lock[1] and tonumber(lock[2]) > now then
   if lock[1] == 'unmask' and lock[3] == ARGV[6] then
+    -- The holder keeps its answer for joiners only when there are some (close, finish).
+    redis.call('HSET', h, 'opJoined', '1')
     return {'join', lock[4], string.format('%d', tonumber(lock[2]) - now)}
   end
   return {'busy', string.format('%d', tonumber(lock[2]) - now)}
