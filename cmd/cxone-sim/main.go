@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
 	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of issued access tokens")
+	requestLog := fs.Int("request-log", 100_000, "how many answered requests GET /sim/requests keeps (the latest)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,6 +43,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		AccessKeyID:     getenv("CXONE_ACCESS_KEY_ID"),
 		AccessKeySecret: getenv("CXONE_ACCESS_KEY_SECRET"),
 		TokenTTL:        *tokenTTL,
+		MaxRequests:     *requestLog,
+	}
+	if opts.MaxRequests < 1 {
+		return errors.New("-request-log must be at least 1")
 	}
 	if opts.ClientID == "" || opts.ClientSecret == "" || opts.AccessKeyID == "" || opts.AccessKeySecret == "" {
 		return errors.New("set CXONE_CLIENT_ID, CXONE_CLIENT_SECRET, CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET: the credentials it accepts")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -140,5 +141,27 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	do(t, "POST", srv.URL+"/sim/reset", "", "")
 	if status, _ := do(t, "POST", mask, token(t, srv), ""); status != 404 {
 		t.Errorf("mask after reset = %d; want 404 (no calls)", status)
+	}
+}
+
+// TestRequestLogKeepsTheLatest: with MaxRequests the log stays bounded, keeps the
+// newest requests and drops the oldest.
+func TestRequestLogKeepsTheLatest(t *testing.T) {
+	sim := cxonesim.New(cxonesim.Options{ClientID: clientID, ClientSecret: clientSecret,
+		AccessKeyID: keyID, AccessKeySecret: keySecret, MaxRequests: 10})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	tok := token(t, srv)
+	for i := range 25 {
+		do(t, http.MethodPost, srv.URL+"/interaction-recording-management-service/v1/interactions/mask?userId=u"+strconv.Itoa(i), tok, "")
+	}
+	got := sim.Requests()
+	if len(got) == 0 || len(got) > 10 {
+		t.Fatalf("the log holds %d requests; want 1 to 10", len(got))
+	}
+	for i, r := range got { // the latest len(got) of the 25, oldest first
+		if want := "u" + strconv.Itoa(25-len(got)+i); r.UserID != want {
+			t.Errorf("request %d of the log is for %s; want %s", i, r.UserID, want)
+		}
 	}
 }

@@ -169,6 +169,9 @@ func (s *Sim) answer(w http.ResponseWriter, op, userID string, status, retryAfte
 func (s *Sim) record(op, userID string, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if max := s.opts.MaxRequests; max > 0 && len(s.requests) >= max {
+		s.requests = s.requests[:copy(s.requests, s.requests[len(s.requests)-max/2:])]
+	}
 	s.requests = append(s.requests, Request{Op: op, UserID: userID, Status: status, At: s.now()})
 }
 

@@ -21,6 +21,10 @@ type Options struct {
 	AccessKeySecret string
 	TenantID        string        // default "tenant-sim"
 	TokenTTL        time.Duration // lifetime of an access token (default 1h)
+	// MaxRequests bounds the request log (Requests, Count): past it the oldest half is
+	// dropped. 0 keeps every request, as tests want; a long-running or load-tested
+	// simulator sets it, or the log grows without end and stalls it as it does.
+	MaxRequests int
 }
 
 // Faults are injected into the API endpoints (mask, unmask, recording status) and,
@@ -219,7 +223,8 @@ func (s *Sim) RevokeTokens() {
 	s.refresh = map[string]bool{}
 }
 
-// Requests returns the API requests answered so far, oldest first.
+// Requests returns the API requests answered so far (the latest Options.MaxRequests of
+// them when set), oldest first.
 func (s *Sim) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
