@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,23 +162,33 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "\n%-6s %-9s %10s %9s %9s %9s %7s %16s\n", "round", "target", "req/s", "p50", "p99", "p99.9", "errors", "CPU s/1000 req")
 	var ratios []float64
 	var lastMaskgate float64
+	cpuUsed := map[string]map[string]float64{} // by target, by process: seconds
+	requests := map[string]int{}               // by target
 	for r := range b.o.rounds {
 		target, base := "maskgate", b.maskgateURL
 		if r%2 == 1 {
 			target, base = "nginx", b.nginxURL
 		}
-		cpu0, _ := cpuSeconds(b.maskgatePID)
+		cpu0 := b.cpuByProcess()
 		res := b.closedLoop(ctx, base, b.o.duration)
-		cpu1, _ := cpuSeconds(b.maskgatePID)
+		cpu1 := b.cpuByProcess()
+		if cpuUsed[target] == nil {
+			cpuUsed[target] = map[string]float64{}
+		}
+		for name := range cpu1 {
+			cpuUsed[target][name] += cpu1[name] - cpu0[name]
+		}
+		requests[target] += res.requests
 		cpu := "-"
 		if target == "maskgate" {
-			cpu = fmt.Sprintf("%.3f", (cpu1-cpu0)/float64(res.requests)*1000)
+			cpu = fmt.Sprintf("%.3f", (cpu1["maskgate"]-cpu0["maskgate"])/float64(res.requests)*1000)
 			lastMaskgate = res.rps()
 		} else if lastMaskgate > 0 {
 			ratios = append(ratios, lastMaskgate/res.rps())
 		}
 		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16s\n", r+1, target, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
 	}
+	printCPU(out, cpuUsed, requests)
 	slices.Sort(ratios)
 	if len(ratios) > 0 {
 		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), ratios[len(ratios)/2])
@@ -202,6 +215,11 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 			ms(mg.pct(.5)), ms(mg.pct(.99)), mg.errors, ms(ng.pct(.5)), ms(ng.pct(.99)), ng.errors,
 			ms(mg.pct(.5)-ng.pct(.5)), ms(mg.pct(.99)-ng.pct(.99)))
 	}
+	if b.o.profile != "" {
+		if err := b.profileRound(ctx, out); err != nil {
+			return err
+		}
+	}
 	var tokens struct {
 		TokensIssued int `json:"tokensIssued"`
 	}
@@ -221,4 +239,70 @@ func fmtRatios(r []float64) string {
 		parts[i] = fmt.Sprintf("%.2f", v)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// profileRound drives maskgate for one more round while its profiler records CPU and
+// allocations, and writes both to the -profile directory for `go tool pprof`.
+func (b *bench) profileRound(ctx context.Context, out io.Writer) error {
+	if err := os.MkdirAll(b.o.profile, 0o755); err != nil {
+		return err
+	}
+	secs := max(1, int(b.o.duration.Seconds()))
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, p := range []struct{ endpoint, file string }{{"profile", "cpu.pprof"}, {"allocs", "allocs.pprof"}} {
+		wg.Go(func() { errs[i] = b.fetchProfile(p.endpoint, secs, filepath.Join(b.o.profile, p.file)) })
+	}
+	b.closedLoop(ctx, b.maskgateURL, time.Duration(secs)*time.Second)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "profiles of one more maskgate round: go tool pprof -top %s/cpu.pprof (and allocs.pprof)\n", b.o.profile)
+	return nil
+}
+
+// fetchProfile saves maskgate's named profile over the next secs seconds.
+func (b *bench) fetchProfile(name string, secs int, path string) error {
+	resp, err := http.Get(b.debugURL + "/debug/pprof/" + name + "?seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("maskgate's %s profile: %s", name, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// printCPU shows where the shared cores went during each target's rounds: CPU seconds
+// per 1,000 requests of every process.
+func printCPU(out io.Writer, used map[string]map[string]float64, requests map[string]int) {
+	procs := []string{"maskgate", "redis", "cxone-sim", "nginx", loadGenerator}
+	fmt.Fprintf(out, "\nCPU s/1000 req by process %-8s", "")
+	for _, p := range procs {
+		fmt.Fprintf(out, " %9s", p)
+	}
+	fmt.Fprintf(out, " %9s\n", "total")
+	for _, target := range []string{"maskgate", "nginx"} {
+		if requests[target] == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "  during the %-8s rounds %-8s", target, "")
+		total := 0.0
+		for _, p := range procs {
+			v := used[target][p] / float64(requests[target]) * 1000
+			total += v
+			fmt.Fprintf(out, " %9.3f", v)
+		}
+		fmt.Fprintf(out, " %9.3f\n", total)
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +24,7 @@ import (
 type options struct {
 	rounds, conns, agents, rate int
 	duration                    time.Duration
-	nginx                       string
+	nginx, profile              string
 }
 
 // bench is everything the benchmark started.
@@ -36,8 +35,9 @@ type bench struct {
 	rdb                   *redis.Client
 	simURL                string
 	maskgateURL, nginxURL string
-	maskgatePID           int
-	token                 string // the callers' JWT (nginx ignores it)
+	pids                  map[string]int // the processes it started, by name
+	debugURL              string         // maskgate's profiler
+	token                 string         // the callers' JWT (nginx ignores it)
 }
 
 const (
@@ -70,6 +70,7 @@ func (b *bench) start(name string, env []string, args ...string) (*exec.Cmd, err
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	b.procs = append(b.procs, cmd)
+	b.pids[name] = cmd.Process.Pid
 	return cmd, nil
 }
 
@@ -90,7 +91,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, dir: dir}
+	b := &bench{o: o, dir: dir, pids: map[string]int{}}
 	fail := func(err error) (*bench, error) { b.tearDown(); return nil, err }
 	for _, tool := range []string{"redis-server", o.nginx} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -105,13 +106,13 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 			return fail(fmt.Errorf("go build %s: %v\n%s", cmd, err, out))
 		}
 	}
-	ports := make([]int, 4)
+	ports := make([]int, 5)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return fail(err)
 		}
 	}
-	redisPort, simPort, maskgatePort, nginxPort := ports[0], ports[1], ports[2], ports[3]
+	redisPort, simPort, maskgatePort, nginxPort, debugPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 
 	if _, err := b.start("redis", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir); err != nil {
@@ -127,7 +128,9 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	creds := []string{"CXONE_CLIENT_ID=" + clientID, "CXONE_CLIENT_SECRET=" + clientSk,
 		"CXONE_ACCESS_KEY_ID=" + keyID, "CXONE_ACCESS_KEY_SECRET=" + keySk}
 	b.simURL = "http://127.0.0.1:" + strconv.Itoa(simPort)
-	if _, err := b.start("cxone-sim", creds, filepath.Join(dir, "cxone-sim"), "-addr", "127.0.0.1:"+strconv.Itoa(simPort)); err != nil {
+	// A short request log: a long one only costs the simulator time under load.
+	if _, err := b.start("cxone-sim", creds, filepath.Join(dir, "cxone-sim"), "-addr", "127.0.0.1:"+strconv.Itoa(simPort),
+		"-request-log", "1000"); err != nil {
 		return fail(err)
 	}
 	if err := waitHTTP(b.simURL + "/sim/requests"); err != nil {
@@ -142,8 +145,10 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	}
 
 	b.maskgateURL = "http://127.0.0.1:" + strconv.Itoa(maskgatePort)
-	mg, err := b.start("maskgate", append(creds,
+	b.debugURL = "http://127.0.0.1:" + strconv.Itoa(debugPort)
+	_, err = b.start("maskgate", append(creds,
 		"MASKGATE_ADDR=127.0.0.1:"+strconv.Itoa(maskgatePort),
+		"MASKGATE_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(debugPort),
 		"MASKGATE_REDIS_URL=redis://127.0.0.1:"+strconv.Itoa(redisPort)+"/0",
 		"MASKGATE_JWT_ISSUER=maskbench", "MASKGATE_JWT_AUDIENCE=maskgate", "MASKGATE_JWT_HS256_SECRET="+secret,
 		"MASKGATE_RATE_LIMIT=1000000", // one caller drives it all: the limiter runs, never limits
@@ -151,7 +156,6 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	if err != nil {
 		return fail(err)
 	}
-	b.maskgatePID = mg.Process.Pid
 	if err := waitHTTP(b.maskgateURL + "/readyz"); err != nil {
 		return fail(err)
 	}
@@ -251,22 +255,49 @@ func (b *bench) tearDown() {
 	os.RemoveAll(b.dir)
 }
 
-// cpuSeconds is the user and system CPU time a process used so far (Linux /proc).
-func cpuSeconds(pid int) (float64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
+// processCPU is the user and system CPU seconds every process used so far, and each
+// one's parent (Linux /proc; nginx's workers are its children).
+func processCPU() (cpu map[int]float64, parent map[int]int) {
+	cpu, parent = map[int]float64{}, map[int]int{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue // it ended meanwhile
+		}
+		// Fields after the ")" that closes the command name: state is 3rd, ppid 4th,
+		// utime 14th, stime 15th.
+		line := string(stat)
+		fields := strings.Fields(line[strings.LastIndexByte(line, ')')+2:])
+		ppid, _ := strconv.Atoi(fields[1])
+		ut, _ := strconv.ParseFloat(fields[11], 64)
+		st, _ := strconv.ParseFloat(fields[12], 64)
+		cpu[pid], parent[pid] = (ut+st)/100, ppid // clock ticks: 100 per second on Linux
 	}
-	defer f.Close()
-	line, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil && line == "" {
-		return 0, err
+	return cpu, parent
+}
+
+// loadGenerator names maskbench's own process, which drives the load.
+const loadGenerator = "load"
+
+// cpuByProcess is the CPU seconds each started process (with its children) and the
+// load generator used so far.
+func (b *bench) cpuByProcess() map[string]float64 {
+	cpu, parent := processCPU()
+	out := map[string]float64{loadGenerator: cpu[os.Getpid()]}
+	for name, pid := range b.pids {
+		out[name] += cpu[pid]
+		for child, ppid := range parent {
+			if ppid == pid {
+				out[name] += cpu[child]
+			}
+		}
 	}
-	// Fields after the ")" that closes the command name: state is 3rd, utime 14th, stime 15th.
-	fields := strings.Fields(line[strings.LastIndexByte(line, ')')+2:])
-	ut, _ := strconv.ParseFloat(fields[11], 64)
-	st, _ := strconv.ParseFloat(fields[12], 64)
-	return (ut + st) / 100, nil // clock ticks: 100 per second on Linux
+	return out
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -18,6 +18,7 @@ import (
 // config is maskgate's configuration (design §6), parsed once from the environment.
 type config struct {
 	Addr           string
+	DebugAddr      string // net/http/pprof; empty: off
 	Redis          redisConfig
 	RedisKeyPrefix string
 	Auth           middleware.AuthConfig
@@ -79,6 +80,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 	c := config{
 		Addr:           str("MASKGATE_ADDR", ":8080"),
+		DebugAddr:      str("MASKGATE_DEBUG_ADDR", ""),
 		RedisKeyPrefix: str("MASKGATE_REDIS_KEY_PREFIX", "maskgate"),
 		MaskTTL:        duration("MASKGATE_MASK_TTL", 15*time.Minute),
 		MaskTTLMax:     duration("MASKGATE_MASK_TTL_MAX", 2*time.Hour),

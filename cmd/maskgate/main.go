@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -101,6 +102,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer stopDebug()
+	}
 	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
 	swept := make(chan struct{})
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
@@ -196,4 +205,22 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 		},
 	})
 	return &app{handler: h, sweeper: sweeper, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
+}
+
+// serveDebug serves Go's profiler on its own listener, away from the API and its auth.
+func serveDebug(addr string, log zerolog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (MASKGATE_DEBUG_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("profiler listening")
+	return func() { srv.Close() }, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -285,6 +286,36 @@ func TestRedisURLForms(t *testing.T) {
 	for _, bad := range []string{"mysql://x", "redis://x?bogus_option=1", "redis+cluster://x?master_name=m"} {
 		if _, err := parseRedisURL(bad); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestProfilerOnlyOnItsOwnListener: MASKGATE_DEBUG_ADDR serves pprof there and nowhere
+// else; the API's listener does not expose it.
+func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	debug := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
+	e["MASKGATE_DEBUG_ADDR"] = debug
+	s := start(t, nil, e)
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + debug + "/debug/pprof/heap?debug=1", http.StatusOK},
+		{"http://" + s.addr + "/debug/pprof/heap?debug=1", http.StatusNotFound},
+	} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", c.url, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s = %d; want %d", c.url, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusOK && !strings.Contains(string(body), "heap profile") {
+			t.Errorf("GET %s did not answer a heap profile: %.200s", c.url, body)
 		}
 	}
 }
