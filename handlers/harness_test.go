@@ -61,8 +61,8 @@ var spec = func() struct {
 }()
 
 // commandCounter counts the commands a Redis client sends, except those on a caller's
-// rate counter: every authorized request counts against its caller's rate, also one
-// refused for bad input.
+// rate counter: an authorized GET counts against its caller's rate before its
+// parameters are checked.
 type commandCounter struct{ n atomic.Int64 }
 
 func (c *commandCounter) count(cmd redis.Cmder) {

@@ -451,6 +451,32 @@ func TestNoisyCallerIsLimitedWhileAQuietOnePasses(t *testing.T) {
 	}
 }
 
+// TestWhatARejectedRequestCountsAgainstTheRate: a POST refused for its body is not
+// counted (masks count in their session script, which it never reaches); a GET is
+// counted before its parameters are checked.
+func TestWhatARejectedRequestCountsAgainstTheRate(t *testing.T) {
+	g := newGateway(t, withRateLimit(2))
+	g.sim.StartCall("a1", false, true)
+	masker := g.token("recordings:mask", jwt.MapClaims{"sub": "masker"})
+	for range 5 {
+		if r := g.do("POST", "/v1/agents/a1/mask", masker, `{"ttlSeconds":"soon"}`); r.status != 400 {
+			t.Fatalf("a bad mask body = %d; want 400", r.status)
+		}
+	}
+	if r := g.do("POST", "/v1/agents/a1/mask", masker, ""); r.status != 200 {
+		t.Errorf("a mask after 5 bad bodies at 2/s = %d %s; want 200 (bad bodies not counted)", r.status, r.body)
+	}
+	reader := g.token("recordings:read", jwt.MapClaims{"sub": "reader"})
+	for range 2 {
+		if r := g.do("GET", "/v1/masks?limit=0", reader, ""); r.status != 400 {
+			t.Fatalf("a bad limit = %d; want 400", r.status)
+		}
+	}
+	if r := g.do("GET", "/v1/masks", reader, ""); r.status != 429 {
+		t.Errorf("a list after 2 bad lists at 2/s = %d; want 429 (bad reads counted)", r.status)
+	}
+}
+
 func TestForcedUnmaskWithoutSessionNeedsAdminAndIsAudited(t *testing.T) {
 	g := newGateway(t)
 	call := g.sim.StartCall("a1", false, true)

@@ -38,4 +38,14 @@ func TestRateLimitIsSharedByReplicas(t *testing.T) {
 	if w, err := a.Allow(context.Background(), "quiet", 10, time.Second); err != nil || w != 0 {
 		t.Errorf("another caller = %s, %v; want allowed", w, err)
 	}
+	// The counters expire (two windows) instead of piling up, one per caller ever seen.
+	keys, err := rdb.Keys(context.Background(), "{"+prefix+"}:rate:*").Result()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("rate counters = %v, %v; want one per caller", keys, err)
+	}
+	for _, k := range keys {
+		if ttl := rdb.PTTL(context.Background(), k).Val(); ttl <= 0 || ttl > 2*time.Second {
+			t.Errorf("rate counter %s expires in %s; want within two windows", k, ttl)
+		}
+	}
 }

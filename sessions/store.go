@@ -26,6 +26,8 @@ var (
 	claimSrc string
 	//go:embed lua/rate_check.lua
 	rateCheckSrc string
+	//go:embed lua/keep_result.lua
+	keepResultSrc string
 	//go:embed lua/rate.lua
 	rateSrc string
 
@@ -33,8 +35,8 @@ var (
 	maskBeginScript   = redis.NewScript(rateCheckSrc + maskBeginSrc)
 	unmaskBeginScript = redis.NewScript(rateCheckSrc + unmaskBeginSrc)
 	rateScript        = redis.NewScript(rateCheckSrc + rateSrc)
-	finishScript      = redis.NewScript(finishSrc)
-	closeScript       = redis.NewScript(closeSrc)
+	finishScript      = redis.NewScript(keepResultSrc + finishSrc)
+	closeScript       = redis.NewScript(keepResultSrc + closeSrc)
 	claimScript       = redis.NewScript(claimSrc)
 )
 

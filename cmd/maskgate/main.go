@@ -100,16 +100,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout:      30 * time.Second, // above the 15 s CXone budget of a request
 		IdleTimeout:       2 * time.Minute,
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
-			srv.Close()
+			ln.Close()
 			return err
 		}
 		defer stopDebug()
 	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
 	swept := make(chan struct{})
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()

@@ -1,7 +1,7 @@
 -- close: ends the agent's session under the operation that holds its lock: it leaves
 -- the open set, the due set and the unmasking set at once (design §3.6); the final
 -- record is returned for the answer and the audit line, and kept for joined requests
--- if any joined (opJoined).
+-- if any joined (keep_result.lua is prepended).
 -- Only the operation's holder may close (fencing).
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] open zset   KEYS[4] unmasking set
@@ -26,10 +26,6 @@ redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
-if op[2] then
-  local s = {}
-  for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
-  redis.call('SET', KEYS[5], cjson.encode({code = ARGV[5], session = s}), 'PX', ARGV[6])
-end
+keep_result(op[2], KEYS[5], ARGV[5], fields, ARGV[6])
 table.insert(fields, 1, 'closed')
 return fields

@@ -1,7 +1,8 @@
 -- finish: ends an operation on the agent's session without closing it: releases the
 -- operation lock, applies the outcome, schedules the sweeper's next look, and keeps the
--- answer for requests that joined the operation, if any did (opJoined). Only the operation's holder may finish
--- it (fencing): a holder whose lease passed and was taken over changes nothing.
+-- answer for requests that joined the operation, if any did (keep_result.lua is
+-- prepended). Only the operation's holder may finish it (fencing): a holder whose lease
+-- passed and was taken over changes nothing.
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] result key of the operation
 -- ARGV[1] operation id
@@ -42,10 +43,6 @@ elseif ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[5])), user)
 end
 local fields = redis.call('HGETALL', h)
-if op[3] then
-  local s = {}
-  for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
-  redis.call('SET', KEYS[3], cjson.encode({code = ARGV[2], session = s}), 'PX', ARGV[3])
-end
+keep_result(op[3], KEYS[3], ARGV[2], fields, ARGV[3])
 table.insert(fields, 1, 'ok')
 return fields
