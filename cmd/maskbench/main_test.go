@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 )
@@ -19,7 +20,8 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	}
 	defer os.Chdir("cmd/maskbench")
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-rounds", "2", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100"}, &out)
+	profiles := t.TempDir()
+	err := run(context.Background(), []string{"-rounds", "2", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles}, &out)
 	if err != nil {
 		t.Fatalf("maskbench: %v\n%s", err, out.String())
 	}
@@ -32,9 +34,18 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 		`maskgate p50 [\d.]+ms p99 [\d.]+ms errors 0`,
 		`nginx +p50 [\d.]+ms p99 [\d.]+ms errors 0`,
 		`CXone tokens issued during the whole run: 2 `,
+		// Idle processes may still tick (the sweeper runs during nginx's rounds too).
+		`(?m)^  during the maskgate rounds( +[\d.]+){6}$`,
+		`(?m)^  during the nginx    rounds( +[\d.]+){6}$`,
+		`profiles of one more maskgate round: go tool pprof -top `,
 	} {
 		if !regexp.MustCompile(want).MatchString(out.String()) {
 			t.Errorf("output lacks %s", want)
+		}
+	}
+	for _, name := range []string{"cpu.pprof", "allocs.pprof"} {
+		if fi, err := os.Stat(filepath.Join(profiles, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("-profile wrote no %s: %v", name, err)
 		}
 	}
 }
