@@ -155,6 +155,9 @@ func (b *bench) redisStats(ctx context.Context) (all, scripts int64, err error) 
 func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "maskbench: %d connections, %d agents, rounds of %s; 2 cores shared by every process\n",
 		b.o.conns, b.o.agents, b.o.duration)
+	if len(b.o.maskgateEnv) > 0 {
+		fmt.Fprintf(out, "maskgate's environment adds: %s\n", strings.Join(b.o.maskgateEnv, " "))
+	}
 	// Warm both: maskgate's token, connection pools, the sessions of every agent.
 	b.closedLoop(ctx, b.maskgateURL, 2*time.Second)
 	b.closedLoop(ctx, b.nginxURL, 2*time.Second)
@@ -164,14 +167,15 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	var lastMaskgate float64
 	cpuUsed := map[string]map[string]float64{} // by target, by process: seconds
 	requests := map[string]int{}               // by target
+	gcs := 0                                   // maskgate's garbage collections during its rounds
 	for r := range b.o.rounds {
 		target, base := "maskgate", b.maskgateURL
 		if r%2 == 1 {
 			target, base = "nginx", b.nginxURL
 		}
-		cpu0 := b.cpuByProcess()
+		cpu0, gc0 := b.cpuByProcess(), b.gcCycles()
 		res := b.closedLoop(ctx, base, b.o.duration)
-		cpu1 := b.cpuByProcess()
+		cpu1, gc1 := b.cpuByProcess(), b.gcCycles()
 		if cpuUsed[target] == nil {
 			cpuUsed[target] = map[string]float64{}
 		}
@@ -183,12 +187,16 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		if target == "maskgate" {
 			cpu = fmt.Sprintf("%.3f", (cpu1["maskgate"]-cpu0["maskgate"])/float64(res.requests)*1000)
 			lastMaskgate = res.rps()
+			gcs += gc1 - gc0
 		} else if lastMaskgate > 0 {
 			ratios = append(ratios, lastMaskgate/res.rps())
 		}
 		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16s\n", r+1, target, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
 	}
 	printCPU(out, cpuUsed, requests)
+	if requests["maskgate"] > 0 {
+		fmt.Fprintf(out, "maskgate's garbage collections per 1000 requests: %.2f\n", float64(gcs)/float64(requests["maskgate"])*1000)
+	}
 	slices.Sort(ratios)
 	if len(ratios) > 0 {
 		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), ratios[len(ratios)/2])
@@ -228,7 +236,40 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		resp.Body.Close()
 	}
 	fmt.Fprintf(out, "CXone tokens issued during the whole run: %d (nginx's one included)\n", tokens.TokensIssued)
+	fmt.Fprintf(out, "maskgate's peak resident memory: %s\n", peakRSS(b.pids["maskgate"]))
 	return nil
+}
+
+// gcCycles is how many garbage collections maskgate has completed, from its metrics.
+func (b *bench) gcCycles() int {
+	resp, err := http.Get(b.maskgateURL + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// peakRSS is a process's high-water mark of resident memory (Linux: VmHWM), which
+// shows what a runtime setting such as GOGC costs in memory.
+func peakRSS(pid int) string {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }

@@ -6,7 +6,7 @@
 // load: POST mask with a valid HS256 JWT over rotating agents at fixed concurrency, in
 // alternating rounds, and at a fixed rate. See docs/PERFORMANCE.md.
 //
-//	go run ./cmd/maskbench [-rounds 4] [-duration 10s] [-conns 32] [-agents 5000] [-rate 2000] [-profile DIR]
+//	go run ./cmd/maskbench [-rounds 4] [-duration 10s] [-conns 32] [-agents 5000] [-rate 2000] [-profile DIR] [-maskgate-env NAME=value]...
 package main
 
 import (
@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -37,6 +38,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.agents, "agents", 5000, "agents the masks rotate over")
 	fs.IntVar(&o.rate, "rate", 2000, "requests per second of the fixed-rate run (0: none)")
 	fs.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary")
+	fs.Func("maskgate-env", "`NAME=value` added to maskgate's environment (repeatable), e.g. GOGC=200 to compare a runtime setting", func(kv string) error {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("%q is not NAME=value", kv)
+		}
+		o.maskgateEnv = append(o.maskgateEnv, kv)
+		return nil
+	})
 	fs.StringVar(&o.profile, "profile", "", "after the rounds, profile maskgate under the same load for one round and write cpu.pprof and allocs.pprof to this directory")
 	if err := fs.Parse(args); err != nil {
 		return err

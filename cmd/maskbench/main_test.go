@@ -21,7 +21,8 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	defer os.Chdir("cmd/maskbench")
 	var out bytes.Buffer
 	profiles := t.TempDir()
-	err := run(context.Background(), []string{"-rounds", "2", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles}, &out)
+	err := run(context.Background(), []string{"-rounds", "2", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles,
+		"-maskgate-env", "GOGC=100"}, &out)
 	if err != nil {
 		t.Fatalf("maskbench: %v\n%s", err, out.String())
 	}
@@ -38,6 +39,10 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 		`(?m)^  during the maskgate rounds( +[\d.]+){6}$`,
 		`(?m)^  during the nginx    rounds( +[\d.]+){6}$`,
 		`profiles of one more maskgate round: go tool pprof -top `,
+		`maskgate's environment adds: GOGC=100\n`,
+		// Go's default GOGC, passed through -maskgate-env, collects within a second.
+		`maskgate's garbage collections per 1000 requests: [\d.]*[1-9][\d.]*\n`,
+		`maskgate's peak resident memory: [1-9]\d* kB\n`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out.String()) {
 			t.Errorf("output lacks %s", want)

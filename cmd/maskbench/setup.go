@@ -25,6 +25,7 @@ type options struct {
 	rounds, conns, agents, rate int
 	duration                    time.Duration
 	nginx, profile              string
+	maskgateEnv                 []string
 }
 
 // bench is everything the benchmark started.
@@ -146,13 +147,13 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 
 	b.maskgateURL = "http://127.0.0.1:" + strconv.Itoa(maskgatePort)
 	b.debugURL = "http://127.0.0.1:" + strconv.Itoa(debugPort)
-	_, err = b.start("maskgate", append(creds,
+	_, err = b.start("maskgate", append(append(creds,
 		"MASKGATE_ADDR=127.0.0.1:"+strconv.Itoa(maskgatePort),
 		"MASKGATE_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(debugPort),
 		"MASKGATE_REDIS_URL=redis://127.0.0.1:"+strconv.Itoa(redisPort)+"/0",
 		"MASKGATE_JWT_ISSUER=maskbench", "MASKGATE_JWT_AUDIENCE=maskgate", "MASKGATE_JWT_HS256_SECRET="+secret,
 		"MASKGATE_RATE_LIMIT=1000000", // one caller drives it all: the limiter runs, never limits
-		"CXONE_AUTH_URL="+b.simURL+"/auth/token"), filepath.Join(dir, "maskgate"))
+		"CXONE_AUTH_URL="+b.simURL+"/auth/token"), o.maskgateEnv...), filepath.Join(dir, "maskgate"))
 	if err != nil {
 		return fail(err)
 	}
