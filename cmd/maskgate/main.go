@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ import (
 func main() {
 	// Audit lines need sub-second times; zerolog only offers this setting globally.
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -40,6 +42,21 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(1)
+	}
+}
+
+// gcPercent is maskgate's GOGC unless the environment sets one. Its live heap is a few
+// MiB, so with Go's default of 100 it collects about every 150 requests under load, and
+// on shared cores each collection costs far more than its share of a CPU profile shows:
+// at 400, maskbench measured a fifth less CPU per request and a lower p99, for a peak
+// resident memory of about 46 MiB instead of 28 (docs/PERFORMANCE.md).
+const gcPercent = 400
+
+// tuneGC sets the garbage collector's target to gcPercent unless the operator chose one
+// with GOGC. GOMEMLIMIT, when set, still bounds the heap either way.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 }
 

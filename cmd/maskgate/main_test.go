@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -317,5 +318,20 @@ func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
 		if c.want == http.StatusOK && !strings.Contains(string(body), "heap profile") {
 			t.Errorf("GET %s did not answer a heap profile: %.200s", c.url, body)
 		}
+	}
+}
+
+// TestGCTargetIs400UnlessGOGCIsSet: maskgate collects garbage less often than Go's
+// default, and an operator's GOGC wins.
+func TestGCTargetIs400UnlessGOGCIsSet(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	tuneGC(getenv(map[string]string{"GOGC": "150"}))
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set, the GC target became %d; want it left alone", got)
+	}
+	tuneGC(getenv(nil))
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("without GOGC, the GC target is %d; want %d", got, gcPercent)
 	}
 }
