@@ -321,9 +321,9 @@ func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
 	}
 }
 
-// TestGCTargetIs400UnlessGOGCIsSet: maskgate collects garbage less often than Go's
+// TestGCTargetIsMaskgatesUnlessGOGCIsSet: maskgate collects garbage less often than Go's
 // default, and an operator's GOGC wins.
-func TestGCTargetIs400UnlessGOGCIsSet(t *testing.T) {
+func TestGCTargetIsMaskgatesUnlessGOGCIsSet(t *testing.T) {
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
 	tuneGC(getenv(map[string]string{"GOGC": "150"}))
