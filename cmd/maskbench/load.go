@@ -197,9 +197,8 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	if requests["maskgate"] > 0 {
 		fmt.Fprintf(out, "maskgate's garbage collections per 1000 requests: %.2f\n", float64(gcs)/float64(requests["maskgate"])*1000)
 	}
-	slices.Sort(ratios)
 	if len(ratios) > 0 {
-		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), ratios[len(ratios)/2])
+		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), median(ratios))
 	}
 
 	all0, scripts0, err := b.redisStats(ctx)
@@ -273,6 +272,16 @@ func peakRSS(pid int) string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// median is the middle value, or the mean of the two middle ones for an even count.
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	mid := len(s) / 2
+	if len(s)%2 == 0 {
+		return (s[mid-1] + s[mid]) / 2
+	}
+	return s[mid]
+}
 
 func fmtRatios(r []float64) string {
 	parts := make([]string, len(r))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 )
 
@@ -51,6 +52,28 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	for _, name := range []string{"cpu.pprof", "allocs.pprof"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("-profile wrote no %s: %v", name, err)
+		}
+	}
+}
+
+// TestMedianOfRatios: an even count of round pairs takes the mean of the middle two,
+// not the better of them, and the ratios stay in round order for printing.
+func TestMedianOfRatios(t *testing.T) {
+	for _, tt := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{0.3}, 0.3},
+		{[]float64{0.25, 0.20}, 0.225},
+		{[]float64{0.4, 0.1, 0.2}, 0.2},
+		{[]float64{0.4, 0.1, 0.3, 0.2}, 0.25},
+	} {
+		in := append([]float64(nil), tt.in...)
+		if got := median(in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+		if !slices.Equal(in, tt.in) {
+			t.Errorf("median reordered its input to %v", in)
 		}
 	}
 }
