@@ -61,11 +61,16 @@ var spec = func() struct {
 }()
 
 // commandCounter counts the commands a Redis client sends, except those on a caller's
-// rate counter: an authorized GET counts against its caller's rate before its
-// parameters are checked.
+// rate counter (an authorized GET counts against its caller's rate before its
+// parameters are checked) and the handshake of a new connection (go-redis sends it
+// through the hooks when a pipeline dials).
 type commandCounter struct{ n atomic.Int64 }
 
 func (c *commandCounter) count(cmd redis.Cmder) {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select":
+		return
+	}
 	for _, a := range cmd.Args() {
 		if s, ok := a.(string); ok && strings.Contains(s, ":rate:") {
 			return

@@ -22,7 +22,7 @@ func (s *Store) rateKey(caller string) string {
 // Allow counts one request of caller against limit requests per window, shared by all
 // replicas through Redis; when the caller is over its limit it answers how long to wait.
 func (s *Store) Allow(ctx context.Context, caller string, limit int, window time.Duration) (time.Duration, error) {
-	ms, err := rateScript.Run(ctx, s.rdb, []string{s.rateKey(caller)}, limit, window.Milliseconds()).Int64()
+	ms, err := s.scripts.run(ctx, rateScript, []string{s.rateKey(caller)}, limit, window.Milliseconds()).Int64()
 	if err != nil {
 		return 0, storeErr(err)
 	}

@@ -56,6 +56,7 @@ const resultTTL = time.Minute
 //	{prefix}:rate:<hash>       hash, a caller's request counts (2 s)
 type Store struct {
 	rdb           redis.UniversalClient
+	scripts       *batcher
 	tag           string
 	sessionPrefix string
 	due           string
@@ -68,6 +69,7 @@ func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	tag := "{" + prefix + "}"
 	return &Store{
 		rdb:           rdb,
+		scripts:       &batcher{rdb: rdb},
 		tag:           tag,
 		sessionPrefix: tag + ":session:",
 		due:           tag + ":due",
@@ -108,7 +110,7 @@ func (s *Store) beginUnmask(ctx context.Context, userID, expectedID, caller, opI
 }
 
 func (s *Store) begin(ctx context.Context, script *redis.Script, keys []string, args ...any) (begin, error) {
-	reply, err := script.Run(ctx, s.rdb, keys, args...).StringSlice()
+	reply, err := s.scripts.run(ctx, script, keys, args...).StringSlice()
 	if err != nil {
 		return begin{}, storeErr(err)
 	}
@@ -164,7 +166,7 @@ func (s *Store) close(ctx context.Context, userID, opID string, reason CloseReas
 }
 
 func (s *Store) transition(ctx context.Context, script *redis.Script, keys []string, args ...any) (Session, error) {
-	reply, err := script.Run(ctx, s.rdb, keys, args...).StringSlice()
+	reply, err := s.scripts.run(ctx, script, keys, args...).StringSlice()
 	if err != nil {
 		return Session{}, storeErr(err)
 	}
@@ -177,7 +179,7 @@ func (s *Store) transition(ctx context.Context, script *redis.Script, keys []str
 // claim locks up to n due sessions for the sweeper, each under an operation id that
 // starts with opPrefix, for lease.
 func (s *Store) claim(ctx context.Context, n int, opPrefix string, lease time.Duration) ([]claimed, error) {
-	reply, err := claimScript.Run(ctx, s.rdb, []string{s.due}, s.sessionPrefix, n, lease.Milliseconds(), opPrefix).Slice()
+	reply, err := s.scripts.run(ctx, claimScript, []string{s.due}, s.sessionPrefix, n, lease.Milliseconds(), opPrefix).Slice()
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -1,0 +1,150 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxFlushers bounds the pipelines in flight, and so the Redis connections the scripts
+// hold at once. A script that arrives while one is free is sent at once; under load the
+// scripts of concurrent requests queue behind the busy ones and go out together.
+const maxFlushers = 2
+
+// batcher runs the session scripts of concurrent requests through shared pipelines:
+// one write and one read, on maskgate's side and on Redis's, for a whole batch
+// instead of for each script (Redis is single-threaded and shared by every replica).
+//
+// Unlike go-redis's experimental AutoPipeline, it is bound by each caller's context: a
+// caller stops waiting when its context ends, and a script whose caller has already
+// gone is dropped, never sent late.
+type batcher struct {
+	rdb redis.UniversalClient
+
+	mu       sync.Mutex // held to queue, take or fail calls, never across I/O
+	queued   []*scriptCall
+	flushers int
+}
+
+type scriptCall struct {
+	ctx    context.Context
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
+	done   chan struct{} // closed when cmd holds the reply
+}
+
+// run is script.Run, sent in a pipeline with whatever other scripts are waiting.
+func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queued = append(b.queued, c)
+	if b.flushers < maxFlushers {
+		b.flushers++
+		go b.flush()
+	}
+	b.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(ctx.Err())
+		return cmd
+	}
+	if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+		// Redis lost its script cache (a restart, a failover): EVAL loads it again.
+		return script.Eval(ctx, b.rdb, keys, args...)
+	}
+	return c.cmd
+}
+
+// flush sends what is queued until nothing is. When Redis could not be reached for a
+// batch, the scripts that queued meanwhile fail with it rather than wait for a timeout
+// of their own: a caller's wait is one pipeline's timeouts, as without the batcher.
+func (b *batcher) flush() {
+	b.mu.Lock()
+	for len(b.queued) > 0 {
+		batch := b.queued
+		b.queued = nil
+		b.mu.Unlock()
+		err := b.send(batch)
+		b.mu.Lock()
+		if unreachable(err) {
+			for _, c := range b.queued {
+				c.cmd = redis.NewCmd(c.ctx)
+				c.cmd.SetErr(err)
+				close(c.done)
+			}
+			b.queued = nil
+		}
+	}
+	b.flushers--
+	b.mu.Unlock()
+}
+
+// unreachable tells a failure of the connection from a script's own error reply and
+// from a batch whose callers have all stopped waiting.
+func unreachable(err error) bool {
+	var reply redis.Error
+	return err != nil && !errors.As(err, &reply) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// send runs a batch in one pipeline, for as long as the most patient caller waits: the
+// others stop waiting at their own deadlines. The client's read and write timeouts
+// bound it too, also for callers without a deadline.
+func (b *batcher) send(batch []*scriptCall) error {
+	pipe := b.rdb.Pipeline()
+	ctx := context.Background()
+	var latest time.Time
+	bounded := true
+	live := batch[:0]
+	for _, c := range batch {
+		if c.ctx.Err() != nil {
+			continue // its caller has gone
+		}
+		if d, ok := c.ctx.Deadline(); !ok {
+			bounded = false
+		} else if d.After(latest) {
+			latest = d
+		}
+		c.cmd = evalSha(c.ctx, c.script, c.keys, c.args)
+		_ = pipe.Process(ctx, once{c.cmd})
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	if bounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, latest)
+		defer cancel()
+	}
+	_, err := pipe.Exec(ctx) // each command holds its own reply or error too
+	for _, c := range live {
+		close(c.done)
+	}
+	return err
+}
+
+// evalSha is the command script.EvalSha sends.
+func evalSha(ctx context.Context, script *redis.Script, keys []string, args []any) *redis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	cmd.SetFirstKeyPos(3) // Cluster routes it by its first key
+	return cmd
+}
+
+// once is a command go-redis must not send twice: a script whose reply did not come
+// back may have run, and go-redis retries a pipeline that timed out on new
+// connections, several times over. The caller gets the error, as for a single command.
+type once struct{ *redis.Cmd }
+
+func (once) NoRetry() bool { return true }

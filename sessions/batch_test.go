@@ -1,0 +1,198 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/redis/go-redis/v9"
+)
+
+var incrScript = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+
+// gate holds every script pipeline until it is opened, and records their sizes; with
+// fail set, it fails them as an unreachable Redis would, sending nothing.
+type gate struct {
+	open  chan struct{}
+	fail  error
+	mu    sync.Mutex
+	sizes []int
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+func (g *gate) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() != "evalsha" {
+			return next(ctx, cmds) // a new connection's handshake
+		}
+		g.mu.Lock()
+		g.sizes = append(g.sizes, len(cmds))
+		g.mu.Unlock()
+		<-g.open
+		if g.fail != nil {
+			for _, cmd := range cmds {
+				cmd.SetErr(g.fail)
+			}
+			return g.fail
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (g *gate) pipelines() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.sizes)
+}
+
+func (b *batcher) queuedLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queued)
+}
+
+// held starts a script on each of the maxFlushers pipelines, which the gate holds, one
+// after the other so that each has a pipeline of its own.
+func held(t *testing.T, b *batcher, g *gate, key string) <-chan *redis.Cmd {
+	t.Helper()
+	out := make(chan *redis.Cmd, maxFlushers)
+	for i := range maxFlushers {
+		go func() { out <- b.run(context.Background(), incrScript, []string{key}) }()
+		testkit.Eventually(t, 5*time.Second, "a pipeline to be held", func() bool { return len(g.pipelines()) == i+1 })
+	}
+	return out
+}
+
+func TestScriptsQueuedBehindBusyPipelinesGoOutTogether(t *testing.T) {
+	g := newGate()
+	rdb, prefix := testkit.Redis(t, g)
+	b := &batcher{rdb: rdb}
+	key := "{" + prefix + "}:n"
+	first := held(t, b, g, key)
+
+	const queued = 20
+	results := make(chan *redis.Cmd, queued)
+	for range queued {
+		go func() { results <- b.run(context.Background(), incrScript, []string{key}) }()
+	}
+	testkit.Eventually(t, 5*time.Second, "the scripts to queue", func() bool { return b.queuedLen() == queued })
+	close(g.open)
+
+	var got []int64
+	for range maxFlushers {
+		n, err := (<-first).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n)
+	}
+	for range queued {
+		n, err := (<-results).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n)
+	}
+	slices.Sort(got)
+	for i, n := range got {
+		if n != int64(i+1) {
+			t.Fatalf("INCR replies %v; want each of 1..%d once", got, maxFlushers+queued)
+		}
+	}
+	sizes := g.pipelines()
+	if !slices.Equal(sizes[maxFlushers:], []int{queued}) {
+		t.Errorf("pipelines of %v scripts; want %d of 1, then the %d queued scripts in one", sizes, maxFlushers, queued)
+	}
+}
+
+func TestScriptOfACallerThatGaveUpIsNeverSent(t *testing.T) {
+	g := newGate()
+	rdb, prefix := testkit.Redis(t, g)
+	b := &batcher{rdb: rdb}
+	first := held(t, b, g, "{"+prefix+"}:n")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := "{" + prefix + "}:gone"
+	answered := make(chan error, 1)
+	go func() { answered <- b.run(ctx, incrScript, []string{gone}).Err() }()
+	testkit.Eventually(t, 5*time.Second, "the script to queue", func() bool { return b.queuedLen() == 1 })
+	cancel()
+	select {
+	case err := <-answered:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the caller that gave up got %v; want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller that gave up is still waiting for the pipelines ahead of it")
+	}
+	close(g.open)
+	for range maxFlushers {
+		if err := (<-first).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, "the queue to be taken", func() bool { return b.queuedLen() == 0 })
+	if n, err := rdb.Exists(context.Background(), gone).Result(); err != nil || n != 0 {
+		t.Errorf("the script of the caller that gave up ran (EXISTS = %d, %v)", n, err)
+	}
+	if sizes := g.pipelines(); len(sizes) != maxFlushers {
+		t.Errorf("pipelines of %v scripts; want only the %d held ones", sizes, maxFlushers)
+	}
+}
+
+func TestScriptsQueuedBehindAnUnreachableRedisFailWithIt(t *testing.T) {
+	g := newGate()
+	g.fail = errors.New("i/o timeout")
+	rdb, prefix := testkit.Redis(t, g)
+	b := &batcher{rdb: rdb}
+	key := "{" + prefix + "}:n"
+	first := held(t, b, g, key)
+
+	const queued = 5
+	results := make(chan error, queued)
+	for range queued {
+		go func() { results <- b.run(context.Background(), incrScript, []string{key}).Err() }()
+	}
+	testkit.Eventually(t, 5*time.Second, "the scripts to queue", func() bool { return b.queuedLen() == queued })
+	close(g.open)
+	for range maxFlushers + queued {
+		var err error
+		select {
+		case cmd := <-first:
+			err = cmd.Err()
+		case err = <-results:
+		}
+		if err == nil || err.Error() != g.fail.Error() {
+			t.Errorf("a script behind an unreachable Redis got %v; want %v", err, g.fail)
+		}
+	}
+	if sizes := g.pipelines(); len(sizes) != maxFlushers {
+		t.Errorf("pipelines of %v scripts; want only the %d that failed: the queued scripts fail with them", sizes, maxFlushers)
+	}
+	testkit.Eventually(t, 5*time.Second, "the flushers to end", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.flushers == 0
+	})
+}
+
+func TestScriptRedisDoesNotHaveIsLoaded(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	b := &batcher{rdb: rdb}
+	key := "{" + prefix + "}:n"
+	// A script Redis has never seen: as after a restart, without flushing the scripts
+	// of the tests running beside this one.
+	unseen := redis.NewScript("-- " + testkit.RandomHex(8) + "\nreturn redis.call('INCR', KEYS[1])")
+	for want := int64(1); want <= 2; want++ {
+		if n, err := b.run(context.Background(), unseen, []string{key}).Int64(); err != nil || n != want {
+			t.Fatalf("INCR by a script Redis did not have = %d, %v; want %d", n, err, want)
+		}
+	}
+}
