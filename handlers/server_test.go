@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -340,6 +341,20 @@ func TestOperationalEndpoints(t *testing.T) {
 		if !strings.Contains(string(r.body), line+"\n") {
 			t.Errorf("/metrics lacks %s", line)
 		}
+	}
+	// The mask's two scripts, each its own round trip here; the sweeper's may add to both.
+	sample := func(name string) float64 {
+		for line := range strings.Lines(string(r.body)) {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return f
+			}
+		}
+		t.Errorf("/metrics lacks %s", name)
+		return 0
+	}
+	if pipelines, scripts := sample("maskgate_redis_script_pipelines_total"), sample("maskgate_redis_scripts_total"); scripts < 2 || pipelines < 1 || pipelines > scripts {
+		t.Errorf("/metrics: %v script pipelines carrying %v scripts; want at least the mask's 2 scripts, in at most as many pipelines", pipelines, scripts)
 	}
 	if strings.Contains(string(r.body), `route="/v1/agents/a1`) {
 		t.Error("/metrics labels a route with a user id")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,8 @@ type batcher struct {
 	mu       sync.Mutex // held to queue, take or fail calls, never across I/O
 	queued   []*scriptCall
 	flushers int
+
+	pipelines, scripts atomic.Int64 // sent so far: round trips, and the scripts they carried
 }
 
 type scriptCall struct {
@@ -123,6 +126,8 @@ func (b *batcher) send(batch []*scriptCall) error {
 		ctx, cancel = context.WithDeadline(ctx, latest)
 		defer cancel()
 	}
+	b.pipelines.Add(1)
+	b.scripts.Add(int64(len(live)))
 	_, err := pipe.Exec(ctx) // each command holds its own reply or error too
 	for _, c := range live {
 		close(c.done)

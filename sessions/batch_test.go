@@ -110,6 +110,9 @@ func TestScriptsQueuedBehindBusyPipelinesGoOutTogether(t *testing.T) {
 	if !slices.Equal(sizes[maxFlushers:], []int{queued}) {
 		t.Errorf("pipelines of %v scripts; want %d of 1, then the %d queued scripts in one", sizes, maxFlushers, queued)
 	}
+	if p, n := b.pipelines.Load(), b.scripts.Load(); p != maxFlushers+1 || n != maxFlushers+queued {
+		t.Errorf("counted %d pipelines carrying %d scripts; want %d carrying %d", p, n, maxFlushers+1, maxFlushers+queued)
+	}
 }
 
 func TestScriptOfACallerThatGaveUpIsNeverSent(t *testing.T) {

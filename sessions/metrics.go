@@ -57,7 +57,15 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		}
 		return 1
 	})
-	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.sweeperLag, open, pending, up)
+	pipelines := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "maskgate_redis_script_pipelines_total",
+		Help: "Round trips that carried session scripts to Redis; concurrent requests' scripts share them.",
+	}, func() float64 { return float64(store.scripts.pipelines.Load()) })
+	scripts := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "maskgate_redis_scripts_total",
+		Help: "Session scripts sent to Redis; per pipeline, how many requests shared a round trip.",
+	}, func() float64 { return float64(store.scripts.scripts.Load()) })
+	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.sweeperLag, open, pending, up, pipelines, scripts)
 	return m
 }
 

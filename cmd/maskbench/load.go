@@ -152,6 +152,12 @@ func (b *bench) redisStats(ctx context.Context) (all, scripts int64, err error) 
 	return all, scripts, nil
 }
 
+// maskgate's metrics that maskbench reads.
+const (
+	gcCount         = "go_gc_duration_seconds_count"
+	scriptPipelines = "maskgate_redis_script_pipelines_total"
+)
+
 func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "maskbench: %d connections, %d agents, rounds of %s; 2 cores shared by every process\n",
 		b.o.conns, b.o.agents, b.o.duration)
@@ -167,15 +173,15 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	var lastMaskgate float64
 	cpuUsed := map[string]map[string]float64{} // by target, by process: seconds
 	requests := map[string]int{}               // by target
-	gcs := 0                                   // maskgate's garbage collections during its rounds
+	gcs := 0.0                                 // maskgate's garbage collections during its rounds
 	for r := range b.o.rounds {
 		target, base := "maskgate", b.maskgateURL
 		if r%2 == 1 {
 			target, base = "nginx", b.nginxURL
 		}
-		cpu0, gc0 := b.cpuByProcess(), b.gcCycles()
+		cpu0, gc0 := b.cpuByProcess(), b.metric(gcCount)
 		res := b.closedLoop(ctx, base, b.o.duration)
-		cpu1, gc1 := b.cpuByProcess(), b.gcCycles()
+		cpu1, gc1 := b.cpuByProcess(), b.metric(gcCount)
 		if cpuUsed[target] == nil {
 			cpuUsed[target] = map[string]float64{}
 		}
@@ -195,7 +201,7 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	}
 	printCPU(out, cpuUsed, requests)
 	if requests["maskgate"] > 0 {
-		fmt.Fprintf(out, "maskgate's garbage collections per 1000 requests: %.2f\n", float64(gcs)/float64(requests["maskgate"])*1000)
+		fmt.Fprintf(out, "maskgate's garbage collections per 1000 requests: %.2f\n", gcs/float64(requests["maskgate"])*1000)
 	}
 	if len(ratios) > 0 {
 		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), median(ratios))
@@ -205,14 +211,15 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pipelines0 := b.metric(scriptPipelines)
 	res := b.closedLoop(ctx, b.maskgateURL, 3*time.Second)
 	all1, scripts1, err := b.redisStats(ctx)
 	if err != nil {
 		return err
 	}
 	n := float64(res.requests)
-	fmt.Fprintf(out, "redis per mask: %.2f round trips (EVALSHA), %.2f commands including those inside the scripts\n",
-		float64(scripts1-scripts0)/n, float64(all1-all0)/n)
+	fmt.Fprintf(out, "redis per mask: %.2f scripts (EVALSHA) in %.2f round trips shared with concurrent masks, %.2f commands including those inside the scripts\n",
+		float64(scripts1-scripts0)/n, (b.metric(scriptPipelines)-pipelines0)/n, float64(all1-all0)/n)
 
 	if b.o.rate > 0 {
 		mg := b.fixedRate(ctx, b.maskgateURL, b.o.rate, b.o.duration)
@@ -239,8 +246,9 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// gcCycles is how many garbage collections maskgate has completed, from its metrics.
-func (b *bench) gcCycles() int {
+// metric is a sample of maskgate's metrics, such as go_gc_duration_seconds_count (the
+// garbage collections so far); 0 when it cannot be read.
+func (b *bench) metric(name string) float64 {
 	resp, err := http.Get(b.maskgateURL + "/metrics")
 	if err != nil {
 		return 0
@@ -248,8 +256,8 @@ func (b *bench) gcCycles() int {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return n
 		}
 	}
