@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -11,7 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -45,6 +49,25 @@ type Authenticator struct {
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
 	jwks    keyfunc.Keyfunc // nil unless the key source is a JWKS
+	leeway  time.Duration
+
+	verified     sync.Map // raw token → verifiedToken
+	verifiedSize atomic.Int64
+}
+
+// maxVerified bounds the verified tokens kept; when it is reached they are all
+// dropped and verified again as they come.
+const maxVerified = 10_000
+
+// verifiedToken is a token whose signature and claims were checked: while its key is
+// still the one the key source gives for its header and it has not expired, the same
+// bytes would pass again, so they are not checked again. A signature check costs 6 µs
+// with HS256 and 36-80 µs with RS256, PS256, ES256 or EdDSA, on every request.
+type verifiedToken struct {
+	caller Caller
+	header map[string]any // kid and alg, to look its key up again
+	key    any
+	until  time.Time // exp plus the leeway
 }
 
 // NewAuthenticator builds an Authenticator; ctx ends the JWKS refresh goroutine.
@@ -87,6 +110,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 	default:
 		return nil, errors.New("no JWT key source configured")
 	}
+	a.leeway = cfg.Leeway
 	a.parser = jwt.NewParser(
 		jwt.WithValidMethods(methods),
 		jwt.WithIssuer(cfg.Issuer),
@@ -113,14 +137,74 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Authenticate verifies a bearer token and returns its caller. Claims are read by
-// their exact names (RFC 7519: claim names are case-sensitive), which is why they are
-// a map: encoding/json would fill a struct's "exp" from an "eXp".
+// Authenticate verifies a bearer token and returns its caller; a token it verified
+// before passes again while its key and its expiry still allow it.
 func (a *Authenticator) Authenticate(tokenString string) (Caller, error) {
+	if v, ok := a.verified.Load(tokenString); ok {
+		v := v.(*verifiedToken)
+		if key, err := a.keyfunc(&jwt.Token{Header: v.header}); err == nil && sameKey(key, v.key) && time.Now().Before(v.until) {
+			return v.caller, nil
+		}
+		if a.verified.CompareAndDelete(tokenString, v) {
+			a.verifiedSize.Add(-1)
+		}
+	}
 	c := jwt.MapClaims{}
-	if _, err := a.parser.ParseWithClaims(tokenString, c, a.keyfunc); err != nil {
+	var key any
+	keyOf := func(t *jwt.Token) (any, error) {
+		k, err := a.keyfunc(t)
+		key = k
+		return k, err
+	}
+	token, err := a.parser.ParseWithClaims(tokenString, c, keyOf)
+	if err != nil {
 		return Caller{}, err
 	}
+	caller, err := callerOf(c)
+	if err != nil {
+		return Caller{}, err
+	}
+	a.remember(tokenString, token, key, caller)
+	return caller, nil
+}
+
+// remember keeps a verified token, unless its key cannot be compared (a JWKS token
+// without a kid is checked against every key of the set).
+func (a *Authenticator) remember(raw string, token *jwt.Token, key any, caller Caller) {
+	exp, err := token.Claims.GetExpirationTime()
+	if comparable := sameKey(key, key); err != nil || exp == nil || !comparable {
+		return
+	}
+	caller.Scopes = slices.Clip(caller.Scopes) // shared by every request with the token: an append copies
+	header := map[string]any{"alg": token.Header["alg"]}
+	if kid, ok := token.Header["kid"]; ok {
+		header["kid"] = kid
+	}
+	if a.verifiedSize.Add(1) > maxVerified {
+		a.verified.Clear()
+		a.verifiedSize.Store(1)
+	}
+	if _, loaded := a.verified.LoadOrStore(raw, &verifiedToken{caller: caller, header: header, key: key, until: exp.Add(a.leeway)}); loaded {
+		a.verifiedSize.Add(-1)
+	}
+}
+
+// sameKey reports whether two verification keys are the same key.
+func sameKey(a, b any) bool {
+	switch a := a.(type) {
+	case []byte:
+		b, ok := b.([]byte)
+		return ok && bytes.Equal(a, b)
+	case interface{ Equal(crypto.PublicKey) bool }:
+		return a.Equal(b)
+	}
+	return false
+}
+
+// callerOf reads the caller from verified claims. Claims are read by their exact names
+// (RFC 7519: claim names are case-sensitive), which is why they are a map:
+// encoding/json would fill a struct's "exp" from an "eXp".
+func callerOf(c jwt.MapClaims) (Caller, error) {
 	str := func(name string) string { s, _ := c[name].(string); return s }
 	caller := Caller{Subject: str("sub"), ClientID: str("azp"), AgentID: str("agent_id"), Scopes: scopesOf(str("scope"))}
 	if caller.Subject == "" {

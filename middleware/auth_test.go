@@ -183,7 +183,8 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 	}
 	kid := func(k string) map[string]any { return map[string]any{"kid": k} }
 
-	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k1, valid(nil), kid("k1"))); err != nil {
+	verified := testkit.Token(t, jwt.SigningMethodRS256, k1, valid(nil), kid("k1"))
+	if _, err := a.Authenticate(verified); err != nil {
 		t.Fatalf("token with kid k1: %v", err)
 	}
 	for name, tok := range jwtFailures(t, jwt.SigningMethodRS256, k1, k2, pemOf(t, &k1.PublicKey)) {
@@ -200,6 +201,9 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 	})
 	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k1, valid(nil), kid("k1"))); err == nil {
 		t.Error("a token of the retired key k1 is still accepted")
+	}
+	if _, err := a.Authenticate(verified); err == nil {
+		t.Error("the token verified under k1 before it was retired is still accepted")
 	}
 	fetches := set.fetches.Load()
 	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k2, valid(nil), kid("nope"))); err == nil {

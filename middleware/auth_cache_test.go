@@ -1,0 +1,84 @@
+package middleware_test
+
+import (
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/middleware"
+)
+
+// A token already verified is not parsed and checked again: the second request with it
+// allocates a fraction of what the first did.
+func TestVerifiedTokenIsNotCheckedAgain(t *testing.T) {
+	tok := testkit.Token(t, jwt.SigningMethodHS256, hsSecret, valid(nil), nil)
+	first := testing.AllocsPerRun(1, func() {
+		if _, err := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret}).Authenticate(tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret})
+	want, err := a.Authenticate(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := testing.AllocsPerRun(100, func() {
+		got, err := a.Authenticate(tok)
+		if err != nil || got.Subject != want.Subject || !got.HasScope("recordings:mask") {
+			t.Fatalf("the same token again: %+v, %v; want %+v", got, err, want)
+		}
+	})
+	if again > first/4 {
+		t.Errorf("the same token again allocated %.0f times; the first check %.0f: it was checked again", again, first)
+	}
+}
+
+// The cache never extends a token's life: once exp (plus the leeway) has passed, the
+// token is refused as expired, as it would be without the cache.
+func TestVerifiedTokenIsRefusedOnceExpired(t *testing.T) {
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret, Leeway: time.Nanosecond})
+	tok := testkit.Token(t, jwt.SigningMethodHS256, hsSecret, valid(jwt.MapClaims{"exp": time.Now().Add(time.Second).Unix()}), nil)
+	if _, err := a.Authenticate(tok); err != nil {
+		t.Fatalf("token valid for up to a second: %v", err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the verified token to expire", func() bool {
+		_, err := a.Authenticate(tok)
+		return errors.Is(err, jwt.ErrTokenExpired)
+	})
+}
+
+// Only the exact bytes verified are remembered: another signature on the same header
+// and claims is checked, and refused.
+func TestTamperedCopyOfAVerifiedTokenIsRefused(t *testing.T) {
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret})
+	claims := valid(nil)
+	tok := testkit.Token(t, jwt.SigningMethodHS256, hsSecret, claims, nil)
+	if _, err := a.Authenticate(tok); err != nil {
+		t.Fatal(err)
+	}
+	forged := testkit.Token(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-00"), claims, nil)
+	if _, err := a.Authenticate(forged); !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+		t.Fatalf("the same claims under another key after the genuine token was verified: %v; want a bad signature", err)
+	}
+}
+
+// Many distinct valid tokens do not grow the cache past its bound.
+func TestVerifiedTokensAreBounded(t *testing.T) {
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret})
+	for i := range middleware.MaxVerified + 100 {
+		tok := testkit.Token(t, jwt.SigningMethodHS256, hsSecret, valid(jwt.MapClaims{"jti": strconv.Itoa(i)}), nil)
+		if _, err := a.Authenticate(tok); err != nil {
+			t.Fatal(err)
+		}
+		if n := a.Verified(); n > middleware.MaxVerified {
+			t.Fatalf("%d verified tokens kept; the bound is %d", n, middleware.MaxVerified)
+		}
+	}
+	if n := a.Verified(); n < 100 {
+		t.Errorf("%d verified tokens kept after %d: the cache does not fill again once emptied", n, middleware.MaxVerified+100)
+	}
+}
