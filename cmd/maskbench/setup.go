@@ -75,7 +75,9 @@ func (b *bench) start(name string, env []string, args ...string) (*exec.Cmd, err
 	return cmd, nil
 }
 
-func waitHTTP(url string) error {
+// waitHTTP waits until the process name answers at url; when it does not, the error
+// carries the end of its log, which tearDown deletes with the rest.
+func (b *bench) waitHTTP(name, url string) error {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
@@ -84,7 +86,8 @@ func waitHTTP(url string) error {
 			}
 		}
 	}
-	return fmt.Errorf("%s did not answer", url)
+	log, _ := os.ReadFile(filepath.Join(b.dir, name+".log"))
+	return fmt.Errorf("%s did not answer %s within 20 s; the end of its log:\n%s", name, url, log[max(0, len(log)-2000):])
 }
 
 func setUp(ctx context.Context, o options) (*bench, error) {
@@ -134,7 +137,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 		"-request-log", "1000"); err != nil {
 		return fail(err)
 	}
-	if err := waitHTTP(b.simURL + "/sim/requests"); err != nil {
+	if err := b.waitHTTP("cxone-sim", b.simURL+"/sim/requests"); err != nil {
 		return fail(err)
 	}
 	for i := range o.agents {
@@ -157,7 +160,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := waitHTTP(b.maskgateURL + "/readyz"); err != nil {
+	if err := b.waitHTTP("maskgate", b.maskgateURL+"/readyz"); err != nil {
 		return fail(err)
 	}
 
@@ -173,7 +176,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	if _, err := b.start("nginx", nil, o.nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")); err != nil {
 		return fail(err)
 	}
-	if err := waitHTTP(b.nginxURL + "/"); err != nil {
+	if err := b.waitHTTP("nginx", b.nginxURL+"/"); err != nil {
 		return fail(err)
 	}
 	b.token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
