@@ -21,8 +21,8 @@ const maxFlushers = 2
 // instead of for each script (Redis is single-threaded and shared by every replica).
 //
 // Unlike go-redis's experimental AutoPipeline, it is bound by each caller's context: a
-// caller stops waiting when its context ends, and a script whose caller has already
-// gone is dropped, never sent late.
+// caller whose script waits in the queue stops waiting when its context ends, and a
+// script whose caller has already gone is dropped, never sent late.
 type batcher struct {
 	rdb redis.UniversalClient
 
@@ -114,8 +114,9 @@ func unreachable(err error) bool {
 }
 
 // send runs a batch in one pipeline, for as long as the most patient caller waits: the
-// others stop waiting at their own deadlines. The client's read and write timeouts
-// bound it too, also for callers without a deadline.
+// others stop waiting at their own deadlines, but for the caller that sends it, which
+// waits for the pipeline. The client's read and write timeouts bound it too (maskgate
+// sets 1 s; a script is not retried), also for callers without a deadline.
 func (b *batcher) send(batch []*scriptCall) error {
 	pipe := b.rdb.Pipeline()
 	ctx := context.Background()
