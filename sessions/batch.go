@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,11 +66,24 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 		cmd.SetErr(ctx.Err())
 		return cmd
 	}
-	if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+	switch err := c.cmd.Err(); {
+	case redis.HasErrorPrefix(err, "NOSCRIPT"):
 		// Redis lost its script cache (a restart, a failover): EVAL loads it again.
 		return script.Eval(ctx, b.rdb, keys, args...)
+	case refused(err):
+		return script.Run(ctx, b.rdb, keys, args...)
 	}
 	return c.cmd
+}
+
+// refused reports whether the script surely did not run: the connection could not be
+// made, or Redis refused it for a reason that passes (a node loading, a failover, a
+// cluster reconfiguring). Sent alone, it then gets go-redis's retries, as any command.
+func refused(err error) bool {
+	var op *net.OpError
+	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) ||
+		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsMaxClientsError(err) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // flush sends what is queued until nothing is.
@@ -167,7 +181,8 @@ func evalSha(ctx context.Context, script *redis.Script, keys []string, args []an
 
 // once is a command go-redis must not send twice: a script whose reply did not come
 // back may have run, and go-redis retries a pipeline that timed out on new
-// connections, several times over. The caller gets the error, as for a single command.
+// connections, several times over. The caller gets the error; a script that surely did
+// not run is sent again alone (refused).
 type once struct{ *redis.Cmd }
 
 func (once) NoRetry() bool { return true }

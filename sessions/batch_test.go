@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +199,59 @@ func TestScriptRedisDoesNotHaveIsLoaded(t *testing.T) {
 		if n, err := b.run(context.Background(), unseen, []string{key}).Int64(); err != nil || n != want {
 			t.Fatalf("INCR by a script Redis did not have = %d, %v; want %d", n, err, want)
 		}
+	}
+}
+
+// slotsOnFirstScript gives a cluster node every slot when the first script is sent
+// alone, after its pipeline was refused.
+type slotsOnFirstScript struct {
+	admin     *redis.Client
+	pipelines atomic.Int32
+	done      atomic.Bool
+}
+
+func (h *slotsOnFirstScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *slotsOnFirstScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "evalsha" && !h.done.Swap(true) {
+			if err := h.admin.ClusterAddSlotsRange(ctx, 0, 16383).Err(); err != nil {
+				return err
+			}
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if info, _ := h.admin.ClusterInfo(ctx).Result(); strings.Contains(info, "cluster_state:ok") {
+					break
+				}
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *slotsOnFirstScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() == "evalsha" {
+			h.pipelines.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A script Redis refused without running it (here a cluster node that serves no slot
+// yet: CLUSTERDOWN) is sent again alone, with go-redis's retries, and succeeds once the
+// node serves its slot. A script that may have run is not (the tests above).
+func TestScriptRefusedWithoutRunningIsSentAgain(t *testing.T) {
+	node := testkit.StartRedis(t, false, "cluster-enabled yes", "cluster-config-file nodes.conf")
+	admin := redis.NewClient(&redis.Options{Addr: node.Addr(), Protocol: 2})
+	defer admin.Close()
+	h := &slotsOnFirstScript{admin: admin}
+	rdb := redis.NewClient(&redis.Options{Addr: node.Addr(), Protocol: 2})
+	defer rdb.Close()
+	rdb.AddHook(h)
+	b := &batcher{rdb: rdb}
+	n, err := b.run(context.Background(), incrScript, []string{"{refused}:n"}).Int64()
+	if err != nil || n != 1 {
+		t.Fatalf("INCR refused with CLUSTERDOWN, then sent again = %d, %v; want 1", n, err)
+	}
+	if p := h.pipelines.Load(); p != 1 || !h.done.Load() {
+		t.Errorf("%d pipelines, sent alone: %v; want the refused pipeline, then the script alone", p, h.done.Load())
 	}
 }
