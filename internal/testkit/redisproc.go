@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -50,7 +51,13 @@ func (p *RedisProc) Kill() {
 func StartRedis(t testing.TB, sentinel bool, conf ...string) *RedisProc {
 	t.Helper()
 	port := FreePort(t)
-	p := startRedis(t, sentinel, append([]string{"port " + strconv.Itoa(port)}, conf...))
+	lines := append([]string{"port " + strconv.Itoa(port)}, conf...)
+	if slices.Contains(conf, "cluster-enabled yes") {
+		// The cluster bus is on port+10000 unless set: maybe taken, maybe past 65535
+		// (redis-server then refuses to start).
+		lines = append(lines, "cluster-port "+strconv.Itoa(FreePort(t)))
+	}
+	p := startRedis(t, sentinel, lines)
 	p.Port = port
 	c := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer c.Close()
