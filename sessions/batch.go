@@ -62,9 +62,13 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		cmd := redis.NewCmd(ctx)
-		cmd.SetErr(ctx.Err())
-		return cmd
+		select {
+		case <-c.done: // answered as the context ended: the script ran, its answer counts
+		default:
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(ctx.Err())
+			return cmd
+		}
 	}
 	switch err := c.cmd.Err(); {
 	case redis.HasErrorPrefix(err, "NOSCRIPT"):
