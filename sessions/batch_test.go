@@ -1,8 +1,10 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -253,5 +255,76 @@ func TestScriptRefusedWithoutRunningIsSentAgain(t *testing.T) {
 	}
 	if p := h.pipelines.Load(); p != 1 || !h.done.Load() {
 		t.Errorf("%d pipelines, sent alone: %v; want the refused pipeline, then the script alone", p, h.done.Load())
+	}
+}
+
+// scriptWrites counts the scripts written to the wire, on any connection the client
+// opens, and calls dialed before each new connection.
+type scriptWrites struct {
+	n      atomic.Int32
+	dialed func()
+}
+
+type countingConn struct {
+	net.Conn
+	w *scriptWrites
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.w.n.Add(int32(bytes.Count(p, []byte("evalsha"))))
+	return c.Conn.Write(p)
+}
+
+func (w *scriptWrites) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if w.dialed != nil {
+			w.dialed()
+		}
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{conn, w}, nil
+	}
+}
+func (w *scriptWrites) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (w *scriptWrites) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A script whose answer did not come back may have run: it is not sent again, on this
+// connection or a new one (go-redis would otherwise retry the pipeline on a new
+// connection, and the script would run twice).
+func TestScriptThatTimedOutIsNotSentAgain(t *testing.T) {
+	opts, err := redis.ParseURL(testkit.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testkit.NewFaultProxy(t, opts.Addr)
+	opts.Addr, opts.Protocol, opts.ContextTimeoutEnabled = proxy.Addr(), 2, true
+	opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+	w := &scriptWrites{}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	rdb.AddHook(w)
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Redis gets the script and runs it, but its answer comes after the read timeout;
+	// then the network is well again, for any connection opened after the script went.
+	proxy.Set(testkit.Fault{Latency: 300 * time.Millisecond})
+	w.dialed = func() {
+		if w.n.Load() > 0 {
+			proxy.Set(testkit.Fault{})
+		}
+	}
+	b := &batcher{rdb: rdb}
+	err = b.run(context.Background(), incrScript, []string{"{timedout}:n"}).Err()
+	if n := w.n.Load(); n != 1 {
+		t.Errorf("the script was written %d times; want once", n)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("script answered late: %v; want a timeout", err)
 	}
 }
