@@ -1,7 +1,10 @@
 package middleware_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -80,5 +83,28 @@ func TestVerifiedTokensAreBounded(t *testing.T) {
 	}
 	if n := a.Verified(); n < 100 {
 		t.Errorf("%d verified tokens kept after %d: the cache does not fill again once emptied", n, middleware.MaxVerified+100)
+	}
+}
+
+// A JWKS token without a kid is checked against every key of the set, so there is no
+// one key to look up again: it is checked in full every time.
+func TestJWKSTokenWithoutKidIsCheckedEveryTime(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	set := &jwks{}
+	set.set(t, "k1", &k.PublicKey)
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	tok := testkit.Token(t, jwt.SigningMethodRS256, k, valid(nil), nil)
+	if _, err := a.Authenticate(tok); err != nil {
+		t.Fatalf("token without kid against the set: %v", err)
+	}
+	again := testing.AllocsPerRun(10, func() {
+		if _, err := a.Authenticate(tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if again < 20 || a.Verified() != 0 {
+		t.Errorf("the token again: %.0f allocations, %d tokens kept; want a full check (dozens) and none kept", again, a.Verified())
 	}
 }
