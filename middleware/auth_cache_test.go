@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -90,11 +89,7 @@ func TestVerifiedTokensAreBounded(t *testing.T) {
 // one key to look up again: it is checked in full every time.
 func TestJWKSTokenWithoutKidIsCheckedEveryTime(t *testing.T) {
 	k, _ := rsa.GenerateKey(rand.Reader, 2048)
-	set := &jwks{}
-	set.set(t, "k1", &k.PublicKey)
-	srv := httptest.NewServer(set)
-	defer srv.Close()
-	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	a, _ := newJWKSAuth(t, "k1", &k.PublicKey)
 	tok := testkit.Token(t, jwt.SigningMethodRS256, k, valid(nil), nil)
 	if _, err := a.Authenticate(tok); err != nil {
 		t.Fatalf("token without kid against the set: %v", err)

@@ -170,14 +170,21 @@ func (j *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(*j.keys.Load())
 }
 
+// newJWKSAuth serves a JWK set holding pub under kid, and returns an Authenticator
+// that trusts it.
+func newJWKSAuth(t *testing.T, kid string, pub any) (*middleware.Authenticator, *jwks) {
+	t.Helper()
+	set := &jwks{}
+	set.set(t, kid, pub)
+	srv := httptest.NewServer(set)
+	t.Cleanup(srv.Close)
+	return newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL}), set
+}
+
 func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	set := &jwks{}
-	set.set(t, "k1", &k1.PublicKey)
-	srv := httptest.NewServer(set)
-	defer srv.Close()
-	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	a, set := newJWKSAuth(t, "k1", &k1.PublicKey)
 	if err := a.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready with the keys loaded: %v", err)
 	}
