@@ -12,7 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,10 +71,8 @@ type Client struct {
 	hc       *http.Client
 	tokens   *tokenSource
 	metrics  *metrics
-	inFlight chan struct{} // one slot per CXone request in flight
-
-	baseMu sync.Mutex
-	base   string // the API endpoint, configured or discovered
+	inFlight chan struct{}          // one slot per CXone request in flight
+	base     atomic.Pointer[string] // the API endpoint, configured or discovered; nil until known
 }
 
 // New returns a Client. Nothing is sent to CXone until the first call.
@@ -118,12 +116,11 @@ func New(cfg Config) *Client {
 		}
 	}
 	m := newMetrics(cfg.Registerer)
-	return &Client{
+	c := &Client{
 		cfg:      cfg,
 		hc:       hc,
 		metrics:  m,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
-		base:     strings.TrimRight(cfg.BaseURL, "/"),
 		tokens: &tokenSource{
 			authURL: cfg.AuthURL,
 			creds:   cfg.Credentials,
@@ -133,6 +130,10 @@ func New(cfg Config) *Client {
 			metrics: m,
 		},
 	}
+	if base := strings.TrimRight(cfg.BaseURL, "/"); base != "" {
+		c.base.Store(&base)
+	}
+	return c
 }
 
 // Close releases the client's idle connections to CXone.

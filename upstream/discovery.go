@@ -13,20 +13,15 @@ import (
 // endpoint returns the tenant's API endpoint: CXONE_API_BASE_URL when configured, else
 // the api_endpoint of the discovery document of the token's tenant, fetched once.
 func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
-	c.baseMu.Lock()
-	base := c.base
-	c.baseMu.Unlock()
-	if base != "" {
-		return base, nil
+	if base := c.base.Load(); base != nil {
+		return *base, nil
 	}
 	v, err, _ := c.tokens.flight.Do("discovery", func() (any, error) { return c.discover(ctx, tok) })
 	if err != nil {
 		return "", err
 	}
-	base = v.(string)
-	c.baseMu.Lock()
-	c.base = base
-	c.baseMu.Unlock()
+	base := v.(string)
+	c.base.Store(&base)
 	return base, nil
 }
 

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -46,8 +46,7 @@ type tokenSource struct {
 	now     func() time.Time
 	metrics *metrics
 
-	mu      sync.Mutex
-	current *token
+	current atomic.Pointer[token] // read by every request: no lock
 	flight  singleflight.Group
 }
 
@@ -60,9 +59,7 @@ func refreshMargin(lifetime time.Duration) time.Duration {
 // Token returns a usable access token. A token near its expiry is still returned while
 // a renewal runs in the background; an expired or missing one is waited for.
 func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
-	ts.mu.Lock()
-	cur := ts.current
-	ts.mu.Unlock()
+	cur := ts.current.Load()
 	now := ts.now()
 	if cur != nil && now.Before(cur.expiry) {
 		if !now.Before(cur.refreshAt) {
@@ -85,10 +82,8 @@ func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
 // Invalidate drops access if it is still the current token, so that the next Token
 // fetches a new one. CXone's 401 on a token the gateway believed valid calls for it.
 func (ts *tokenSource) Invalidate(access string) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if ts.current != nil && ts.current.access == access {
-		ts.current = nil
+	if cur := ts.current.Load(); cur != nil && cur.access == access {
+		ts.current.CompareAndSwap(cur, nil) // a token renewed meanwhile stays
 	}
 }
 
@@ -98,9 +93,7 @@ func (ts *tokenSource) Invalidate(access string) {
 func (ts *tokenSource) renew() (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ts.timeout)
 	defer cancel()
-	ts.mu.Lock()
-	cur := ts.current
-	ts.mu.Unlock()
+	cur := ts.current.Load()
 	var (
 		tok *token
 		err error
@@ -118,9 +111,7 @@ func (ts *tokenSource) renew() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts.mu.Lock()
-	ts.current = tok
-	ts.mu.Unlock()
+	ts.current.Store(tok)
 	return tok, nil
 }
 
