@@ -73,11 +73,20 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	switch err := c.cmd.Err(); {
 	case redis.HasErrorPrefix(err, "NOSCRIPT"):
 		// Redis lost its script cache (a restart, a failover): EVAL loads it again.
+		b.sentAlone()
 		return script.Eval(ctx, b.rdb, keys, args...)
 	case refused(err):
+		b.sentAlone()
 		return script.Run(ctx, b.rdb, keys, args...)
 	}
 	return c.cmd
+}
+
+// sentAlone counts a script sent again outside the pipelines as one more round trip
+// carrying one script (go-redis's own retries of it are not seen here).
+func (b *batcher) sentAlone() {
+	b.pipelines.Add(1)
+	b.scripts.Add(1)
 }
 
 // refused reports whether the script surely did not run: the connection could not be

@@ -79,6 +79,10 @@ func TestScriptsQueuedBehindBusyPipelinesGoOutTogether(t *testing.T) {
 	rdb, prefix := testkit.Redis(t, g)
 	b := &batcher{rdb: rdb}
 	key := "{" + prefix + "}:n"
+	// Loaded, as after its first use: no NOSCRIPT resend in the counts below.
+	if err := incrScript.Load(context.Background(), rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
 	first := held(t, b, g, key)
 
 	const queued = 20
@@ -160,6 +164,10 @@ func TestScriptsQueuedBehindAnUnreachableRedisFailWithIt(t *testing.T) {
 	rdb, prefix := testkit.Redis(t, g)
 	b := &batcher{rdb: rdb}
 	key := "{" + prefix + "}:n"
+	// Loaded, as after its first use: no NOSCRIPT resend in the counts below.
+	if err := incrScript.Load(context.Background(), rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
 	first := held(t, b, g, key)
 
 	const queued = 5
@@ -201,6 +209,10 @@ func TestScriptRedisDoesNotHaveIsLoaded(t *testing.T) {
 		if n, err := b.run(context.Background(), unseen, []string{key}).Int64(); err != nil || n != want {
 			t.Fatalf("INCR by a script Redis did not have = %d, %v; want %d", n, err, want)
 		}
+	}
+	// The first: refused with NOSCRIPT, then loaded by EVAL; the second: EVALSHA.
+	if p, s := b.pipelines.Load(), b.scripts.Load(); p != 3 || s != 3 {
+		t.Errorf("counted %d round trips carrying %d scripts; want 3 and 3", p, s)
 	}
 }
 
@@ -255,6 +267,9 @@ func TestScriptRefusedWithoutRunningIsSentAgain(t *testing.T) {
 	}
 	if p := h.pipelines.Load(); p != 1 || !h.done.Load() {
 		t.Errorf("%d pipelines, sent alone: %v; want the refused pipeline, then the script alone", p, h.done.Load())
+	}
+	if p, s := b.pipelines.Load(), b.scripts.Load(); p != 2 || s != 2 {
+		t.Errorf("counted %d round trips carrying %d scripts; want 2 and 2", p, s)
 	}
 }
 
