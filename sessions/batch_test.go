@@ -56,6 +56,17 @@ func (g *gate) pipelines() []int {
 	return slices.Clone(g.sizes)
 }
 
+// gated is a batcher whose script pipelines g holds, on a client of its own, with
+// incrScript loaded as after its first use (no NOSCRIPT resend in the tests' counts).
+func gated(t *testing.T, g *gate) (*batcher, *redis.Client, string) {
+	t.Helper()
+	rdb, prefix := testkit.Redis(t, g)
+	if err := incrScript.Load(context.Background(), rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return &batcher{rdb: rdb}, rdb, prefix
+}
+
 func (b *batcher) queuedLen() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -76,13 +87,8 @@ func held(t *testing.T, b *batcher, g *gate, key string) <-chan *redis.Cmd {
 
 func TestScriptsQueuedBehindBusyPipelinesGoOutTogether(t *testing.T) {
 	g := newGate()
-	rdb, prefix := testkit.Redis(t, g)
-	b := &batcher{rdb: rdb}
+	b, _, prefix := gated(t, g)
 	key := "{" + prefix + "}:n"
-	// Loaded, as after its first use: no NOSCRIPT resend in the counts below.
-	if err := incrScript.Load(context.Background(), rdb).Err(); err != nil {
-		t.Fatal(err)
-	}
 	first := held(t, b, g, key)
 
 	const queued = 20
@@ -125,8 +131,7 @@ func TestScriptsQueuedBehindBusyPipelinesGoOutTogether(t *testing.T) {
 
 func TestScriptOfACallerThatGaveUpIsNeverSent(t *testing.T) {
 	g := newGate()
-	rdb, prefix := testkit.Redis(t, g)
-	b := &batcher{rdb: rdb}
+	b, rdb, prefix := gated(t, g)
 	first := held(t, b, g, "{"+prefix+"}:n")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -161,13 +166,8 @@ func TestScriptOfACallerThatGaveUpIsNeverSent(t *testing.T) {
 func TestScriptsQueuedBehindAnUnreachableRedisFailWithIt(t *testing.T) {
 	g := newGate()
 	g.fail = errors.New("i/o timeout")
-	rdb, prefix := testkit.Redis(t, g)
-	b := &batcher{rdb: rdb}
+	b, _, prefix := gated(t, g)
 	key := "{" + prefix + "}:n"
-	// Loaded, as after its first use: no NOSCRIPT resend in the counts below.
-	if err := incrScript.Load(context.Background(), rdb).Err(); err != nil {
-		t.Fatal(err)
-	}
 	first := held(t, b, g, key)
 
 	const queued = 5
