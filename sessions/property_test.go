@@ -25,8 +25,9 @@ func TestPairingInvariantsUnderRandomFaults(t *testing.T) {
 
 var soak = flag.Duration("soak", 0, "run TestSoak for this long (e.g. 10m)")
 
-// TestSoak is the long run of the same chaos (not in the default run): go test
-// -run TestSoak -soak=10m -timeout 30m ./sessions/ . It prints the figures kept in
+// TestSoak is the long run of the same chaos (not in the default run):
+// go test ./sessions/ -run TestSoak -soak=10m -timeout 40m -v (the package first: go
+// test takes no package after a flag it does not know). It prints the figures kept in
 // docs/RELIABILITY.md.
 func TestSoak(t *testing.T) {
 	if *soak == 0 {
