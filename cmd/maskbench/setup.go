@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/maskgate/maskgate/internal/freeport"
 )
 
 type options struct {
@@ -48,15 +49,6 @@ const (
 	keyID    = "bench-key"
 	keySk    = "bench-key-secret"
 )
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 // start runs a process in the benchmark's directory, its output to a log file there.
 func (b *bench) start(name string, env []string, args ...string) (*exec.Cmd, error) {
@@ -112,7 +104,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	}
 	ports := make([]int, 5)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = freeport.Get(); err != nil {
 			return fail(err)
 		}
 	}
@@ -145,6 +137,8 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 		if err != nil {
 			return fail(err)
 		}
+		// Read to the end, so that one connection serves them all.
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
 

@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/maskgate/maskgate/internal/freeport"
 )
 
 // RedisProc is a redis-server process of a test's own, on a free loopback port.
@@ -104,13 +105,13 @@ func startRedis(t testing.TB, sentinel bool, conf []string) *RedisProc {
 	return p
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port for a process to bind: free now, and out of reach
+// of the machine's outgoing connections (freeport).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
