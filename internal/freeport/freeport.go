@@ -5,7 +5,7 @@
 // the local ports of outgoing connections from. Between the moment such a port is
 // handed out and the moment the process binds it, any connection made on the machine
 // can take it, and the process fails with "bind: address already in use" (seen in
-// maskbench, whose set-up makes thousands of connections, and in the cluster tests).
+// maskbench, whose set-up makes thousands of connections; the tests run the same risk).
 // Ports below that range are never given to outgoing connections: they are picked
 // there, at random, checked free by listening on them, and never handed out twice by
 // one process.
