@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/maskgate/maskgate/internal/testkit"
 )
 
 var incrScript = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
