@@ -31,12 +31,16 @@ func TestRedisCluster(t *testing.T) {
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	defer cc.Close()
-	testkit.Eventually(t, 20*time.Second, "the cluster to be ok", func() bool {
-		info, err := cc.ClusterInfo(context.Background()).Result()
-		return err == nil && strings.Contains(info, "cluster_state:ok")
-	})
+	// Every node, not just one: a node answers CLUSTERDOWN until it has seen all slots
+	// served, and the first mask failed with it now and then when only one was asked.
+	for _, addr := range addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		defer node.Close()
+		testkit.Eventually(t, 20*time.Second, "cluster_state:ok on "+addr, func() bool {
+			info, err := node.ClusterInfo(context.Background()).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
+	}
 
 	sim := testkit.NewSim(t)
 	e := env(sim, "mgcluster")
