@@ -12,9 +12,9 @@ import (
 
 // AccessLog puts a request logger (carrying request_id and remote_ip, the origin of
 // the request) on the request context, for every audit line written while serving it,
-// and writes one access line per request
-// when it is done (design §5): request_id, time, remote_ip, method, route, status,
-// duration_ms and the caller's sub/client_id. It must run after RequestID.
+// and writes one access line per request when it is done (design §5): request_id,
+// time, remote_ip, method, route, status, duration_ms and the caller's sub/client_id.
+// It must run after RequestID.
 func AccessLog(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		access := hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
@@ -33,14 +33,11 @@ func AccessLog(log zerolog.Logger) func(http.Handler) http.Handler {
 			}
 			ev.Msg("request")
 		})
-		withID := func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				l := zerolog.Ctx(r.Context()).With().Str("request_id", ScopeFrom(r.Context()).RequestID).
-					Str("remote_ip", remoteIP(r)).Logger()
-				next.ServeHTTP(w, r.WithContext(l.WithContext(r.Context())))
-			})
-		}
-		return hlog.NewHandler(log)(withID(access(next)))
+		next = access(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			l := log.With().Str("request_id", ScopeFrom(r.Context()).RequestID).Str("remote_ip", remoteIP(r)).Logger()
+			next.ServeHTTP(w, r.WithContext(l.WithContext(r.Context())))
+		})
 	}
 }
 
