@@ -62,7 +62,7 @@ type Call struct {
 	Timeline []Event `json:"timeline"`
 }
 
-// Recorded returns the spans in which the call was recorded.
+// RecordedSpans returns the spans in which the call was recorded.
 func (c *Call) RecordedSpans() []Span { return c.spans(true) }
 
 // MaskedSpans returns the spans in which the call was masked.
