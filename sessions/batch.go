@@ -23,7 +23,9 @@ const maxFlushers = 2
 //
 // Unlike go-redis's experimental AutoPipeline, it is bound by each caller's context: a
 // caller whose script waits in the queue stops waiting when its context ends, and a
-// script whose caller has already gone is dropped, never sent late.
+// script whose caller has already gone is dropped, never sent late. A script already
+// sent is waited for all the same: it runs in Redis whatever its caller does, and what
+// it did (an agent's lock taken) must reach the caller to be undone.
 type batcher struct {
 	rdb redis.UniversalClient
 
@@ -41,7 +43,15 @@ type scriptCall struct {
 	args   []any
 	cmd    *redis.Cmd
 	done   chan struct{} // closed when cmd holds the reply
+	state  atomic.Int32  // queued, then sent or dropped, whichever comes first
 }
+
+// The states of a scriptCall.
+const (
+	queued int32 = iota
+	sent
+	dropped // its caller stopped waiting before it was sent
+)
 
 // run is script.Run, sent in a pipeline with whatever other scripts are waiting.
 func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
@@ -62,13 +72,13 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		select {
-		case <-c.done: // answered as the context ended: the script ran, its answer counts
-		default:
+		if c.state.CompareAndSwap(queued, dropped) {
 			cmd := redis.NewCmd(ctx)
 			cmd.SetErr(ctx.Err())
 			return cmd
 		}
+		// Sent: its answer comes within the pipeline's timeouts (send).
+		<-c.done
 	}
 	switch err := c.cmd.Err(); {
 	case redis.HasErrorPrefix(err, "NOSCRIPT"):
@@ -140,10 +150,10 @@ func unreachable(err error) bool {
 	return err != nil && !errors.As(err, &reply) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 }
 
-// send runs a batch in one pipeline, for as long as the most patient caller waits: the
-// others stop waiting at their own deadlines, but for the caller that sends it, which
-// waits for the pipeline. The client's read and write timeouts bound it too (maskgate
-// sets 1 s; a script is not retried), also for callers without a deadline.
+// send runs a batch in one pipeline, until the latest deadline of its callers, who all
+// wait for it (a script sent may have run). The client's read and write timeouts bound
+// it too (maskgate sets 1 s; a script is not retried), also for callers without a
+// deadline.
 func (b *batcher) send(batch []*scriptCall) error {
 	pipe := b.rdb.Pipeline()
 	ctx := context.Background()
@@ -151,7 +161,7 @@ func (b *batcher) send(batch []*scriptCall) error {
 	bounded := true
 	live := batch[:0]
 	for _, c := range batch {
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil || !c.state.CompareAndSwap(queued, sent) {
 			continue // its caller has gone
 		}
 		if d, ok := c.ctx.Deadline(); !ok {

@@ -130,37 +130,83 @@ func TestScriptsQueuedBehindBusyPipelinesGoOutTogether(t *testing.T) {
 	}
 }
 
-func TestScriptOfACallerThatGaveUpIsNeverSent(t *testing.T) {
-	g := newGate()
-	b, rdb, prefix := gated(t, g)
-	first := held(t, b, g, "{"+prefix+"}:n")
+// behind is a batcher whose gate holds both pipelines, with one more script queued
+// behind them by a caller who may give up (cancel).
+type behind struct {
+	g        *gate
+	b        *batcher
+	rdb      *redis.Client
+	first    <-chan *redis.Cmd // the held scripts' answers
+	key      string            // the queued script's key
+	cancel   context.CancelFunc
+	answered <-chan *redis.Cmd
+}
 
+func queuedBehind(t *testing.T) *behind {
+	t.Helper()
+	q := &behind{g: newGate()}
+	var prefix string
+	q.b, q.rdb, prefix = gated(t, q.g)
+	q.first = held(t, q.b, q.g, "{"+prefix+"}:n")
+	q.key = "{" + prefix + "}:gone"
 	ctx, cancel := context.WithCancel(context.Background())
-	gone := "{" + prefix + "}:gone"
-	answered := make(chan error, 1)
-	go func() { answered <- b.run(ctx, incrScript, []string{gone}).Err() }()
-	testkit.Eventually(t, 5*time.Second, "the script to queue", func() bool { return b.queuedLen() == 1 })
-	cancel()
+	answered := make(chan *redis.Cmd, 1)
+	go func() { answered <- q.b.run(ctx, incrScript, []string{q.key}) }()
+	testkit.Eventually(t, 5*time.Second, "the script to queue", func() bool { return q.b.queuedLen() == 1 })
+	q.cancel, q.answered = cancel, answered
+	return q
+}
+
+// openGate lets every pipeline through and checks the held scripts' answers.
+func (q *behind) openGate(t *testing.T) {
+	t.Helper()
+	close(q.g.open)
+	for range maxFlushers {
+		if err := (<-q.first).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestScriptOfACallerThatGaveUpIsNeverSent(t *testing.T) {
+	q := queuedBehind(t)
+	q.cancel()
 	select {
-	case err := <-answered:
-		if !errors.Is(err, context.Canceled) {
+	case cmd := <-q.answered:
+		if err := cmd.Err(); !errors.Is(err, context.Canceled) {
 			t.Fatalf("the caller that gave up got %v; want context.Canceled", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the caller that gave up is still waiting for the pipelines ahead of it")
 	}
-	close(g.open)
-	for range maxFlushers {
-		if err := (<-first).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testkit.Eventually(t, 5*time.Second, "the queue to be taken", func() bool { return b.queuedLen() == 0 })
-	if n, err := rdb.Exists(context.Background(), gone).Result(); err != nil || n != 0 {
+	q.openGate(t)
+	testkit.Eventually(t, 5*time.Second, "the queue to be taken", func() bool { return q.b.queuedLen() == 0 })
+	if n, err := q.rdb.Exists(context.Background(), q.key).Result(); err != nil || n != 0 {
 		t.Errorf("the script of the caller that gave up ran (EXISTS = %d, %v)", n, err)
 	}
-	if sizes := g.pipelines(); len(sizes) != maxFlushers {
+	if sizes := q.g.pipelines(); len(sizes) != maxFlushers {
 		t.Errorf("pipelines of %v scripts; want only the %d held ones", sizes, maxFlushers)
+	}
+}
+
+func TestScriptSentIsAwaitedAfterItsCallerGaveUp(t *testing.T) {
+	// A begin script that ran takes the agent's lock: had its caller stopped waiting,
+	// nobody would release it, and the agent would stay locked until its lease ended.
+	q := queuedBehind(t)
+	q.g.open <- struct{}{} // one held pipeline goes on; its sender sends the queue next, which the gate holds
+	testkit.Eventually(t, 5*time.Second, "the queued script to be sent", func() bool { return len(q.g.pipelines()) == maxFlushers+1 })
+	q.cancel()
+	select {
+	case cmd := <-q.answered:
+		t.Fatalf("the caller stopped waiting for a script already sent (%v)", cmd.Err())
+	case <-time.After(100 * time.Millisecond):
+	}
+	q.openGate(t)
+	if n, err := (<-q.answered).Int64(); err != nil || n != 1 {
+		t.Fatalf("the caller that gave up after its script was sent got %d, %v; want its answer, 1", n, err)
+	}
+	if n, err := q.rdb.Get(context.Background(), q.key).Int64(); err != nil || n != 1 {
+		t.Errorf("the script ran %d times (%v); want once", n, err)
 	}
 }
 

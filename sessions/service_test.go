@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,9 +25,9 @@ type fixture struct {
 	prefix string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, hooks ...redis.Hook) *fixture {
 	t.Helper()
-	rdb, prefix := testkit.Redis(t)
+	rdb, prefix := testkit.Redis(t, hooks...)
 	sim := testkit.NewSim(t)
 	cfg := sim.UpstreamConfig()
 	cfg.Timeout = 200 * time.Millisecond
@@ -166,6 +167,41 @@ func TestMaskWithUnknownOutcomeKeepsTheSessionOpen(t *testing.T) {
 				t.Errorf("session after an unknown outcome = %+v, %v; want it masking with its deadline", s, err)
 			}
 		})
+	}
+}
+
+// cancelAfterFirstScript cancels a caller's context as soon as the first session
+// script has run: the caller goes away right after the write-ahead.
+type cancelAfterFirstScript struct {
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (h *cancelAfterFirstScript) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *cancelAfterFirstScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *cancelAfterFirstScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if cmds[0].Name() == "evalsha" {
+			h.once.Do(h.cancel)
+		}
+		return err
+	}
+}
+
+func TestCallerGoneAfterTheWriteAheadLeavesTheAgentFree(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newFixture(t, &cancelAfterFirstScript{cancel: cancel})
+	f.sim.StartCall("a", false, true)
+	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)}); err == nil {
+		t.Fatal("Mask whose caller went away succeeded")
+	}
+	// The outcome counts as unknown: the session stays with its deadline, unlocked. A
+	// lock left behind would hold the next request for the whole CXone budget (15 s)
+	// and then refuse it as agent_busy.
+	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)})
+	if err != nil || s.State != sessions.StateMasked {
+		t.Fatalf("the next Mask = %+v, %v; want the agent masked", s, err)
 	}
 }
 
