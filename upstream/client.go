@@ -216,8 +216,10 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 			break // the caller's budget ends first: answer now rather than wait in vain
 		}
-		log.Warn().Str("op", op).Int("upstream_status", status).Int("attempt", attempt).
-			Dur("backoff", wait).AnErr("cause", err).Msg("cxone transient failure, retrying")
+		if ctx.Err() == nil { // else its caller has gone: the select below returns at once
+			log.Warn().Str("op", op).Int("upstream_status", status).Int("attempt", attempt).
+				Dur("backoff", wait).AnErr("cause", err).Msg("cxone transient failure, retrying")
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:

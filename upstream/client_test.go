@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream"
@@ -272,6 +275,27 @@ func TestHungCXoneTimesOutPerAttempt(t *testing.T) {
 	var ue *upstream.Error
 	if !errors.Is(err, upstream.ErrTimeout) || !errors.As(err, &ue) || ue.Attempts != 2 {
 		t.Fatalf("Mask = %v; want ErrTimeout after 2 attempts", err)
+	}
+}
+
+func TestCallerThatGoesAwayIsNotRetried(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(cxonesim.Faults{Hang: true})
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(zerolog.New(&logs).WithContext(context.Background()))
+	time.AfterFunc(100*time.Millisecond, cancel) // the caller hangs up during the first attempt
+	_, err := c.Mask(ctx, "7")
+	var ue *upstream.Error
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &ue) || ue.Attempts != 1 {
+		t.Fatalf("Mask = %v; want the caller's cancellation after 1 attempt", err)
+	}
+	if strings.Contains(logs.String(), "retrying") {
+		t.Errorf("a request whose caller has gone was logged as retried:\n%s", logs.String())
 	}
 }
 
