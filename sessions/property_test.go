@@ -8,7 +8,8 @@ import (
 )
 
 // TestPairingInvariantsUnderRandomFaults checks the pairing guarantee under random
-// interleavings of masks, unmasks, expiries, CXone faults and replica crashes:
+// interleavings of masks, unmasks, expiries, CXone faults, replica crashes and callers
+// that hang up:
 //   - every call CXone masked ends unmasked (nothing lost);
 //   - no call stays masked past its latest deadline (or the end of the faults) plus the
 //     sweep interval, a lock lease and the retry time;
