@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,29 +170,35 @@ func TestMaskWithUnknownOutcomeKeepsTheSessionOpen(t *testing.T) {
 	}
 }
 
-// cancelAfterFirstScript cancels a caller's context as soon as the first session
+// cancelAfterNextScript cancels a caller's context as soon as the next session
 // script has run: the caller goes away right after the write-ahead.
-type cancelAfterFirstScript struct {
-	cancel context.CancelFunc
-	once   sync.Once
+type cancelAfterNextScript struct {
+	cancel atomic.Pointer[context.CancelFunc]
 }
 
-func (h *cancelAfterFirstScript) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *cancelAfterFirstScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h *cancelAfterFirstScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *cancelAfterNextScript) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *cancelAfterNextScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *cancelAfterNextScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		if cmds[0].Name() == "evalsha" {
-			h.once.Do(h.cancel)
+		if cancel := h.cancel.Swap(nil); cancel != nil && cmds[0].Name() == "evalsha" {
+			(*cancel)()
 		}
 		return err
 	}
 }
 
 func TestCallerGoneAfterTheWriteAheadLeavesTheAgentFree(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := newFixture(t, &cancelAfterFirstScript{cancel: cancel})
+	hook := &cancelAfterNextScript{}
+	f := newFixture(t, hook)
 	f.sim.StartCall("a", false, true)
+	f.sim.StartCall("warm", false, true)
+	// Redis loads the scripts first, so that the next one sent is the mask's begin itself.
+	if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "warm", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hook.cancel.Store(&cancel)
 	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)}); err == nil {
 		t.Fatal("Mask whose caller went away succeeded")
 	}
