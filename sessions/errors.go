@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -78,8 +79,13 @@ func errOf(code string) error {
 
 // outcomeOf is the audit outcome of an answer.
 func outcomeOf(err error) string {
-	if err == nil {
+	switch {
+	case err == nil:
 		return "done"
+	case errors.Is(err, context.Canceled):
+		return "caller_gone" // it hung up before anything was done for it
+	case errors.Is(err, ErrStoreUnavailable):
+		return "store_unavailable"
 	}
 	return codeOf(err)
 }

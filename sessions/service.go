@@ -123,12 +123,13 @@ func (s *Service) Mask(ctx context.Context, in MaskInput) (Session, error) {
 	fp := fingerprint("mask", strconv.FormatInt(ttl.Milliseconds(), 10), in.Reason)
 	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
 		return s.store.beginMask(ctx, in, uuid.NewString(), opID, fp, ttl, s.lease(), only(rate, in.Rate))
-	}, func(b begin, opID string) (Session, error) {
+	}, func(ctx context.Context, b begin, opID string) (Session, error) {
 		return s.mask(ctx, b, opID, in.Caller)
 	})
 }
 
-// mask runs a mask that holds the agent's lock.
+// mask runs a mask that holds the agent's lock (operate: ctx does not end with the
+// caller).
 func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Session, error) {
 	sess := b.session
 	event := "masked"
@@ -138,7 +139,6 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
 	res, err := s.cx.Mask(uctx, sess.UserID)
 	cancel()
-	ctx = context.WithoutCancel(ctx) // the lock must be released even when the caller has gone
 	if err != nil {
 		return s.maskFailed(ctx, b, opID, caller, err)
 	}
@@ -228,7 +228,7 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 	fp := fingerprint("unmask", expected)
 	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
 		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, s.lease(), only(rate, in.Rate))
-	}, func(b begin, opID string) (Session, error) {
+	}, func(ctx context.Context, b begin, opID string) (Session, error) {
 		switch {
 		case b.outcome == "not_masked" && in.Force:
 			return s.forceUnmask(ctx, in)
@@ -277,15 +277,19 @@ func only(first bool, rate Rate) Rate {
 // operate runs one operation on an agent under its lock: begin tries to take the lock
 // (with a fresh operation id, counting the caller's rate on the first try); when an
 // identical operation holds it, its answer is awaited and returned; when another does,
-// begin is retried once it is released. run does the work under the lock. Waiting is
-// bounded by the CXone budget.
-func (s *Service) operate(ctx context.Context, userID, caller string, beginOp func(opID string, first bool) (begin, error), run func(begin, string) (Session, error)) (Session, error) {
+// begin is retried once it is released. Waiting is bounded by the CXone budget.
+//
+// run does the work under the lock, to its end even when the caller goes away (within
+// the CXone budget): requests that joined it wait for its answer, which must be CXone's,
+// not the first caller's hang-up, and a mask begun is better finished than left with an
+// unknown outcome.
+func (s *Service) operate(ctx context.Context, userID, caller string, beginOp func(opID string, first bool) (begin, error), run func(context.Context, begin, string) (Session, error)) (Session, error) {
 	waitUntil := s.cfg.Now().Add(s.cfg.UpstreamBudget)
 	for pause, first := 5*time.Millisecond, true; ; pause, first = min(2*pause, 200*time.Millisecond), false {
 		opID := uuid.NewString()
 		b, err := beginOp(opID, first)
 		if err != nil {
-			s.audit(ctx, "rejected", userID, "", caller).Err(err).Str("outcome", "store_unavailable").Msg("operation not started; CXone not called")
+			s.audit(ctx, "rejected", userID, "", caller).Err(err).Str("outcome", outcomeOf(err)).Msg("operation not started; CXone not called")
 			return Session{}, err
 		}
 		switch b.outcome {
@@ -294,15 +298,15 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 		case "join":
 			if sess, err, ok := s.awaitResult(ctx, b.joinOp, s.cfg.Now().Add(b.busyFor), waitUntil); ok {
 				s.audit(ctx, "coalesced", userID, sess.ID, caller).Str("op_id", b.joinOp).Str("outcome", outcomeOf(err)).
-					Msg("joined an identical operation in flight and returned its answer")
+					Msg("joined an identical operation in flight")
 				return sess, err
 			}
 		case "busy":
 		case "not_masked", "mismatch":
 			s.audit(ctx, "rejected", userID, b.session.ID, caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
-			return run(b, opID)
+			return run(context.WithoutCancel(ctx), b, opID)
 		default:
-			return run(b, opID)
+			return run(context.WithoutCancel(ctx), b, opID)
 		}
 		if s.cfg.Now().Add(pause).After(waitUntil) {
 			s.audit(ctx, "rejected", userID, "", caller).Str("outcome", "agent_busy").Msg("another operation on the agent did not finish in time")

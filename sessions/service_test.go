@@ -1,7 +1,9 @@
 package sessions_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
@@ -188,7 +191,7 @@ func (h *cancelAfterNextScript) ProcessPipelineHook(next redis.ProcessPipelineHo
 	}
 }
 
-func TestCallerGoneAfterTheWriteAheadLeavesTheAgentFree(t *testing.T) {
+func TestOperationBegunRunsToItsEndWhenItsCallerGoesAway(t *testing.T) {
 	hook := &cancelAfterNextScript{}
 	f := newFixture(t, hook)
 	f.sim.StartCall("a", false, true)
@@ -199,15 +202,62 @@ func TestCallerGoneAfterTheWriteAheadLeavesTheAgentFree(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hook.cancel.Store(&cancel)
-	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)}); err == nil {
-		t.Fatal("Mask whose caller went away succeeded")
+	s, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)})
+	if err != nil || s.State != sessions.StateMasked || f.sim.Count("mask", "a", http.StatusOK) != 1 {
+		t.Fatalf("Mask whose caller went away after the write-ahead = %+v, %v (%d masks at CXone); want it masked all the same",
+			s, err, f.sim.Count("mask", "a", 0))
 	}
-	// The outcome counts as unknown: the session stays with its deadline, unlocked. A
-	// lock left behind would hold the next request for the whole CXone budget (15 s)
-	// and then refuse it as agent_busy.
-	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)})
-	if err != nil || s.State != sessions.StateMasked {
-		t.Fatalf("the next Mask = %+v, %v; want the agent masked", s, err)
+	// And its lock is released: a lock left behind would hold the next request for the
+	// whole CXone budget (15 s) and then refuse it as agent_busy.
+	if s, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != sessions.StateClosed {
+		t.Fatalf("the next Unmask = %+v, %v; want the session closed", s, err)
+	}
+}
+
+func TestJoinedRequestGetsCXonesAnswerWhenTheFirstCallerGoesAway(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	f.sim.SetFaults(cxonesim.Faults{Hang: true}) // until both requests are in
+	in := sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, _ = f.svc.Mask(ctx, in) }()
+	bg, session := context.Background(), "{"+f.prefix+"}:session:a"
+	testkit.Eventually(t, 5*time.Second, "the first mask to hold the agent", func() bool { return f.rdb.HExists(bg, session, "opId").Val() })
+	type answer struct {
+		s   sessions.Session
+		err error
+	}
+	joined := make(chan answer, 1)
+	go func() {
+		s, err := f.svc.Mask(bg, in)
+		joined <- answer{s, err}
+	}()
+	testkit.Eventually(t, 5*time.Second, "the second mask to join the first", func() bool { return f.rdb.HExists(bg, session, "opJoined").Val() })
+	cancel() // the first caller hangs up while its mask waits for CXone
+	f.sim.SetFaults(cxonesim.Faults{})
+	if a := <-joined; a.err != nil || a.s.State != sessions.StateMasked {
+		t.Fatalf("the request that joined got %+v, %v; want CXone's answer: masked", a.s, a.err)
+	}
+	if n := f.sim.Count("mask", "a", 0); n != 1 {
+		t.Errorf("CXone answered %d masks; want the one both requests shared", n)
+	}
+}
+
+func TestRequestWhoseCallerHungUpBeforeItBeganIsAuditedAsSuch(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(zerolog.New(&logs).WithContext(context.Background()))
+	cancel()
+	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Mask of a caller that hung up = %v; want context.Canceled", err)
+	}
+	var line struct{ Event, Outcome string }
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Event != "rejected" || line.Outcome != "caller_gone" {
+		t.Errorf("audit line %q (%v); want event rejected, outcome caller_gone, not a store failure", logs.String(), err)
+	}
+	if keys := f.stateKeys(t); len(keys) != 0 || f.sim.Count("mask", "a", 0) != 0 {
+		t.Errorf("a request whose caller had hung up left keys %v and %d masks at CXone; want nothing", keys, f.sim.Count("mask", "a", 0))
 	}
 }
 
