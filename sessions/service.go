@@ -313,6 +313,7 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 			return Session{}, ErrAgentBusy
 		}
 		if err := sleep(ctx, pause); err != nil {
+			s.audit(ctx, "rejected", userID, "", caller).Str("outcome", "caller_gone").Msg("the caller stopped waiting for the busy agent")
 			return Session{}, fmt.Errorf("%w: %w", ErrAgentBusy, err)
 		}
 	}
