@@ -304,7 +304,7 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 		case "busy":
 		case "not_masked", "mismatch":
 			s.audit(ctx, "rejected", userID, b.session.ID, caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
-			return run(context.WithoutCancel(ctx), b, opID)
+			fallthrough
 		default:
 			return run(context.WithoutCancel(ctx), b, opID)
 		}
