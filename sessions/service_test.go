@@ -263,35 +263,50 @@ func TestRequestWhoseCallerHungUpBeforeItBeganIsAuditedAsSuch(t *testing.T) {
 }
 
 func TestCallerThatStopsWaitingForABusyAgentIsAuditedAsSuch(t *testing.T) {
-	f := newFixture(t)
-	f.sim.StartCall("a", false, true)
-	f.sim.SetFaults(cxonesim.Faults{Hang: true}) // a mask holds the agent meanwhile
-	bg := context.Background()
-	go func() { _, _ = f.svc.Mask(bg, sessions.MaskInput{UserID: "a", Caller: "crm"}) }()
-	testkit.Eventually(t, 5*time.Second, "the mask to hold the agent", func() bool {
-		return f.rdb.HExists(bg, "{"+f.prefix+"}:session:a", "opId").Val()
-	})
-	var logs bytes.Buffer
-	ctx, cancel := context.WithCancel(zerolog.New(&logs).WithContext(bg))
-	defer cancel()
-	gaveUp := make(chan error, 1)
-	go func() {
-		_, err := f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr", Rate: sessions.Rate{Caller: "ivr", PerSecond: 100}})
-		gaveUp <- err
-	}()
-	// Its begin script counts its rate: once counted, the unmask waits for the agent.
-	testkit.Eventually(t, 5*time.Second, "the unmask to find the agent busy", func() bool {
-		return slices.ContainsFunc(testkit.Keys(t, f.rdb, f.prefix), func(k string) bool { return strings.Contains(k, ":rate:") })
-	})
-	cancel()
-	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Unmask whose caller stopped waiting = %v; want context.Canceled", err)
+	rate := sessions.Rate{Caller: "ivr", PerSecond: 100}
+	for _, tc := range []struct {
+		name string
+		wait func(ctx context.Context, svc *sessions.Service) error
+	}{
+		{"opposite, waiting for the lock", func(ctx context.Context, svc *sessions.Service) error {
+			_, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr", Rate: rate})
+			return err
+		}},
+		{"identical, waiting for the answer", func(ctx context.Context, svc *sessions.Service) error {
+			_, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", Rate: rate})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.sim.StartCall("a", false, true)
+			f.sim.SetFaults(cxonesim.Faults{Hang: true}) // a mask holds the agent meanwhile
+			defer f.sim.SetFaults(cxonesim.Faults{})
+			bg := context.Background()
+			go func() { _, _ = f.svc.Mask(bg, sessions.MaskInput{UserID: "a", Caller: "crm"}) }()
+			testkit.Eventually(t, 5*time.Second, "the mask to hold the agent", func() bool {
+				return f.rdb.HExists(bg, "{"+f.prefix+"}:session:a", "opId").Val()
+			})
+			var logs bytes.Buffer
+			ctx, cancel := context.WithCancel(zerolog.New(&logs).WithContext(bg))
+			defer cancel()
+			gaveUp := make(chan error, 1)
+			go func() { gaveUp <- tc.wait(ctx, f.svc) }()
+			// Its begin script counts its rate: once counted, the request waits.
+			testkit.Eventually(t, 5*time.Second, "the request to wait for the mask", func() bool {
+				return slices.ContainsFunc(testkit.Keys(t, f.rdb, f.prefix), func(k string) bool { return strings.Contains(k, ":rate:") })
+			})
+			cancel()
+			if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+				t.Fatalf("request whose caller stopped waiting = %v; want context.Canceled", err)
+			}
+			var line struct{ Event, Outcome string }
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Outcome != "caller_gone" ||
+				(line.Event != "rejected" && line.Event != "coalesced") {
+				t.Errorf("audit line %q (%v); want outcome caller_gone", logs.String(), err)
+			}
+		})
 	}
-	var line struct{ Event, Outcome string }
-	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Event != "rejected" || line.Outcome != "caller_gone" {
-		t.Errorf("audit line %q (%v); want event rejected, outcome caller_gone", logs.String(), err)
-	}
-	f.sim.SetFaults(cxonesim.Faults{})
 }
 
 func TestAcceptedMaskStaysMasking(t *testing.T) {
