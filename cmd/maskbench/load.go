@@ -164,47 +164,55 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	if len(b.o.maskgateEnv) > 0 {
 		fmt.Fprintf(out, "maskgate's environment adds: %s\n", strings.Join(b.o.maskgateEnv, " "))
 	}
-	// Warm both: maskgate's token, connection pools, the sessions of every agent.
-	b.closedLoop(ctx, b.maskgateURL, 2*time.Second)
-	b.closedLoop(ctx, b.nginxURL, 2*time.Second)
+	// Warm every target: maskgate's token, connection pools, the sessions of every agent.
+	targets := b.targets()
+	for _, t := range targets {
+		b.closedLoop(ctx, t.url, 2*time.Second)
+	}
 
 	fmt.Fprintf(out, "\n%-6s %-9s %10s %9s %9s %9s %7s %16s\n", "round", "target", "req/s", "p50", "p99", "p99.9", "errors", "CPU s/1000 req")
-	var ratios []float64
-	var lastMaskgate float64
+	ratios := map[string][]float64{} // by target: its throughput over nginx's in the next nginx round
+	lastRPS := map[string]float64{}
 	cpuUsed := map[string]map[string]float64{} // by target, by process: seconds
 	requests := map[string]int{}               // by target
 	gcs := 0.0                                 // maskgate's garbage collections during its rounds
 	for r := range b.o.rounds {
-		target, base := "maskgate", b.maskgateURL
-		if r%2 == 1 {
-			target, base = "nginx", b.nginxURL
-		}
+		t := targets[r%len(targets)]
 		cpu0, gc0 := b.cpuByProcess(), b.metric(gcCount)
-		res := b.closedLoop(ctx, base, b.o.duration)
+		res := b.closedLoop(ctx, t.url, b.o.duration)
 		cpu1, gc1 := b.cpuByProcess(), b.metric(gcCount)
-		if cpuUsed[target] == nil {
-			cpuUsed[target] = map[string]float64{}
+		if cpuUsed[t.name] == nil {
+			cpuUsed[t.name] = map[string]float64{}
 		}
 		for name := range cpu1 {
-			cpuUsed[target][name] += cpu1[name] - cpu0[name]
+			cpuUsed[t.name][name] += cpu1[name] - cpu0[name]
 		}
-		requests[target] += res.requests
+		requests[t.name] += res.requests
 		cpu := "-"
-		if target == "maskgate" {
+		switch t.name {
+		case "maskgate":
 			cpu = fmt.Sprintf("%.3f", (cpu1["maskgate"]-cpu0["maskgate"])/float64(res.requests)*1000)
-			lastMaskgate = res.rps()
 			gcs += gc1 - gc0
-		} else if lastMaskgate > 0 {
-			ratios = append(ratios, lastMaskgate/res.rps())
+		case "nginx":
+			for name, rps := range lastRPS {
+				ratios[name] = append(ratios[name], rps/res.rps())
+			}
+			clear(lastRPS)
 		}
-		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16s\n", r+1, target, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
+		if t.name != "nginx" {
+			lastRPS[t.name] = res.rps()
+		}
+		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16s\n", r+1, t.name, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
 	}
-	printCPU(out, cpuUsed, requests)
+	printCPU(out, targets, cpuUsed, requests)
 	if requests["maskgate"] > 0 {
 		fmt.Fprintf(out, "maskgate's garbage collections per 1000 requests: %.2f\n", gcs/float64(requests["maskgate"])*1000)
 	}
-	if len(ratios) > 0 {
-		fmt.Fprintf(out, "\nthroughput maskgate/nginx per round pair: %s; median %.2f\n", fmtRatios(ratios), median(ratios))
+	fmt.Fprintln(out)
+	for _, t := range targets {
+		if r := ratios[t.name]; len(r) > 0 {
+			fmt.Fprintf(out, "throughput %s/nginx per round pair: %s; median %.2f\n", t.name, fmtRatios(r), median(r))
+		}
 	}
 
 	all0, scripts0, err := b.redisStats(ctx)
@@ -222,12 +230,16 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		float64(scripts1-scripts0)/n, (b.metric(scriptPipelines)-pipelines0)/n, float64(all1-all0)/n)
 
 	if b.o.rate > 0 {
-		mg := b.fixedRate(ctx, b.maskgateURL, b.o.rate, b.o.duration)
-		ng := b.fixedRate(ctx, b.nginxURL, b.o.rate, b.o.duration)
 		fmt.Fprintf(out, "\nfixed rate %d req/s for %s:\n", b.o.rate, b.o.duration)
-		fmt.Fprintf(out, "  maskgate p50 %s p99 %s errors %d\n  nginx    p50 %s p99 %s errors %d\n  maskgate adds p50 %s, p99 %s\n",
-			ms(mg.pct(.5)), ms(mg.pct(.99)), mg.errors, ms(ng.pct(.5)), ms(ng.pct(.99)), ng.errors,
-			ms(mg.pct(.5)-ng.pct(.5)), ms(mg.pct(.99)-ng.pct(.99)))
+		fixed := make([]result, len(targets))
+		for i, t := range targets {
+			fixed[i] = b.fixedRate(ctx, t.url, b.o.rate, b.o.duration)
+			fmt.Fprintf(out, "  %-8s p50 %s p99 %s errors %d\n", t.name, ms(fixed[i].pct(.5)), ms(fixed[i].pct(.99)), fixed[i].errors)
+		}
+		ng := fixed[len(fixed)-1]
+		for i, t := range targets[:len(targets)-1] {
+			fmt.Fprintf(out, "  %s adds p50 %s, p99 %s\n", t.name, ms(fixed[i].pct(.5)-ng.pct(.5)), ms(fixed[i].pct(.99)-ng.pct(.99)))
+		}
 	}
 	if b.o.profile != "" {
 		if err := b.profileRound(ctx, out); err != nil {
@@ -343,21 +355,25 @@ func (b *bench) fetchProfile(name string, secs int, path string) error {
 
 // printCPU shows where the shared cores went during each target's rounds: CPU seconds
 // per 1,000 requests of every process.
-func printCPU(out io.Writer, used map[string]map[string]float64, requests map[string]int) {
-	procs := []string{"maskgate", "redis", "cxone-sim", "nginx", loadGenerator}
+func printCPU(out io.Writer, targets []target, used map[string]map[string]float64, requests map[string]int) {
+	procs := []string{"maskgate", "redis", "cxone-sim"}
+	for _, t := range targets[1:] {
+		procs = append(procs, t.name) // the other targets are a process each
+	}
+	procs = append(procs, loadGenerator)
 	fmt.Fprintf(out, "\nCPU s/1000 req by process %-8s", "")
 	for _, p := range procs {
 		fmt.Fprintf(out, " %9s", p)
 	}
 	fmt.Fprintf(out, " %9s\n", "total")
-	for _, target := range []string{"maskgate", "nginx"} {
-		if requests[target] == 0 {
+	for _, t := range targets {
+		if requests[t.name] == 0 {
 			continue
 		}
-		fmt.Fprintf(out, "  during the %-8s rounds %-8s", target, "")
+		fmt.Fprintf(out, "  during the %-8s rounds %-8s", t.name, "")
 		total := 0.0
 		for _, p := range procs {
-			v := used[target][p] / float64(requests[target]) * 1000
+			v := used[t.name][p] / float64(requests[t.name]) * 1000
 			total += v
 			fmt.Fprintf(out, " %9.3f", v)
 		}

@@ -6,7 +6,10 @@
 // load: POST mask with a valid HS256 JWT over rotating agents at fixed concurrency, in
 // alternating rounds, and at a fixed rate. See docs/PERFORMANCE.md.
 //
-//	go run ./cmd/maskbench [-rounds 4] [-duration 10s] [-conns 32] [-agents 5000] [-rate 2000] [-profile DIR] [-maskgate-env NAME=value]...
+// With -floor it measures a third target too, gofloor (cmd/maskbench/gofloor): the floor
+// of maskgate's stack, which tells what maskgate's own work costs.
+//
+//	go run ./cmd/maskbench [-rounds 4] [-duration 10s] [-conns 32] [-agents 5000] [-rate 2000] [-profile DIR] [-maskgate-env NAME=value]... [-floor]
 package main
 
 import (
@@ -32,7 +35,7 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("maskbench", flag.ContinueOnError)
 	var o options
-	fs.IntVar(&o.rounds, "rounds", 4, "alternating rounds, maskgate then nginx (4: A B A B)")
+	fs.IntVar(&o.rounds, "rounds", 4, "alternating rounds, maskgate then nginx (4: A B A B; with -floor, 6: A F B A F B)")
 	fs.DurationVar(&o.duration, "duration", 10e9, "length of one round")
 	fs.IntVar(&o.conns, "conns", 32, "concurrent connections")
 	fs.IntVar(&o.agents, "agents", 5000, "agents the masks rotate over")
@@ -46,6 +49,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	})
 	fs.StringVar(&o.profile, "profile", "", "after the rounds, profile maskgate under the same load for one round and write cpu.pprof and allocs.pprof to this directory")
+	fs.BoolVar(&o.floor, "floor", false, "add a third target, gofloor: the same forward and two Redis round trips in Go with maskgate's libraries, and nothing else")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

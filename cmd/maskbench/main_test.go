@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// TestMaskbenchRunsEndToEnd runs a tiny benchmark: every figure the command promises is
-// printed and both targets answered without errors.
+// TestMaskbenchRunsEndToEnd runs a tiny benchmark, with -floor: every figure the command
+// promises is printed and every target answered without errors.
 func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis, the simulator, maskgate and nginx")
@@ -22,7 +22,7 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	defer os.Chdir("cmd/maskbench")
 	var out bytes.Buffer
 	profiles := t.TempDir()
-	err := run(context.Background(), []string{"-rounds", "2", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles,
+	err := run(context.Background(), []string{"-floor", "-rounds", "3", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles,
 		"-maskgate-env", "GOGC=100"}, &out)
 	if err != nil {
 		t.Fatalf("maskbench: %v\n%s", err, out.String())
@@ -30,16 +30,23 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	t.Log("\n" + out.String())
 	for _, want := range []string{
 		`(?m)^1 +maskgate +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
-		`(?m)^2 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
+		`(?m)^2 +go-floor +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
+		`(?m)^3 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
 		`throughput maskgate/nginx per round pair: [\d.]+; median [\d.]+`,
+		`throughput go-floor/nginx per round pair: [\d.]+; median [\d.]+`,
 		// At least one round trip per 100 masks, and no more than the scripts.
 		`redis per mask: 2\.\d\d scripts \(EVALSHA\) in (0\.(0[1-9]|[1-9]\d)|1\.\d\d|2\.00) round trips`,
 		`maskgate p50 [\d.]+ms p99 [\d.]+ms errors 0`,
+		`go-floor +p50 [\d.]+ms p99 [\d.]+ms errors 0`,
 		`nginx +p50 [\d.]+ms p99 [\d.]+ms errors 0`,
+		`maskgate adds p50 -?[\d.]+ms, p99 -?[\d.]+ms`,
+		`go-floor adds p50 -?[\d.]+ms, p99 -?[\d.]+ms`,
 		`CXone tokens issued during the whole run: 2 `,
 		// Idle processes may still tick (the sweeper runs during nginx's rounds too).
-		`(?m)^  during the maskgate rounds( +[\d.]+){6}$`,
-		`(?m)^  during the nginx    rounds( +[\d.]+){6}$`,
+		// maskgate, redis, cxone-sim, go-floor, nginx, load and the total.
+		`(?m)^  during the maskgate rounds( +[\d.]+){7}$`,
+		`(?m)^  during the go-floor rounds( +[\d.]+){7}$`,
+		`(?m)^  during the nginx    rounds( +[\d.]+){7}$`,
 		`profiles of one more maskgate round: go tool pprof -top `,
 		`maskgate's environment adds: GOGC=100\n`,
 		// Go's default GOGC, passed through -maskgate-env, collects within a second.

@@ -27,6 +27,7 @@ type options struct {
 	duration                    time.Duration
 	nginx, profile              string
 	maskgateEnv                 []string
+	floor                       bool // add gofloor as a third target
 }
 
 // bench is everything the benchmark started.
@@ -37,6 +38,7 @@ type bench struct {
 	rdb                   *redis.Client
 	simURL                string
 	maskgateURL, nginxURL string
+	floorURL              string         // gofloor's, with -floor
 	pids                  map[string]int // the processes it started, by name
 	debugURL              string         // maskgate's profiler
 	token                 string         // the callers' JWT (nginx ignores it)
@@ -95,20 +97,20 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 		}
 	}
 	// The binaries, built as the Dockerfile builds them.
-	for _, cmd := range []string{"maskgate", "cxone-sim"} {
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, cmd), "./cmd/"+cmd)
+	for _, pkg := range []string{"./cmd/maskgate", "./cmd/cxone-sim", "./cmd/maskbench/gofloor"} {
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
-			return fail(fmt.Errorf("go build %s: %v\n%s", cmd, err, out))
+			return fail(fmt.Errorf("go build %s: %v\n%s", pkg, err, out))
 		}
 	}
-	ports := make([]int, 5)
+	ports := make([]int, 6)
 	for i := range ports {
 		if ports[i], err = freeport.Get(); err != nil {
 			return fail(err)
 		}
 	}
-	redisPort, simPort, maskgatePort, nginxPort, debugPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	redisPort, simPort, maskgatePort, nginxPort, debugPort, floorPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 
 	if _, err := b.start("redis", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir); err != nil {
@@ -173,6 +175,16 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	if err := b.waitHTTP("nginx", b.nginxURL+"/"); err != nil {
 		return fail(err)
 	}
+	if o.floor {
+		b.floorURL = "http://127.0.0.1:" + strconv.Itoa(floorPort)
+		if _, err := b.start(floorName, nil, filepath.Join(dir, "gofloor"), "-addr", "127.0.0.1:"+strconv.Itoa(floorPort),
+			"-redis", "redis://127.0.0.1:"+strconv.Itoa(redisPort)+"/0", "-cxone", b.simURL, "-token", simToken); err != nil {
+			return fail(err)
+		}
+		if err := b.waitHTTP(floorName, b.floorURL+"/"); err != nil {
+			return fail(err)
+		}
+	}
 	b.token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": "maskbench", "aud": "maskgate", "sub": "maskbench", "scope": "recordings:mask",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(2 * time.Hour).Unix(),
@@ -181,6 +193,22 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 		return fail(err)
 	}
 	return b, nil
+}
+
+// floorName names gofloor, as a target and as a process.
+const floorName = "go-floor"
+
+// target is one of the servers the load is driven against.
+type target struct{ name, url string }
+
+// targets are maskgate, gofloor with -floor, and nginx, in the order of their rounds;
+// nginx comes last, so each round pair ends with it.
+func (b *bench) targets() []target {
+	t := []target{{"maskgate", b.maskgateURL}}
+	if b.o.floor {
+		t = append(t, target{floorName, b.floorURL})
+	}
+	return append(t, target{"nginx", b.nginxURL})
 }
 
 // nginxConf is the reference: the same forward without auth or state, keep-alive to
