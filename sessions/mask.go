@@ -1,0 +1,126 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/maskgate/maskgate/upstream"
+)
+
+// MaskInput is a request to mask an agent.
+type MaskInput struct {
+	UserID     string
+	Caller     string // who asks (audit, maskedBy)
+	Reason     string // optional
+	TTLSeconds *int   // nil: the default
+	Rate       Rate   // the caller's rate limit, counted with the write-ahead
+}
+
+// Validate checks the input against the domain's rules.
+func (in MaskInput) Validate(maxTTL time.Duration) error {
+	if !ValidUserID(in.UserID) {
+		return ErrInvalidUserID
+	}
+	if utf8.RuneCountInString(in.Reason) > MaxReasonLength {
+		return fmt.Errorf("%w: reason must be at most %d characters", ErrInvalidInput, MaxReasonLength)
+	}
+	if t := in.TTLSeconds; t != nil && (*t < 1 || int64(*t) > int64(maxTTL/time.Second)) {
+		return fmt.Errorf("%w: ttlSeconds must be between 1 and %d", ErrInvalidInput, int64(maxTTL/time.Second))
+	}
+	return nil
+}
+
+// Mask masks the agent's recording (design §3.1–§3.3): the session is written ahead as
+// "masking" with its deadline, then CXone is asked, then the session becomes "masked"
+// (or stays "masking" while a 202 is confirmed). When CXone refuses definitively a new
+// session is removed; when the outcome is unknown (timeout, CXone unavailable) the
+// session stays open so that its deadline still unmasks the agent. A concurrent
+// identical mask joins this one and gets its answer.
+func (s *Service) Mask(ctx context.Context, in MaskInput) (Session, error) {
+	if err := in.Validate(s.cfg.MaxTTL); err != nil {
+		return Session{}, err
+	}
+	ttl := s.cfg.DefaultTTL
+	if in.TTLSeconds != nil {
+		ttl = time.Duration(*in.TTLSeconds) * time.Second
+	}
+	fp := fingerprint("mask", strconv.FormatInt(ttl.Milliseconds(), 10), in.Reason)
+	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
+		return s.store.beginMask(ctx, in, uuid.NewString(), opID, fp, ttl, s.lease(), only(rate, in.Rate))
+	}, func(ctx context.Context, b begin, opID string) (Session, error) {
+		return s.mask(ctx, b, opID, in.Caller)
+	})
+}
+
+// mask runs a mask that holds the agent's lock (operate: ctx does not end with the
+// caller).
+func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Session, error) {
+	sess := b.session
+	event := "masked"
+	if b.outcome == "refreshed" {
+		event = "re-masked"
+	}
+	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
+	res, err := s.cx.Mask(uctx, sess.UserID)
+	cancel()
+	if err != nil {
+		return s.maskFailed(ctx, b, opID, caller, err)
+	}
+	f := finishing{state: StateMasked, confirm: "0"}
+	if res.Accepted() {
+		event += "_pending"
+		f = finishing{state: StateMasking, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
+	}
+	done, ferr := s.store.finish(ctx, sess.UserID, opID, f)
+	ev := s.auditUpstream(ctx, event, sess, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
+	if ferr != nil {
+		ev.Str("outcome", "lock_lost").Err(ferr).Msg("CXone masked but the session could not be updated; its deadline still holds")
+		sess.State = f.state
+		return sess, nil
+	}
+	ev.Str("outcome", pendingOutcome(res)).Msg("mask")
+	return done, nil
+}
+
+// maskFailed ends a mask that CXone did not accept.
+func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, err error) (Session, error) {
+	sess := b.session
+	status, elapsed := upstreamStatus(err)
+	definitive := errorIsAny(err, ErrNoActiveCall, ErrInternalCall, ErrUpstreamRefused)
+	ev := s.auditUpstream(ctx, "mask_failed", sess, caller, status, elapsed).Err(err)
+	var serr error
+	switch {
+	case definitive && b.outcome != "refreshed":
+		// Nothing was masked: the write-ahead record goes.
+		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
+		ev = ev.Str("outcome", "rejected")
+		ev.Msg("CXone refused the mask; session removed")
+	case errorIsAny(err, ErrNoActiveCall):
+		// A re-mask that finds no call: the masked call has ended.
+		_, serr = s.store.close(ctx, sess.UserID, opID, CloseCallEnded, caller, codeOf(err))
+		ev.Str("outcome", "call_ended").Msg("re-mask found no active call; session closed")
+	case definitive:
+		_, serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
+		ev.Str("outcome", "rejected").Msg("CXone refused the re-mask; the open session keeps its deadline")
+	default:
+		_, serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
+		ev.Str("outcome", "unknown").Time("expires_at", sess.ExpiresAt).
+			Msg("mask outcome unknown; the session stays open and its deadline will unmask the agent")
+	}
+	if serr != nil {
+		s.audit(ctx, "store_failed", sess.UserID, sess.ID, caller).Err(serr).Str("outcome", "unknown").Msg("could not record the mask's failure; the deadline still holds")
+	}
+	return Session{}, err
+}
+
+func pendingOutcome(res upstream.Result) string {
+	if res.Accepted() {
+		return "accepted"
+	}
+	return "done"
+}

@@ -1,0 +1,187 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// UnmaskInput is a request to unmask an agent.
+type UnmaskInput struct {
+	UserID    string
+	Caller    string
+	SessionID *string // optional precondition: the open session must be this one
+	Force     bool    // operator override: unmask at CXone even without an open session
+	Rate      Rate    // the caller's rate limit, counted with the first transition
+}
+
+// maxSessionIDLength bounds a sessionId a caller may send (ours are 36 characters).
+const maxSessionIDLength = 64
+
+// Validate checks the input against the domain's rules.
+func (in UnmaskInput) Validate() error {
+	if !ValidUserID(in.UserID) {
+		return ErrInvalidUserID
+	}
+	if id := in.SessionID; id != nil && (*id == "" || len(*id) > maxSessionIDLength) {
+		return fmt.Errorf("%w: sessionId must be 1 to %d characters", ErrInvalidInput, maxSessionIDLength)
+	}
+	return nil
+}
+
+// Unmask unmasks the agent's recording (design §3.4): the session is marked
+// "unmasking", CXone is asked, and the session closes on 200 (unmasked) or 404
+// (call_ended). On 202 or a transient failure the session stays "unmasking" — the
+// sweeper confirms or retries it — and the answer says so; with no open session nothing
+// is sent to CXone (ErrNotMasked).
+func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
+	if err := in.Validate(); err != nil {
+		return Session{}, err
+	}
+	expected := ""
+	if in.SessionID != nil {
+		expected = *in.SessionID
+	}
+	fp := fingerprint("unmask", expected)
+	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
+		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, s.lease(), only(rate, in.Rate))
+	}, func(ctx context.Context, b begin, opID string) (Session, error) {
+		switch {
+		case b.outcome == "not_masked" && in.Force:
+			return s.forceUnmask(ctx, in)
+		case b.outcome == "not_masked":
+			return Session{}, ErrNotMasked
+		case b.outcome == "mismatch":
+			return Session{}, ErrSessionMismatch
+		}
+		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: "unmasked"})
+	})
+}
+
+// forceUnmask sends an unmask for an agent the gateway has no session for: an
+// operator's recovery after Redis lost sessions. There is no session to lock or close;
+// the audit line says who forced it.
+func (s *Service) forceUnmask(ctx context.Context, in UnmaskInput) (Session, error) {
+	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
+	res, err := s.cx.Unmask(uctx, in.UserID)
+	cancel()
+	status, elapsed := res.Status, res.Duration
+	if err != nil {
+		status, elapsed = upstreamStatus(err)
+	}
+	forced := Session{UserID: in.UserID, State: StateClosed, CloseReason: CloseUnmasked,
+		UnmaskedAt: s.cfg.Now().UTC(), UnmaskedBy: in.Caller, Forced: true}
+	if err == nil && res.Accepted() {
+		forced.State = StateUnmasking
+	}
+	s.auditUpstream(ctx, "forced_unmask", forced, in.Caller, status, elapsed).Err(err).Str("outcome", outcomeOf(err)).
+		Msg("operator forced an unmask without an open session")
+	if err != nil {
+		return Session{}, err
+	}
+	return forced, nil
+}
+
+// unmaskJob is one unmask of a session whose lock the caller holds.
+type unmaskJob struct {
+	session   Session
+	opID      string
+	closeAs   CloseReason // the reason the session closes with on CXone's 200
+	by        string      // who unmasks
+	event     string      // the audit event on success
+	attempts  int         // failed unmasks so far
+	retryFrom time.Time   // the first failed unmask (Redis's clock), zero when none
+	now       time.Time   // Redis's clock when the sweeper claimed it; zero for a request
+}
+
+// unmask asks CXone to unmask and moves the session on: closed on 200 (closeAs) or 404
+// (call_ended); "unmasking" with a confirmation on 202; "unmasking" with a retry
+// scheduled by the sweeper on a failure, until MASKGATE_UNMASK_GIVEUP passes. The error
+// is CXone's when it refused (not when it failed transiently).
+func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
+	sess := j.session
+	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
+	res, err := s.cx.Unmask(uctx, sess.UserID)
+	cancel()
+	released := err != nil && errors.Is(context.Cause(ctx), errReleased)
+	ctx = context.WithoutCancel(ctx)
+	status, elapsed := res.Status, res.Duration
+	if err != nil {
+		status, elapsed = upstreamStatus(err)
+	}
+	switch {
+	case released:
+		// The sweeper is stopping: hand the session to another replica at once.
+		_, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{next: after(0)})
+		s.auditUpstream(ctx, "released", sess, j.by, status, elapsed).Str("outcome", "pending").AnErr("store_error", ferr).
+			Msg("replica stopping: unmask handed over to another replica")
+		return orSession(Session{}, sess, sess.State), nil
+	case err == nil && res.Accepted():
+		done, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{state: StateUnmasking, closeAs: j.closeAs,
+			unmaskedBy: j.by, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)})
+		s.auditUpstream(ctx, "unmask_pending", sess, j.by, status, elapsed).Str("outcome", "accepted").AnErr("store_error", ferr).
+			Msg("CXone accepted the unmask; confirming it through the recording status")
+		return orSession(done, sess, StateUnmasking), nil
+	case err == nil || errorIsAny(err, ErrNoActiveCall):
+		reason, event := j.closeAs, j.event
+		if err != nil {
+			reason, event = CloseCallEnded, "call_ended"
+		}
+		closed, cerr := s.store.close(ctx, sess.UserID, j.opID, reason, j.by, "")
+		ev := s.auditUpstream(ctx, event, sess, j.by, status, elapsed).Str("outcome", "done").Time("masked_at", sess.MaskedAt)
+		if cerr != nil {
+			ev.Err(cerr).Msg("CXone unmasked but the session could not be closed; the sweeper will unmask again")
+			return orSession(Session{}, sess, StateUnmasking), nil
+		}
+		ev.Msg("unmask")
+		return closed, nil
+	}
+	s.metrics.unmaskFailures.Inc()
+	now := j.now
+	if now.IsZero() {
+		now = s.cfg.Now()
+	}
+	retryFrom := j.retryFrom
+	if retryFrom.IsZero() {
+		retryFrom = now
+	}
+	if now.Sub(retryFrom) >= s.cfg.UnmaskGiveUp {
+		_, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: codeOf(err), next: "none", gaveUp: true})
+		s.metrics.giveUps.Inc()
+		s.auditUpstream(ctx, "unmask_gave_up", sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
+			Str("outcome", "gave_up").Int("attempts", j.attempts+1).Time("retrying_since", retryFrom).
+			Msg("AUDIT ERROR: CXone did not unmask within MASKGATE_UNMASK_GIVEUP; the agent may still be masked")
+		return orSession(Session{}, sess, StateUnmasking), err
+	}
+	wait := retryWait(s.cfg.RetryBackoff, j.attempts)
+	code := ""
+	if !errorIsAny(err, ErrUpstreamUnavailable, ErrUpstreamTimeout) {
+		code = codeOf(err) // refused: the caller hears it, the sweeper still retries
+	}
+	done, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: code, state: StateUnmasking, closeAs: j.closeAs,
+		unmaskedBy: j.by, retry: true, confirm: "0", next: after(wait)})
+	s.auditUpstream(ctx, "unmask_retry", sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
+		Str("outcome", "pending").Int("attempts", j.attempts+1).Dur("retry_in", wait).
+		Msg("CXone did not unmask; the session stays unmasking and the sweeper retries")
+	if code != "" {
+		return Session{}, err
+	}
+	return orSession(done, sess, StateUnmasking), nil
+}
+
+// retryWait is the wait before the next unmask after attempts failures: exponential
+// from base, capped at a minute.
+func retryWait(base time.Duration, attempts int) time.Duration {
+	return min(time.Minute, base<<min(attempts, 10))
+}
+
+// orSession returns done, or (when the store could not say) what the caller knew with
+// the state it expects.
+func orSession(done, known Session, state State) Session {
+	if done.ID != "" {
+		return done
+	}
+	known.State = state
+	return known
+}
