@@ -41,7 +41,8 @@ type scriptCall struct {
 	script *redis.Script
 	keys   []string
 	args   []any
-	cmd    *redis.Cmd
+	newCmd func(ctx context.Context, args ...any) redis.Cmder // the reply's type
+	cmd    redis.Cmder
 	done   chan struct{} // closed when cmd holds the reply
 	state  atomic.Int32  // queued, then sent or dropped, whichever comes first
 }
@@ -53,9 +54,38 @@ const (
 	dropped // its caller stopped waiting before it was sent
 )
 
+// The replies a script's caller reads: any (nested arrays, integers), or a flat array
+// of strings, which go-redis reads straight into a []string.
+func anyReply(ctx context.Context, args ...any) redis.Cmder { return redis.NewCmd(ctx, args...) }
+func stringsReply(ctx context.Context, args ...any) redis.Cmder {
+	return redis.NewStringSliceCmd(ctx, args...)
+}
+
 // run is script.Run, sent in a pipeline with whatever other scripts are waiting.
 func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, done: make(chan struct{})}
+	cmd, again := b.do(ctx, anyReply, script, keys, args)
+	if again != nil {
+		return again(ctx, b.rdb, keys, args...)
+	}
+	return cmd.(*redis.Cmd)
+}
+
+// strings is run for a script whose reply is a flat array of strings (the session
+// scripts): without an interface value per element and the copy into a []string, a
+// mask allocates about 40 objects fewer.
+func (b *batcher) strings(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]string, error) {
+	cmd, again := b.do(ctx, stringsReply, script, keys, args)
+	if again != nil {
+		return again(ctx, b.rdb, keys, args...).StringSlice()
+	}
+	return cmd.(*redis.StringSliceCmd).Result()
+}
+
+// do queues the script and returns its reply, of newCmd's type; or, when Redis did not
+// run it and it must be sent again alone, how (script.Eval or script.Run).
+func (b *batcher) do(ctx context.Context, newCmd func(context.Context, ...any) redis.Cmder, script *redis.Script, keys []string, args []any) (
+	redis.Cmder, func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) {
+	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, newCmd: newCmd, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queued = append(b.queued, c)
 	lead := b.flushers < maxFlushers
@@ -73,9 +103,9 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	case <-c.done:
 	case <-ctx.Done():
 		if c.state.CompareAndSwap(queued, dropped) {
-			cmd := redis.NewCmd(ctx)
+			cmd := newCmd(ctx)
 			cmd.SetErr(ctx.Err())
-			return cmd
+			return cmd, nil
 		}
 		// Sent: its answer comes within the pipeline's timeouts (send).
 		<-c.done
@@ -84,12 +114,12 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	case redis.HasErrorPrefix(err, "NOSCRIPT"):
 		// Redis lost its script cache (a restart, a failover): EVAL loads it again.
 		b.sentAlone()
-		return script.Eval(ctx, b.rdb, keys, args...)
+		return nil, script.Eval
 	case refused(err):
 		b.sentAlone()
-		return script.Run(ctx, b.rdb, keys, args...)
+		return nil, script.Run
 	}
-	return c.cmd
+	return c.cmd, nil
 }
 
 // sentAlone counts a script sent again outside the pipelines as one more round trip
@@ -130,7 +160,7 @@ func (b *batcher) sendQueued() bool {
 	defer b.mu.Unlock()
 	if unreachable(err) {
 		for _, c := range b.queued {
-			c.cmd = redis.NewCmd(c.ctx)
+			c.cmd = c.newCmd(c.ctx)
 			c.cmd.SetErr(err)
 			close(c.done)
 		}
@@ -169,7 +199,7 @@ func (b *batcher) send(batch []*scriptCall) error {
 		} else if d.After(latest) {
 			latest = d
 		}
-		c.cmd = evalSha(c.ctx, c.script, c.keys, c.args)
+		c.cmd = evalSha(c)
 		_ = pipe.Process(ctx, once{c.cmd})
 		live = append(live, c)
 	}
@@ -190,14 +220,14 @@ func (b *batcher) send(batch []*scriptCall) error {
 	return err
 }
 
-// evalSha is the command script.EvalSha sends.
-func evalSha(ctx context.Context, script *redis.Script, keys []string, args []any) *redis.Cmd {
-	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
-	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
-	for _, k := range keys {
+// evalSha is the command script.EvalSha sends, of the type its caller reads.
+func evalSha(c *scriptCall) redis.Cmder {
+	cmdArgs := make([]any, 0, 3+len(c.keys)+len(c.args))
+	cmdArgs = append(cmdArgs, "evalsha", c.script.Hash(), len(c.keys))
+	for _, k := range c.keys {
 		cmdArgs = append(cmdArgs, k)
 	}
-	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	cmd := c.newCmd(c.ctx, append(cmdArgs, c.args...)...)
 	cmd.SetFirstKeyPos(3) // Cluster routes it by its first key
 	return cmd
 }
@@ -206,6 +236,6 @@ func evalSha(ctx context.Context, script *redis.Script, keys []string, args []an
 // back may have run, and go-redis retries a pipeline that timed out on new
 // connections, several times over. The caller gets the error; a script that surely did
 // not run is sent again alone (refused).
-type once struct{ *redis.Cmd }
+type once struct{ redis.Cmder }
 
 func (once) NoRetry() bool { return true }

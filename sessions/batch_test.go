@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,21 +246,70 @@ func TestScriptsQueuedBehindAnUnreachableRedisFailWithIt(t *testing.T) {
 	})
 }
 
-func TestScriptRedisDoesNotHaveIsLoaded(t *testing.T) {
-	rdb, prefix := testkit.Redis(t)
-	b := &batcher{rdb: rdb}
-	key := "{" + prefix + "}:n"
-	// A script Redis has never seen: as after a restart, without flushing the scripts
-	// of the tests running beside this one.
-	unseen := redis.NewScript("-- " + testkit.RandomHex(8) + "\nreturn redis.call('INCR', KEYS[1])")
-	for want := int64(1); want <= 2; want++ {
-		if n, err := b.run(context.Background(), unseen, []string{key}).Int64(); err != nil || n != want {
-			t.Fatalf("INCR by a script Redis did not have = %d, %v; want %d", n, err, want)
+// readers are the batcher's two ways to run a script, each with what its answer says
+// of an INCR: run reads any reply, strings a flat array of strings.
+var readers = []struct {
+	name string
+	src  string // the INCR script in the form this reader reads
+	read func(b *batcher, ctx context.Context, script *redis.Script, key string) (int64, error)
+}{
+	{"run", `return redis.call('INCR', KEYS[1])`, func(b *batcher, ctx context.Context, script *redis.Script, key string) (int64, error) {
+		return b.run(ctx, script, []string{key}).Int64()
+	}},
+	{"strings", `return {tostring(redis.call('INCR', KEYS[1]))}`, func(b *batcher, ctx context.Context, script *redis.Script, key string) (int64, error) {
+		reply, err := b.strings(ctx, script, []string{key})
+		if err != nil {
+			return 0, err
 		}
+		return strconv.ParseInt(reply[0], 10, 64)
+	}},
+}
+
+// ungated is a batcher on a client of its own, and a key of the test's for its scripts.
+func ungated(t *testing.T) (*batcher, *redis.Client, string) {
+	t.Helper()
+	rdb, prefix := testkit.Redis(t)
+	return &batcher{rdb: rdb}, rdb, "{" + prefix + "}:n"
+}
+
+func TestScriptRedisDoesNotHaveIsLoaded(t *testing.T) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			b, _, key := ungated(t)
+			// A script Redis has never seen: as after a restart, without flushing the
+			// scripts of the tests running beside this one.
+			unseen := redis.NewScript("-- " + testkit.RandomHex(8) + "\n" + r.src)
+			for want := int64(1); want <= 2; want++ {
+				if n, err := r.read(b, context.Background(), unseen, key); err != nil || n != want {
+					t.Fatalf("INCR by a script Redis did not have = %d, %v; want %d", n, err, want)
+				}
+			}
+			// The first: refused with NOSCRIPT, then loaded by EVAL; the second: EVALSHA.
+			if p, s := b.pipelines.Load(), b.scripts.Load(); p != 3 || s != 3 {
+				t.Errorf("counted %d round trips carrying %d scripts; want 3 and 3", p, s)
+			}
+		})
 	}
-	// The first: refused with NOSCRIPT, then loaded by EVAL; the second: EVALSHA.
-	if p, s := b.pipelines.Load(), b.scripts.Load(); p != 3 || s != 3 {
-		t.Errorf("counted %d round trips carrying %d scripts; want 3 and 3", p, s)
+}
+
+// A caller that has already gone gets its context's error, in the type it reads, and
+// its script never runs.
+func TestScriptOfACallerAlreadyGoneIsNotSent(t *testing.T) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			b, rdb, key := ungated(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if n, err := r.read(b, ctx, redis.NewScript(r.src), key); !errors.Is(err, context.Canceled) {
+				t.Fatalf("a caller already gone got %d, %v; want context.Canceled", n, err)
+			}
+			if n, err := rdb.Exists(context.Background(), key).Result(); err != nil || n != 0 {
+				t.Errorf("its script ran (EXISTS = %d, %v)", n, err)
+			}
+			if p := b.pipelines.Load(); p != 0 {
+				t.Errorf("%d round trips; want none", p)
+			}
+		})
 	}
 }
 
@@ -300,23 +350,27 @@ func (h *slotsOnFirstScript) ProcessPipelineHook(next redis.ProcessPipelineHook)
 // yet: CLUSTERDOWN) is sent again alone, with go-redis's retries, and succeeds once the
 // node serves its slot. A script that may have run is not (the tests above).
 func TestScriptRefusedWithoutRunningIsSentAgain(t *testing.T) {
-	node := testkit.StartRedis(t, false, "cluster-enabled yes", "cluster-config-file nodes.conf")
-	admin := redis.NewClient(&redis.Options{Addr: node.Addr(), Protocol: 2})
-	defer admin.Close()
-	h := &slotsOnFirstScript{admin: admin}
-	rdb := redis.NewClient(&redis.Options{Addr: node.Addr(), Protocol: 2})
-	defer rdb.Close()
-	rdb.AddHook(h)
-	b := &batcher{rdb: rdb}
-	n, err := b.run(context.Background(), incrScript, []string{"{refused}:n"}).Int64()
-	if err != nil || n != 1 {
-		t.Fatalf("INCR refused with CLUSTERDOWN, then sent again = %d, %v; want 1", n, err)
-	}
-	if p := h.pipelines.Load(); p != 1 || !h.done.Load() {
-		t.Errorf("%d pipelines, sent alone: %v; want the refused pipeline, then the script alone", p, h.done.Load())
-	}
-	if p, s := b.pipelines.Load(), b.scripts.Load(); p != 2 || s != 2 {
-		t.Errorf("counted %d round trips carrying %d scripts; want 2 and 2", p, s)
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			node := testkit.StartRedis(t, false, "cluster-enabled yes", "cluster-config-file nodes.conf")
+			admin := redis.NewClient(&redis.Options{Addr: node.Addr(), Protocol: 2})
+			defer admin.Close()
+			h := &slotsOnFirstScript{admin: admin}
+			rdb := redis.NewClient(&redis.Options{Addr: node.Addr(), Protocol: 2})
+			defer rdb.Close()
+			rdb.AddHook(h)
+			b := &batcher{rdb: rdb}
+			n, err := r.read(b, context.Background(), redis.NewScript(r.src), "{refused}:n")
+			if err != nil || n != 1 {
+				t.Fatalf("INCR refused with CLUSTERDOWN, then sent again = %d, %v; want 1", n, err)
+			}
+			if p := h.pipelines.Load(); p != 1 || !h.done.Load() {
+				t.Errorf("%d pipelines, sent alone: %v; want the refused pipeline, then the script alone", p, h.done.Load())
+			}
+			if p, s := b.pipelines.Load(), b.scripts.Load(); p != 2 || s != 2 {
+				t.Errorf("counted %d round trips carrying %d scripts; want 2 and 2", p, s)
+			}
+		})
 	}
 }
 

@@ -110,7 +110,7 @@ func (s *Store) beginUnmask(ctx context.Context, userID, expectedID, caller, opI
 }
 
 func (s *Store) begin(ctx context.Context, script *redis.Script, keys []string, args ...any) (begin, error) {
-	reply, err := s.scripts.run(ctx, script, keys, args...).StringSlice()
+	reply, err := s.scripts.strings(ctx, script, keys, args...)
 	if err != nil {
 		return begin{}, storeErr(err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) close(ctx context.Context, userID, opID string, reason CloseReas
 }
 
 func (s *Store) transition(ctx context.Context, script *redis.Script, keys []string, args ...any) (Session, error) {
-	reply, err := s.scripts.run(ctx, script, keys, args...).StringSlice()
+	reply, err := s.scripts.strings(ctx, script, keys, args...)
 	if err != nil {
 		return Session{}, storeErr(err)
 	}
