@@ -81,10 +81,12 @@ func (b *batcher) strings(ctx context.Context, script *redis.Script, keys []stri
 	return cmd.(*redis.StringSliceCmd).Result()
 }
 
+// alone sends a script by itself, outside the pipelines: script.Eval or script.Run.
+type alone func(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd
+
 // do queues the script and returns its reply, of newCmd's type; or, when Redis did not
-// run it and it must be sent again alone, how (script.Eval or script.Run).
-func (b *batcher) do(ctx context.Context, newCmd func(context.Context, ...any) redis.Cmder, script *redis.Script, keys []string, args []any) (
-	redis.Cmder, func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) {
+// run it and it must be sent again by itself, how.
+func (b *batcher) do(ctx context.Context, newCmd func(context.Context, ...any) redis.Cmder, script *redis.Script, keys []string, args []any) (redis.Cmder, alone) {
 	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, newCmd: newCmd, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queued = append(b.queued, c)
