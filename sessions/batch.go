@@ -71,12 +71,13 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 }
 
 // strings is run for a script whose reply is a flat array of strings (the session
-// scripts): without an interface value per element and the copy into a []string, a
-// mask allocates about 40 objects fewer.
+// scripts), a nil read as "": without an interface value per element and the copy into
+// a []string, a mask allocates about 40 objects fewer.
 func (b *batcher) strings(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]string, error) {
 	cmd, again := b.do(ctx, stringsReply, script, keys, args)
 	if again != nil {
-		return again(ctx, b.rdb, keys, args...).StringSlice()
+		vals, err := again(ctx, b.rdb, keys, args...).Slice()
+		return strs(vals), err
 	}
 	return cmd.(*redis.StringSliceCmd).Result()
 }
@@ -113,6 +114,8 @@ func (b *batcher) do(ctx context.Context, newCmd func(context.Context, ...any) r
 		<-c.done
 	}
 	switch err := c.cmd.Err(); {
+	case err == nil:
+		// The common case, decided before the checks below, whose errors.As allocate.
 	case redis.HasErrorPrefix(err, "NOSCRIPT"):
 		// Redis lost its script cache (a restart, a failover): EVAL loads it again.
 		b.sentAlone()

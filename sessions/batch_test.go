@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -247,7 +248,8 @@ func TestScriptsQueuedBehindAnUnreachableRedisFailWithIt(t *testing.T) {
 }
 
 // readers are the batcher's two ways to run a script, each with what its answer says
-// of an INCR: run reads any reply, strings a flat array of strings.
+// of an INCR: run reads any reply, strings a flat array of strings, where a nil (a
+// missing field of an HMGET) reads as "".
 var readers = []struct {
 	name string
 	src  string // the INCR script in the form this reader reads
@@ -256,10 +258,13 @@ var readers = []struct {
 	{"run", `return redis.call('INCR', KEYS[1])`, func(b *batcher, ctx context.Context, script *redis.Script, key string) (int64, error) {
 		return b.run(ctx, script, []string{key}).Int64()
 	}},
-	{"strings", `return {tostring(redis.call('INCR', KEYS[1]))}`, func(b *batcher, ctx context.Context, script *redis.Script, key string) (int64, error) {
+	{"strings", `return {tostring(redis.call('INCR', KEYS[1])), false}`, func(b *batcher, ctx context.Context, script *redis.Script, key string) (int64, error) {
 		reply, err := b.strings(ctx, script, []string{key})
 		if err != nil {
 			return 0, err
+		}
+		if len(reply) != 2 || reply[1] != "" {
+			return 0, fmt.Errorf("reply %q; want the count and \"\"", reply)
 		}
 		return strconv.ParseInt(reply[0], 10, 64)
 	}},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,13 +33,42 @@ var (
 	rateSrc string
 
 	// The begin scripts count the caller's request first: one round trip for both.
-	maskBeginScript   = redis.NewScript(rateCheckSrc + maskBeginSrc)
-	unmaskBeginScript = redis.NewScript(rateCheckSrc + unmaskBeginSrc)
+	maskBeginScript   = redis.NewScript(rateCheckSrc + sessionSrc + maskBeginSrc)
+	unmaskBeginScript = redis.NewScript(rateCheckSrc + sessionSrc + unmaskBeginSrc)
 	rateScript        = redis.NewScript(rateCheckSrc + rateSrc)
-	finishScript      = redis.NewScript(keepResultSrc + finishSrc)
-	closeScript       = redis.NewScript(keepResultSrc + closeSrc)
-	claimScript       = redis.NewScript(claimSrc)
+	finishScript      = redis.NewScript(keepResultSrc + sessionSrc + finishSrc)
+	closeScript       = redis.NewScript(keepResultSrc + sessionSrc + closeSrc)
+	claimScript       = redis.NewScript(sessionSrc + claimSrc)
 )
+
+// The fields of a session hash that make a Session, in the order in which the scripts'
+// session() returns them and decodeSession reads them.
+const (
+	fieldID = iota
+	fieldUser
+	fieldState
+	fieldMaskedAt
+	fieldExpiresAt
+	fieldMaskedBy
+	fieldReason
+	fieldUnmaskedAt
+	fieldUnmaskedBy
+	fieldCloseReason
+	sessionFieldCount
+)
+
+var sessionFields = [sessionFieldCount]string{
+	fieldID: "id", fieldUser: "user", fieldState: "state", fieldMaskedAt: "maskedAt",
+	fieldExpiresAt: "expiresAt", fieldMaskedBy: "maskedBy", fieldReason: "reason",
+	fieldUnmaskedAt: "unmaskedAt", fieldUnmaskedBy: "unmaskedBy", fieldCloseReason: "closeReason",
+}
+
+// sessionSrc defines session(h, ...) for the scripts that answer with a session (Go
+// prepends it to them): one HMGET of sessionFields, in their order, and then of the
+// fields named after h. Less than half of what HGETALL answers (no field names, no lock
+// fields), and no map to build on this side.
+var sessionSrc = "local function session(h, ...)\n  return redis.call('HMGET', h, '" +
+	strings.Join(sessionFields[:], "', '") + "', ...)\nend\n"
 
 // resultTTL is how long an operation's answer is kept for requests that joined it.
 const resultTTL = time.Minute
@@ -123,7 +153,7 @@ func (s *Store) begin(ctx context.Context, script *redis.Script, keys []string, 
 		b.busyFor, err = msDuration(reply[1])
 	case "not_masked":
 	default:
-		b.session, err = decodeSession(pairs(reply[1:]))
+		b.session, err = decodeSession(reply[1:])
 	}
 	return b, err
 }
@@ -173,7 +203,7 @@ func (s *Store) transition(ctx context.Context, script *redis.Script, keys []str
 	if reply[0] == "stale" {
 		return Session{}, errStale
 	}
-	return decodeSession(pairs(reply[1:]))
+	return decodeSession(reply[1:])
 }
 
 // claim locks up to n due sessions for the sweeper, each under an operation id that
@@ -186,24 +216,25 @@ func (s *Store) claim(ctx context.Context, n int, opPrefix string, lease time.Du
 	out := make([]claimed, 0, len(reply))
 	for _, r := range reply {
 		raw, _ := r.([]any)
-		flat := make([]string, len(raw))
-		for i, v := range raw {
-			flat[i], _ = v.(string)
-		}
-		f := pairs(flat)
+		f := strs(raw)
 		sess, err := decodeSession(f)
 		if err != nil {
 			return nil, err
 		}
-		c := claimed{Session: sess, opID: f["opId"], closeAs: CloseReason(f["closeAs"])}
-		c.attempts, _ = strconv.Atoi(f["attempts"])
-		if c.retryFrom, err = msTime(f["retryFrom"]); err != nil {
+		// After the session's fields: opId, closeAs, attempts, retryFrom, confirmUntil, now.
+		more := f[sessionFieldCount:]
+		if len(more) != 6 {
+			return nil, fmt.Errorf("%w: bad claim record", ErrStoreUnavailable)
+		}
+		c := claimed{Session: sess, opID: more[0], closeAs: CloseReason(more[1])}
+		c.attempts, _ = strconv.Atoi(more[2])
+		if c.retryFrom, err = msTime(more[3]); err != nil {
 			return nil, err
 		}
-		if c.confirmUntil, err = msTime(f["confirmUntil"]); err != nil {
+		if c.confirmUntil, err = msTime(more[4]); err != nil {
 			return nil, err
 		}
-		if c.now, err = msTime(f["now"]); err != nil {
+		if c.now, err = msTime(more[5]); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
@@ -224,8 +255,8 @@ type claimed struct {
 
 // result is the answer of a finished operation, for the requests that joined it.
 type result struct {
-	Code    string            `json:"code"`
-	Session map[string]string `json:"session"`
+	Code    string   `json:"code"`
+	Session []string `json:"session"` // in sessionFields' order
 }
 
 // result returns operation opID's answer, or false while there is none yet.
@@ -246,14 +277,15 @@ func (s *Store) result(ctx context.Context, opID string) (result, bool, error) {
 
 // get returns the agent's open session, or ErrNotMasked.
 func (s *Store) get(ctx context.Context, userID string) (Session, error) {
-	fields, err := s.rdb.HGetAll(ctx, s.sessionKey(userID)).Result()
+	fields, err := s.rdb.HMGet(ctx, s.sessionKey(userID), sessionFields[:]...).Result()
 	if err != nil {
 		return Session{}, storeErr(err)
 	}
-	if len(fields) == 0 {
+	f := strs(fields)
+	if f[fieldID] == "" {
 		return Session{}, ErrNotMasked
 	}
-	return decodeSession(fields)
+	return decodeSession(f)
 }
 
 // list returns up to limit open sessions with a userId after `after`, in userId order.
@@ -269,9 +301,9 @@ func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, e
 		return nil, storeErr(err)
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, s.sessionKey(id))
+		cmds[i] = pipe.HMGet(ctx, s.sessionKey(id), sessionFields[:]...)
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -280,8 +312,8 @@ func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, e
 	}
 	out := make([]Session, 0, len(ids))
 	for _, cmd := range cmds {
-		fields := cmd.Val()
-		if len(fields) == 0 {
+		fields := strs(cmd.Val())
+		if fields[fieldID] == "" {
 			continue // closed between the two reads
 		}
 		sess, err := decodeSession(fields)
@@ -308,32 +340,38 @@ func (s *Store) counts(ctx context.Context) (open, unmasking int64, err error) {
 // another took over), so it may change nothing.
 var errStale = errors.New("operation lock lost")
 
-func pairs(flat []string) map[string]string {
-	m := make(map[string]string, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		m[flat[i]] = flat[i+1]
+// strs is a reply's values as strings, "" for a nil (a missing field).
+func strs(vals []any) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i], _ = v.(string)
 	}
-	return m
+	return out
 }
 
-func decodeSession(f map[string]string) (Session, error) {
+// decodeSession reads a session from its fields in sessionFields' order ("" for a
+// missing one), as session() and get return them.
+func decodeSession(f []string) (Session, error) {
+	if len(f) < sessionFieldCount {
+		return Session{}, fmt.Errorf("%w: session record of %d fields", ErrStoreUnavailable, len(f))
+	}
 	sess := Session{
-		ID:          f["id"],
-		UserID:      f["user"],
-		State:       State(f["state"]),
-		MaskedBy:    f["maskedBy"],
-		Reason:      f["reason"],
-		UnmaskedBy:  f["unmaskedBy"],
-		CloseReason: CloseReason(f["closeReason"]),
+		ID:          f[fieldID],
+		UserID:      f[fieldUser],
+		State:       State(f[fieldState]),
+		MaskedBy:    f[fieldMaskedBy],
+		Reason:      f[fieldReason],
+		UnmaskedBy:  f[fieldUnmaskedBy],
+		CloseReason: CloseReason(f[fieldCloseReason]),
 	}
 	var err error
-	if sess.MaskedAt, err = msTime(f["maskedAt"]); err != nil {
+	if sess.MaskedAt, err = msTime(f[fieldMaskedAt]); err != nil {
 		return Session{}, err
 	}
-	if sess.ExpiresAt, err = msTime(f["expiresAt"]); err != nil {
+	if sess.ExpiresAt, err = msTime(f[fieldExpiresAt]); err != nil {
 		return Session{}, err
 	}
-	if sess.UnmaskedAt, err = msTime(f["unmaskedAt"]); err != nil {
+	if sess.UnmaskedAt, err = msTime(f[fieldUnmaskedAt]); err != nil {
 		return Session{}, err
 	}
 	return sess, nil

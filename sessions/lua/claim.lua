@@ -9,8 +9,9 @@
 -- KEYS[1] due zset
 -- ARGV[1] session key prefix (same hash tag)   ARGV[2] most sessions to claim
 -- ARGV[3] lease ms   ARGV[4] operation id prefix (unique per call)
--- Returns {{field, value, ...}, ...}: each claimed session, with opId set and, as one
--- more pair, "now" (Redis's clock): the sweeper decides by it, not by its own clock.
+-- Returns {{the session's fields (session(), store.go), opId, closeAs, attempts,
+-- retryFrom, confirmUntil, now}, ...}: each claimed session, with what the sweeper
+-- decides by; now is Redis's clock, not the sweeper's own.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = string.format('%d', now)
@@ -29,10 +30,9 @@ for i, user in ipairs(due) do
   else
     redis.call('HSET', h, 'op', 'sweep', 'opId', ARGV[4] .. ':' .. i, 'opFp', '', 'opUntil', leaseEnd)
     redis.call('ZADD', KEYS[1], leaseEnd, user)
-    local fields = redis.call('HGETALL', h)
-    fields[#fields + 1] = 'now'
-    fields[#fields + 1] = nowStr
-    claimed[#claimed + 1] = fields
+    local c = session(h, 'opId', 'closeAs', 'attempts', 'retryFrom', 'confirmUntil')
+    c[#c + 1] = nowStr
+    claimed[#claimed + 1] = c
   end
 end
 return claimed

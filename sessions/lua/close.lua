@@ -8,7 +8,7 @@
 -- KEYS[5] result key of the operation
 -- ARGV[1] userId   ARGV[2] operation id   ARGV[3] close reason   ARGV[4] closed by ('' keeps)
 -- ARGV[5] result code for joiners ('' success)   ARGV[6] result ttl ms
--- Returns {"closed", field, value, ...}, or {"stale"}.
+-- Returns {"closed", the session's fields (session(), store.go)}, or {"stale"}.
 local h = KEYS[1]
 local op = redis.call('HMGET', h, 'opId', 'opJoined')
 if op[1] ~= ARGV[2] then
@@ -16,12 +16,13 @@ if op[1] ~= ARGV[2] then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', h, 'state', 'closed', 'closeReason', ARGV[3], 'unmaskedAt', string.format('%d', now))
+local set = {'state', 'closed', 'closeReason', ARGV[3], 'unmaskedAt', string.format('%d', now)}
 if ARGV[4] ~= '' then
-  redis.call('HSET', h, 'unmaskedBy', ARGV[4])
+  set[#set + 1] = 'unmaskedBy'
+  set[#set + 1] = ARGV[4]
 end
-redis.call('HDEL', h, 'op', 'opId', 'opFp', 'opUntil', 'opJoined')
-local fields = redis.call('HGETALL', h)
+redis.call('HSET', h, unpack(set))
+local fields = session(h)
 redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])

@@ -12,37 +12,52 @@
 -- ARGV[6] confirmation: '' keeps, '0' clears, else a window in ms to confirm a 202 in
 -- ARGV[7] retries: '' keeps, 'inc' counts a failed unmask (retryFrom set on the first)
 -- ARGV[8] closeAs ('' keeps)   ARGV[9] unmaskedBy ('' keeps)   ARGV[10] '1' marks a give-up
--- Returns {"ok", field, value, ...} or {"stale"}.
+-- Returns {"ok", the session's fields (session(), store.go)} or {"stale"}.
 local h = KEYS[1]
 local op = redis.call('HMGET', h, 'opId', 'user', 'opJoined')
 if op[1] ~= ARGV[1] then
   return {'stale'}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HDEL', h, 'op', 'opId', 'opFp', 'opUntil', 'opJoined')
-if ARGV[4] ~= '' then redis.call('HSET', h, 'state', ARGV[4]) end
+-- Redis's clock, read only when a time is written.
+local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+-- One HDEL and one HSET for the fields finish removes and writes.
+local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined'}
+local set = {}
+local function put(field, value)
+  set[#set + 1] = field
+  set[#set + 1] = value
+end
+if ARGV[4] ~= '' then put('state', ARGV[4]) end
 if ARGV[6] == '0' then
-  redis.call('HDEL', h, 'confirmUntil')
+  del[#del + 1] = 'confirmUntil'
 elseif ARGV[6] ~= '' then
-  redis.call('HSET', h, 'confirmUntil', string.format('%d', now + tonumber(ARGV[6])))
+  put('confirmUntil', string.format('%d', clock() + tonumber(ARGV[6])))
 end
 if ARGV[7] == 'inc' then
   redis.call('HINCRBY', h, 'attempts', 1)
-  redis.call('HSETNX', h, 'retryFrom', string.format('%d', now))
+  redis.call('HSETNX', h, 'retryFrom', string.format('%d', clock()))
 end
-if ARGV[8] ~= '' then redis.call('HSET', h, 'closeAs', ARGV[8]) end
-if ARGV[9] ~= '' then redis.call('HSET', h, 'unmaskedBy', ARGV[9]) end
-if ARGV[10] == '1' then redis.call('HSET', h, 'gaveUp', '1') end
+if ARGV[8] ~= '' then put('closeAs', ARGV[8]) end
+if ARGV[9] ~= '' then put('unmaskedBy', ARGV[9]) end
+if ARGV[10] == '1' then put('gaveUp', '1') end
+redis.call('HDEL', h, unpack(del))
+if #set > 0 then redis.call('HSET', h, unpack(set)) end
 local user = op[2]
 if ARGV[5] == 'none' then
   redis.call('ZREM', KEYS[2], user)
 elseif ARGV[5] == 'expiry' then
   redis.call('ZADD', KEYS[2], redis.call('HGET', h, 'expiresAt'), user)
 elseif ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[5])), user)
+  redis.call('ZADD', KEYS[2], string.format('%d', clock() + tonumber(ARGV[5])), user)
 end
-local fields = redis.call('HGETALL', h)
+local fields = session(h)
 keep_result(op[3], KEYS[3], ARGV[2], fields, ARGV[3])
 table.insert(fields, 1, 'ok')
 return fields

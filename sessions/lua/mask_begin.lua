@@ -13,7 +13,7 @@
 -- ARGV[8] fingerprint of the request
 -- ARGV[9] the caller's limit per window (0: not counted here)   ARGV[10] window ms
 -- Returns {"rate_limited", ms to wait},
--- {"created"|"refreshed"|"superseded", field, value, ...},
+-- {"created"|"refreshed"|"superseded", the session's fields (session(), store.go)},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,20 +34,25 @@ if lock[1] and tonumber(lock[2]) > now then
 end
 local state = lock[5]
 local outcome = 'refreshed'
+local deadline = string.format('%d', now + tonumber(ARGV[3]))
+-- One HSET for all the fields the mask writes.
+local set = {'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
+  'opUntil', string.format('%d', now + tonumber(ARGV[7]))}
 if (not state) or state == 'unmasking' then
   if state then outcome = 'superseded' else outcome = 'created' end
   redis.call('DEL', h)
   redis.call('SREM', KEYS[4], ARGV[1])
-  redis.call('HSET', h, 'id', ARGV[2], 'user', ARGV[1], 'state', 'masking',
-    'maskedAt', string.format('%d', now), 'maskedBy', ARGV[4], 'reason', ARGV[5])
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
+  for _, v in ipairs({'id', ARGV[2], 'user', ARGV[1], 'state', 'masking',
+      'maskedAt', string.format('%d', now), 'maskedBy', ARGV[4], 'reason', ARGV[5]}) do
+    set[#set + 1] = v
+  end
 elseif ARGV[5] ~= '' then
-  redis.call('HSET', h, 'reason', ARGV[5])
+  set[#set + 1] = 'reason'
+  set[#set + 1] = ARGV[5]
 end
-local deadline = string.format('%d', now + tonumber(ARGV[3]))
-redis.call('HSET', h, 'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
-  'opUntil', string.format('%d', now + tonumber(ARGV[7])))
+redis.call('HSET', h, unpack(set))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-local fields = redis.call('HGETALL', h)
+local fields = session(h)
 table.insert(fields, 1, outcome)
 return fields

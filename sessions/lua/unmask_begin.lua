@@ -8,7 +8,7 @@
 -- ARGV[1] userId   ARGV[2] expected session id ('' for any)   ARGV[3] caller
 -- ARGV[4] operation id   ARGV[5] lease ms   ARGV[6] fingerprint of the request
 -- ARGV[7] the caller's limit per window (0: not counted here)   ARGV[8] window ms
--- Returns {"rate_limited", ms to wait}, {"ok", field, value, ...}, {"mismatch", field, value, ...}, {"not_masked"},
+-- Returns {"rate_limited", ms to wait}, {"ok"|"mismatch", the session's fields (session(), store.go)}, {"not_masked"},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -39,6 +39,6 @@ else
     'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', string.format('%d', now + tonumber(ARGV[5])))
   redis.call('SADD', KEYS[2], ARGV[1])
 end
-local fields = redis.call('HGETALL', h)
+local fields = session(h)
 table.insert(fields, 1, outcome)
 return fields
