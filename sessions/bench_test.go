@@ -28,7 +28,7 @@ func BenchmarkTransitions(b *testing.B) {
 		if err != nil || bg.outcome == "busy" {
 			b.Fatalf("beginMask: %v %s", err, bg.outcome)
 		}
-		if _, err := store.finish(ctx, user, op, finishing{state: StateMasked}); err != nil {
+		if err := store.finish(ctx, user, op, finishing{state: StateMasked}); err != nil {
 			b.Fatal(err)
 		}
 		op = uuid.NewString()

@@ -76,15 +76,14 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 		event += "_pending"
 		f = finishing{state: StateMasking, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
 	}
-	done, ferr := s.store.finish(ctx, sess.UserID, opID, f)
+	ferr := s.store.finish(ctx, sess.UserID, opID, f)
 	ev := s.auditUpstream(ctx, event, sess, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
 	if ferr != nil {
 		ev.Str("outcome", "lock_lost").Err(ferr).Msg("CXone masked but the session could not be updated; its deadline still holds")
-		sess.State = f.state
-		return sess, nil
+	} else {
+		ev.Str("outcome", pendingOutcome(res)).Msg("mask")
 	}
-	ev.Str("outcome", pendingOutcome(res)).Msg("mask")
-	return done, nil
+	return f.apply(sess), nil
 }
 
 // maskFailed ends a mask that CXone did not accept.
@@ -105,10 +104,10 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 		_, serr = s.store.close(ctx, sess.UserID, opID, CloseCallEnded, caller, codeOf(err))
 		ev.Str("outcome", "call_ended").Msg("re-mask found no active call; session closed")
 	case definitive:
-		_, serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
+		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
 		ev.Str("outcome", "rejected").Msg("CXone refused the re-mask; the open session keeps its deadline")
 	default:
-		_, serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
+		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
 		ev.Str("outcome", "unknown").Time("expires_at", sess.ExpiresAt).
 			Msg("mask outcome unknown; the session stays open and its deadline will unmask the agent")
 	}

@@ -321,6 +321,34 @@ func TestAcceptedMaskStaysMasking(t *testing.T) {
 	}
 }
 
+// Finish answers "ok" and no record: the caller answers with the session it locked as
+// finish left it. Every such answer must be what is stored.
+func TestAnswersAfterFinishAreWhatIsStored(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	ctx := context.Background()
+	stored := func(step string, answered sessions.Session) {
+		t.Helper()
+		if got, err := f.svc.Get(ctx, "a"); err != nil || got != answered {
+			t.Errorf("%s answered %+v; stored %+v, %v", step, answered, got, err)
+		}
+	}
+	s, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", Reason: "payment"})
+	if err != nil || s.State != sessions.StateMasked {
+		t.Fatalf("Mask = %+v, %v", s, err)
+	}
+	stored("mask", s)
+	f.sim.SetBehaviour("a", 0, time.Hour) // 202s from now on, not confirmed during the test
+	if s, err = f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", Reason: "refund"}); err != nil || s.State != sessions.StateMasking {
+		t.Fatalf("re-mask answered 202 = %+v, %v", s, err)
+	}
+	stored("re-mask answered 202", s)
+	if s, err = f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr"}); err != nil || s.State != sessions.StateUnmasking || s.UnmaskedBy != "ivr" {
+		t.Fatalf("unmask answered 202 = %+v, %v", s, err)
+	}
+	stored("unmask answered 202", s)
+}
+
 func TestUnmaskClosesTheSession(t *testing.T) {
 	f := newFixture(t)
 	call := f.sim.StartCall("a", false, true)

@@ -173,9 +173,21 @@ type finishing struct {
 // after schedules the sweeper's next look d from now.
 func after(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
 
+// apply is the session that finish makes of the one its operation locked: of a
+// Session's fields, it writes only the state and unmaskedBy.
+func (f finishing) apply(sess Session) Session {
+	if f.state != "" {
+		sess.State = f.state
+	}
+	if f.unmaskedBy != "" {
+		sess.UnmaskedBy = f.unmaskedBy
+	}
+	return sess
+}
+
 // finish runs finish for the operation opID on the agent's session; errStale when the
-// operation no longer holds the lock.
-func (s *Store) finish(ctx context.Context, userID, opID string, f finishing) (Session, error) {
+// operation no longer holds the lock. The session is then f.apply of the one it locked.
+func (s *Store) finish(ctx context.Context, userID, opID string, f finishing) error {
 	keys := []string{s.sessionKey(userID), s.due, s.resultKey(opID)}
 	retry, gaveUp := "", ""
 	if f.retry {
@@ -184,26 +196,33 @@ func (s *Store) finish(ctx context.Context, userID, opID string, f finishing) (S
 	if f.gaveUp {
 		gaveUp = "1"
 	}
-	return s.transition(ctx, finishScript, keys, opID, f.code, resultTTL.Milliseconds(), string(f.state),
+	_, err := s.fenced(ctx, finishScript, keys, opID, f.code, resultTTL.Milliseconds(), string(f.state),
 		f.next, f.confirm, retry, string(f.closeAs), f.unmaskedBy, gaveUp)
+	return err
 }
 
 // close runs close: the operation opID ends the agent's session with reason; by ("" to
 // keep) is who ended it; code is the answer for joined requests.
 func (s *Store) close(ctx context.Context, userID, opID string, reason CloseReason, by, code string) (Session, error) {
 	keys := []string{s.sessionKey(userID), s.due, s.open, s.unmasking, s.resultKey(opID)}
-	return s.transition(ctx, closeScript, keys, userID, opID, string(reason), by, code, resultTTL.Milliseconds())
+	fields, err := s.fenced(ctx, closeScript, keys, userID, opID, string(reason), by, code, resultTTL.Milliseconds())
+	if err != nil {
+		return Session{}, err
+	}
+	return decodeSession(fields)
 }
 
-func (s *Store) transition(ctx context.Context, script *redis.Script, keys []string, args ...any) (Session, error) {
+// fenced runs a script that only the operation holding the agent's lock may run: its
+// answer after the first element, or errStale.
+func (s *Store) fenced(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]string, error) {
 	reply, err := s.scripts.strings(ctx, script, keys, args...)
 	if err != nil {
-		return Session{}, storeErr(err)
+		return nil, storeErr(err)
 	}
 	if reply[0] == "stale" {
-		return Session{}, errStale
+		return nil, errStale
 	}
-	return decodeSession(reply[1:])
+	return reply[1:], nil
 }
 
 // claim locks up to n due sessions for the sweeper, each under an operation id that

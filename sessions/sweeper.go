@@ -136,7 +136,7 @@ func (w *Sweeper) work(ctx context.Context, c claimed) {
 			event: string(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	default:
 		// Not due after all: back to its deadline.
-		if _, err := s.store.finish(ctx, c.UserID, c.opID, finishing{next: "expiry"}); err != nil {
+		if err := s.store.finish(ctx, c.UserID, c.opID, finishing{next: "expiry"}); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Str("user_id", c.UserID).Msg("sweeper could not release a session")
 		}
 	}
@@ -161,15 +161,15 @@ func (w *Sweeper) confirm(ctx context.Context, c claimed) {
 		_, serr = s.store.close(ctx, c.UserID, c.opID, CloseCallEnded, maskgateCaller, "")
 		ev("call_ended", "done")
 	case c.State == StateMasking && err == nil && masked:
-		_, serr = s.store.finish(ctx, c.UserID, c.opID, finishing{state: StateMasked, confirm: "0", next: "expiry"})
+		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{state: StateMasked, confirm: "0", next: "expiry"})
 		ev("mask_confirmed", "done")
 	case c.State == StateUnmasking && err == nil && !masked:
 		_, serr = s.store.close(ctx, c.UserID, c.opID, c.closeAs, "", "")
 		ev("unmask_confirmed", "done")
 	case !expired:
-		_, serr = s.store.finish(ctx, c.UserID, c.opID, finishing{next: after(time.Second)})
+		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{next: after(time.Second)})
 	case c.State == StateMasking:
-		_, serr = s.store.finish(ctx, c.UserID, c.opID, finishing{confirm: "0", next: "expiry"})
+		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{confirm: "0", next: "expiry"})
 		ev("mask_unconfirmed", "unknown")
 	default:
 		ev("unmask_unconfirmed", "retry")

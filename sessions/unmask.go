@@ -113,16 +113,17 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	switch {
 	case released:
 		// The sweeper is stopping: hand the session to another replica at once.
-		_, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{next: after(0)})
+		ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{next: after(0)})
 		s.auditUpstream(ctx, "released", sess, j.by, status, elapsed).Str("outcome", "pending").AnErr("store_error", ferr).
 			Msg("replica stopping: unmask handed over to another replica")
-		return orSession(Session{}, sess, sess.State), nil
+		return sess, nil
 	case err == nil && res.Accepted():
-		done, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{state: StateUnmasking, closeAs: j.closeAs,
-			unmaskedBy: j.by, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)})
+		f := finishing{state: StateUnmasking, closeAs: j.closeAs, unmaskedBy: j.by,
+			confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
+		ferr := s.store.finish(ctx, sess.UserID, j.opID, f)
 		s.auditUpstream(ctx, "unmask_pending", sess, j.by, status, elapsed).Str("outcome", "accepted").AnErr("store_error", ferr).
 			Msg("CXone accepted the unmask; confirming it through the recording status")
-		return orSession(done, sess, StateUnmasking), nil
+		return f.apply(sess), nil
 	case err == nil || errorIsAny(err, ErrNoActiveCall):
 		reason, event := j.closeAs, j.event
 		if err != nil {
@@ -132,7 +133,7 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 		ev := s.auditUpstream(ctx, event, sess, j.by, status, elapsed).Str("outcome", "done").Time("masked_at", sess.MaskedAt)
 		if cerr != nil {
 			ev.Err(cerr).Msg("CXone unmasked but the session could not be closed; the sweeper will unmask again")
-			return orSession(Session{}, sess, StateUnmasking), nil
+			return inState(sess, StateUnmasking), nil
 		}
 		ev.Msg("unmask")
 		return closed, nil
@@ -147,27 +148,27 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 		retryFrom = now
 	}
 	if now.Sub(retryFrom) >= s.cfg.UnmaskGiveUp {
-		_, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: codeOf(err), next: "none", gaveUp: true})
+		ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: codeOf(err), next: "none", gaveUp: true})
 		s.metrics.giveUps.Inc()
 		s.auditUpstream(ctx, "unmask_gave_up", sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
 			Str("outcome", "gave_up").Int("attempts", j.attempts+1).Time("retrying_since", retryFrom).
 			Msg("AUDIT ERROR: CXone did not unmask within MASKGATE_UNMASK_GIVEUP; the agent may still be masked")
-		return orSession(Session{}, sess, StateUnmasking), err
+		return inState(sess, StateUnmasking), err
 	}
 	wait := retryWait(s.cfg.RetryBackoff, j.attempts)
 	code := ""
 	if !errorIsAny(err, ErrUpstreamUnavailable, ErrUpstreamTimeout) {
 		code = codeOf(err) // refused: the caller hears it, the sweeper still retries
 	}
-	done, ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: code, state: StateUnmasking, closeAs: j.closeAs,
-		unmaskedBy: j.by, retry: true, confirm: "0", next: after(wait)})
+	f := finishing{code: code, state: StateUnmasking, closeAs: j.closeAs, unmaskedBy: j.by, retry: true, confirm: "0", next: after(wait)}
+	ferr := s.store.finish(ctx, sess.UserID, j.opID, f)
 	s.auditUpstream(ctx, "unmask_retry", sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
 		Str("outcome", "pending").Int("attempts", j.attempts+1).Dur("retry_in", wait).
 		Msg("CXone did not unmask; the session stays unmasking and the sweeper retries")
 	if code != "" {
 		return Session{}, err
 	}
-	return orSession(done, sess, StateUnmasking), nil
+	return f.apply(sess), nil
 }
 
 // retryWait is the wait before the next unmask after attempts failures: exponential
@@ -176,12 +177,9 @@ func retryWait(base time.Duration, attempts int) time.Duration {
 	return min(time.Minute, base<<min(attempts, 10))
 }
 
-// orSession returns done, or (when the store could not say) what the caller knew with
-// the state it expects.
-func orSession(done, known Session, state State) Session {
-	if done.ID != "" {
-		return done
-	}
-	known.State = state
-	return known
+// inState is the session in the state the caller expects, when the store could not
+// say what it is.
+func inState(sess Session, state State) Session {
+	sess.State = state
+	return sess
 }

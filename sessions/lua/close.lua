@@ -27,6 +27,6 @@ redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
-keep_result(op[2], KEYS[5], ARGV[5], fields, ARGV[6])
+if op[2] then keep_result(KEYS[5], ARGV[5], fields, ARGV[6]) end
 table.insert(fields, 1, 'closed')
 return fields

@@ -12,7 +12,8 @@
 -- ARGV[6] confirmation: '' keeps, '0' clears, else a window in ms to confirm a 202 in
 -- ARGV[7] retries: '' keeps, 'inc' counts a failed unmask (retryFrom set on the first)
 -- ARGV[8] closeAs ('' keeps)   ARGV[9] unmaskedBy ('' keeps)   ARGV[10] '1' marks a give-up
--- Returns {"ok", the session's fields (session(), store.go)} or {"stale"}.
+-- Returns {"ok"} or {"stale"}: its caller knows what the session is now, the session
+-- it locked with the state and unmaskedBy given here (finishing.apply in store.go).
 local h = KEYS[1]
 local op = redis.call('HMGET', h, 'opId', 'user', 'opJoined')
 if op[1] ~= ARGV[1] then
@@ -57,7 +58,5 @@ elseif ARGV[5] == 'expiry' then
 elseif ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], string.format('%d', clock() + tonumber(ARGV[5])), user)
 end
-local fields = session(h)
-keep_result(op[3], KEYS[3], ARGV[2], fields, ARGV[3])
-table.insert(fields, 1, 'ok')
-return fields
+if op[3] then keep_result(KEYS[3], ARGV[2], session(h), ARGV[3]) end
+return {'ok'}
