@@ -135,7 +135,8 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 }
 
 // awaitResult waits for operation opID's answer while its lease lasts (lockUntil);
-// false when none came (its holder died: the caller retries and takes the lock over).
+// false when none came (its holder died: the caller retries and takes the lock over) or
+// when the caller stopped waiting, during a poll or between two (operate says so).
 func (s *Service) awaitResult(ctx context.Context, opID string, lockUntil, waitUntil time.Time) (Session, error, bool) {
 	until := lockUntil.Add(100 * time.Millisecond)
 	if waitUntil.Before(until) {
@@ -144,6 +145,9 @@ func (s *Service) awaitResult(ctx context.Context, opID string, lockUntil, waitU
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
 		r, ok, err := s.store.result(ctx, opID)
 		if err != nil {
+			if ctx.Err() != nil {
+				return Session{}, nil, false
+			}
 			return Session{}, err, true
 		}
 		if ok {
