@@ -39,9 +39,15 @@ local deadline = string.format('%d', now + tonumber(ARGV[3]))
 local set = {'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
   'opUntil', string.format('%d', now + tonumber(ARGV[7]))}
 if (not state) or state == 'unmasking' then
-  if state then outcome = 'superseded' else outcome = 'created' end
-  redis.call('DEL', h)
-  redis.call('SREM', KEYS[4], ARGV[1])
+  if state then
+    -- The session whose unmask is pending goes, and the agent leaves the unmasking set.
+    -- (Without a state there is no session: a script never leaves a hash without one.)
+    outcome = 'superseded'
+    redis.call('DEL', h)
+    redis.call('SREM', KEYS[4], ARGV[1])
+  else
+    outcome = 'created'
+  end
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   for _, v in ipairs({'id', ARGV[2], 'user', ARGV[1], 'state', 'masking',
       'maskedAt', string.format('%d', now), 'maskedBy', ARGV[4], 'reason', ARGV[5]}) do
