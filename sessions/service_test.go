@@ -236,8 +236,12 @@ func TestJoinedRequestGetsCXonesAnswerWhenTheFirstCallerGoesAway(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, "the second mask to join the first", func() bool { return f.rdb.HExists(bg, session, "opJoined").Val() })
 	cancel() // the first caller hangs up while its mask waits for CXone
 	f.sim.SetFaults(cxonesim.Faults{})
-	if a := <-joined; a.err != nil || a.s.State != sessions.StateMasked {
+	a := <-joined
+	if a.err != nil || a.s.State != sessions.StateMasked {
 		t.Fatalf("the request that joined got %+v, %v; want CXone's answer: masked", a.s, a.err)
+	}
+	if stored, err := f.svc.Get(bg, "a"); err != nil || stored != a.s {
+		t.Errorf("the request that joined got %+v; stored %+v, %v", a.s, stored, err)
 	}
 	if n := f.sim.Count("mask", "a", 0); n != 1 {
 		t.Errorf("CXone answered %d masks; want the one both requests shared", n)
