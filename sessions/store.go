@@ -83,7 +83,7 @@ const resultTTL = time.Minute
 //	{prefix}:unmasking         set, userIds whose unmask is not finished
 //	{prefix}:result:<opId>     string, an operation's answer, kept only when requests joined it (1 min)
 //	{prefix}:idem:<hash>       string, an Idempotency-Key's record (24 h)
-//	{prefix}:rate:<hash>       hash, a caller's request counts (2 s)
+//	{prefix}:rate:<hash>       hash, a caller's request count per window, under the window's index (2 windows)
 type Store struct {
 	rdb           redis.UniversalClient
 	scripts       *batcher
