@@ -63,12 +63,34 @@ var sessionFields = [sessionFieldCount]string{
 	fieldUnmaskedAt: "unmaskedAt", fieldUnmaskedBy: "unmaskedBy", fieldCloseReason: "closeReason",
 }
 
-// sessionSrc defines session(h, ...) for the scripts that answer with a session (Go
-// prepends it to them): one HMGET of sessionFields, in their order, and then of the
-// fields named after h. Less than half of what HGETALL answers (no field names, no lock
-// fields), and no map to build on this side.
-var sessionSrc = "local function session(h, ...)\n  return redis.call('HMGET', h, '" +
-	strings.Join(sessionFields[:], "', '") + "', ...)\nend\n"
+// sessionSrc defines, for the scripts that read or answer with a session (Go prepends
+// it to them), from sessionFields:
+//
+//	session(h, ...)       one HMGET of sessionFields, in their order, then of the fields
+//	                      named after h (false for a missing one): what a script answers
+//	read_session(h, ...)  the same HMGET, as a table by field name, then the values of
+//	                      the fields named after h: one read for the lock and the session
+//	as_fields(s)          such a table as session() answers it
+//
+// Less than half of what HGETALL answers (no field names, no lock fields), and no map to
+// build on this side.
+var sessionSrc = func() string {
+	byName, fields := make([]string, len(sessionFields)), make([]string, len(sessionFields))
+	for i, f := range sessionFields {
+		byName[i] = fmt.Sprintf("%s = v[%d]", f, i+1)
+		fields[i] = fmt.Sprintf("s.%s or false", f)
+	}
+	return "local function session(h, ...)\n" +
+		"  return redis.call('HMGET', h, '" + strings.Join(sessionFields[:], "', '") + "', ...)\n" +
+		"end\n" +
+		"local function read_session(h, ...)\n" +
+		"  local v = session(h, ...)\n" +
+		"  return {" + strings.Join(byName, ", ") + "}, unpack(v, " + strconv.Itoa(len(sessionFields)+1) + ")\n" +
+		"end\n" +
+		"local function as_fields(s)\n" +
+		"  return {" + strings.Join(fields, ", ") + "}\n" +
+		"end\n"
+}()
 
 // resultTTL is how long an operation's answer is kept for requests that joined it.
 const resultTTL = time.Minute

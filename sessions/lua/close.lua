@@ -8,25 +8,21 @@
 -- KEYS[5] result key of the operation
 -- ARGV[1] userId   ARGV[2] operation id   ARGV[3] close reason   ARGV[4] closed by ('' keeps)
 -- ARGV[5] result code for joiners ('' success)   ARGV[6] result ttl ms
--- Returns {"closed", the session's fields (session(), store.go)}, or {"stale"}.
+-- Returns {"closed", the session's fields (as_fields, store.go)}, or {"stale"}.
 local h = KEYS[1]
-local op = redis.call('HMGET', h, 'opId', 'opJoined')
-if op[1] ~= ARGV[2] then
+local s, opId, joined = read_session(h, 'opId', 'opJoined')
+if opId ~= ARGV[2] then
   return {'stale'}
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local set = {'state', 'closed', 'closeReason', ARGV[3], 'unmaskedAt', string.format('%d', now)}
-if ARGV[4] ~= '' then
-  set[#set + 1] = 'unmaskedBy'
-  set[#set + 1] = ARGV[4]
-end
-redis.call('HSET', h, unpack(set))
-local fields = session(h)
+s.state, s.closeReason = 'closed', ARGV[3]
+s.unmaskedAt = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+if ARGV[4] ~= '' then s.unmaskedBy = ARGV[4] end
 redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
-if op[2] then keep_result(KEYS[5], ARGV[5], fields, ARGV[6]) end
+local fields = as_fields(s)
+if joined then keep_result(KEYS[5], ARGV[5], fields, ARGV[6]) end
 table.insert(fields, 1, 'closed')
 return fields

@@ -13,7 +13,7 @@
 -- ARGV[8] fingerprint of the request
 -- ARGV[9] the caller's limit per window (0: not counted here)   ARGV[10] window ms
 -- Returns {"rate_limited", ms to wait},
--- {"created"|"refreshed"|"superseded", the session's fields (session(), store.go)},
+-- {"created"|"refreshed"|"superseded", the session's fields (as_fields, store.go)},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -23,23 +23,23 @@ if wait > 0 then
   return {'rate_limited', string.format('%d', wait)}
 end
 local h = KEYS[1]
-local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId', 'state')
-if lock[1] and tonumber(lock[2]) > now then
-  if lock[1] == 'mask' and lock[3] == ARGV[8] then
+-- The agent's lock and session in one read.
+local s, op, opUntil, opFp, opId = read_session(h, 'op', 'opUntil', 'opFp', 'opId')
+if op and tonumber(opUntil) > now then
+  if op == 'mask' and opFp == ARGV[8] then
     -- The holder keeps its answer for joiners only when there are some (finish).
     redis.call('HSET', h, 'opJoined', '1')
-    return {'join', lock[4], string.format('%d', tonumber(lock[2]) - now)}
+    return {'join', opId, string.format('%d', tonumber(opUntil) - now)}
   end
-  return {'busy', string.format('%d', tonumber(lock[2]) - now)}
+  return {'busy', string.format('%d', tonumber(opUntil) - now)}
 end
-local state = lock[5]
 local outcome = 'refreshed'
 local deadline = string.format('%d', now + tonumber(ARGV[3]))
 -- One HSET for all the fields the mask writes.
 local set = {'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
   'opUntil', string.format('%d', now + tonumber(ARGV[7]))}
-if (not state) or state == 'unmasking' then
-  if state then
+if (not s.state) or s.state == 'unmasking' then
+  if s.state then
     -- The session whose unmask is pending goes, and the agent leaves the unmasking set.
     -- (Without a state there is no session: a script never leaves a hash without one.)
     outcome = 'superseded'
@@ -49,16 +49,20 @@ if (not state) or state == 'unmasking' then
     outcome = 'created'
   end
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
-  for _, v in ipairs({'id', ARGV[2], 'user', ARGV[1], 'state', 'masking',
-      'maskedAt', string.format('%d', now), 'maskedBy', ARGV[4], 'reason', ARGV[5]}) do
-    set[#set + 1] = v
+  s = {id = ARGV[2], user = ARGV[1], state = 'masking', maskedAt = string.format('%d', now),
+    maskedBy = ARGV[4], reason = ARGV[5]}
+  for field, value in pairs(s) do
+    set[#set + 1] = field
+    set[#set + 1] = value
   end
 elseif ARGV[5] ~= '' then
+  s.reason = ARGV[5]
   set[#set + 1] = 'reason'
   set[#set + 1] = ARGV[5]
 end
+s.expiresAt = deadline
 redis.call('HSET', h, unpack(set))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-local fields = session(h)
+local fields = as_fields(s)
 table.insert(fields, 1, outcome)
 return fields

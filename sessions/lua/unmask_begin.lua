@@ -8,7 +8,7 @@
 -- ARGV[1] userId   ARGV[2] expected session id ('' for any)   ARGV[3] caller
 -- ARGV[4] operation id   ARGV[5] lease ms   ARGV[6] fingerprint of the request
 -- ARGV[7] the caller's limit per window (0: not counted here)   ARGV[8] window ms
--- Returns {"rate_limited", ms to wait}, {"ok"|"mismatch", the session's fields (session(), store.go)}, {"not_masked"},
+-- Returns {"rate_limited", ms to wait}, {"ok"|"mismatch", the session's fields (as_fields, store.go)}, {"not_masked"},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,27 +18,28 @@ if wait > 0 then
   return {'rate_limited', string.format('%d', wait)}
 end
 local h = KEYS[1]
-local lock = redis.call('HMGET', h, 'op', 'opUntil', 'opFp', 'opId', 'id')
-local id = lock[5]
-if not id then
+-- The agent's lock and session in one read.
+local s, op, opUntil, opFp, opId = read_session(h, 'op', 'opUntil', 'opFp', 'opId')
+if not s.id then
   return {'not_masked'}
 end
-if lock[1] and tonumber(lock[2]) > now then
-  if lock[1] == 'unmask' and lock[3] == ARGV[6] then
+if op and tonumber(opUntil) > now then
+  if op == 'unmask' and opFp == ARGV[6] then
     -- The holder keeps its answer for joiners only when there are some (close, finish).
     redis.call('HSET', h, 'opJoined', '1')
-    return {'join', lock[4], string.format('%d', tonumber(lock[2]) - now)}
+    return {'join', opId, string.format('%d', tonumber(opUntil) - now)}
   end
-  return {'busy', string.format('%d', tonumber(lock[2]) - now)}
+  return {'busy', string.format('%d', tonumber(opUntil) - now)}
 end
 local outcome = 'ok'
-if ARGV[2] ~= '' and ARGV[2] ~= id then
+if ARGV[2] ~= '' and ARGV[2] ~= s.id then
   outcome = 'mismatch'
 else
-  redis.call('HSET', h, 'state', 'unmasking', 'unmaskedBy', ARGV[3], 'closeAs', 'unmasked',
+  s.state, s.unmaskedBy = 'unmasking', ARGV[3]
+  redis.call('HSET', h, 'state', s.state, 'unmaskedBy', s.unmaskedBy, 'closeAs', 'unmasked',
     'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', string.format('%d', now + tonumber(ARGV[5])))
   redis.call('SADD', KEYS[2], ARGV[1])
 end
-local fields = session(h)
+local fields = as_fields(s)
 table.insert(fields, 1, outcome)
 return fields
