@@ -31,14 +31,19 @@ var (
 	keepResultSrc string
 	//go:embed lua/rate.lua
 	rateSrc string
+	//go:embed lua/clock.lua
+	clockSrc string
+	//go:embed lua/held.lua
+	heldSrc string
 
 	// The begin scripts count the caller's request first: one round trip for both.
-	maskBeginScript   = redis.NewScript(rateCheckSrc + sessionSrc + maskBeginSrc)
-	unmaskBeginScript = redis.NewScript(rateCheckSrc + sessionSrc + unmaskBeginSrc)
-	rateScript        = redis.NewScript(rateCheckSrc + rateSrc)
-	finishScript      = redis.NewScript(keepResultSrc + sessionSrc + finishSrc)
-	closeScript       = redis.NewScript(keepResultSrc + sessionSrc + closeSrc)
-	claimScript       = redis.NewScript(sessionSrc + claimSrc)
+	beginSrc          = clockSrc + rateCheckSrc + sessionSrc + heldSrc
+	maskBeginScript   = redis.NewScript(beginSrc + maskBeginSrc)
+	unmaskBeginScript = redis.NewScript(beginSrc + unmaskBeginSrc)
+	rateScript        = redis.NewScript(clockSrc + rateCheckSrc + rateSrc)
+	finishScript      = redis.NewScript(clockSrc + keepResultSrc + sessionSrc + finishSrc)
+	closeScript       = redis.NewScript(clockSrc + keepResultSrc + sessionSrc + closeSrc)
+	claimScript       = redis.NewScript(clockSrc + sessionSrc + claimSrc)
 )
 
 // The fields of a session hash that make a Session, in the order in which the scripts'

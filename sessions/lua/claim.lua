@@ -12,8 +12,7 @@
 -- Returns {{the session's fields (session(), store.go), opId, closeAs, attempts,
 -- retryFrom, confirmUntil, now}, ...}: each claimed session, with what the sweeper
 -- decides by; now is Redis's clock, not the sweeper's own.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local nowStr = string.format('%d', now)
 local leaseEnd = string.format('%d', now + tonumber(ARGV[3]))
 local due = redis.call('ZRANGE', KEYS[1], '-inf', nowStr, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))

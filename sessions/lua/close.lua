@@ -14,9 +14,7 @@ local s, opId, joined = read_session(h, 'opId', 'opJoined')
 if opId ~= ARGV[2] then
   return {'stale'}
 end
-local t = redis.call('TIME')
-s.state, s.closeReason = 'closed', ARGV[3]
-s.unmaskedAt = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+s.state, s.closeReason, s.unmaskedAt = 'closed', ARGV[3], string.format('%d', redis_now())
 if ARGV[4] ~= '' then s.unmaskedBy = ARGV[4] end
 redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])

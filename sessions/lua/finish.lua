@@ -22,10 +22,7 @@ end
 -- Redis's clock, read only when a time is written.
 local now
 local function clock()
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
+  now = now or redis_now()
   return now
 end
 -- One HDEL and one HSET for the fields finish removes and writes.

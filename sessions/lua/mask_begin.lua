@@ -4,7 +4,8 @@
 -- deadline). A session whose unmask is still pending is superseded by a new session, so
 -- that the pending unmask can never close the new mask.
 -- While another operation holds the agent's lock (opUntil in the future) nothing
--- changes: an identical mask (same fingerprint) joins it, anything else must wait.
+-- changes: an identical mask (same fingerprint) joins it, anything else must wait
+-- (held.lua, prepended with clock.lua, rate_check.lua and Go's session helpers).
 -- Times come from Redis's clock, so replicas with skewed clocks agree.
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] open zset   KEYS[4] unmasking set   KEYS[5] the caller's rate counter
@@ -15,8 +16,7 @@
 -- Returns {"rate_limited", ms to wait},
 -- {"created"|"refreshed"|"superseded", the session's fields (as_fields, store.go)},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 -- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
 local wait = rate_check(KEYS[5], ARGV[9], ARGV[10], now)
 if wait > 0 then
@@ -25,14 +25,8 @@ end
 local h = KEYS[1]
 -- The agent's lock and session in one read.
 local s, op, opUntil, opFp, opId = read_session(h, 'op', 'opUntil', 'opFp', 'opId')
-if op and tonumber(opUntil) > now then
-  if op == 'mask' and opFp == ARGV[8] then
-    -- The holder keeps its answer for joiners only when there are some (finish).
-    redis.call('HSET', h, 'opJoined', '1')
-    return {'join', opId, string.format('%d', tonumber(opUntil) - now)}
-  end
-  return {'busy', string.format('%d', tonumber(opUntil) - now)}
-end
+local waiting = held(h, 'mask', ARGV[8], op, opUntil, opFp, opId, now)
+if waiting then return waiting end
 local outcome = 'refreshed'
 local deadline = string.format('%d', now + tonumber(ARGV[3]))
 -- One HSET for all the fields the mask writes.

@@ -2,7 +2,8 @@
 -- unmask (design §3.4), and takes the agent's operation lock. Nothing changes when there
 -- is no open session, when the caller named another session than the open one
 -- (sessionId precondition), or while another operation holds the lock: an identical
--- unmask joins it, anything else must wait.
+-- unmask joins it, anything else must wait (held.lua, prepended with clock.lua,
+-- rate_check.lua and Go's session helpers).
 --
 -- KEYS[1] session hash   KEYS[2] unmasking set   KEYS[3] the caller's rate counter
 -- ARGV[1] userId   ARGV[2] expected session id ('' for any)   ARGV[3] caller
@@ -10,8 +11,7 @@
 -- ARGV[7] the caller's limit per window (0: not counted here)   ARGV[8] window ms
 -- Returns {"rate_limited", ms to wait}, {"ok"|"mismatch", the session's fields (as_fields, store.go)}, {"not_masked"},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 -- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
 local wait = rate_check(KEYS[3], ARGV[7], ARGV[8], now)
 if wait > 0 then
@@ -23,14 +23,8 @@ local s, op, opUntil, opFp, opId = read_session(h, 'op', 'opUntil', 'opFp', 'opI
 if not s.id then
   return {'not_masked'}
 end
-if op and tonumber(opUntil) > now then
-  if op == 'unmask' and opFp == ARGV[6] then
-    -- The holder keeps its answer for joiners only when there are some (close, finish).
-    redis.call('HSET', h, 'opJoined', '1')
-    return {'join', opId, string.format('%d', tonumber(opUntil) - now)}
-  end
-  return {'busy', string.format('%d', tonumber(opUntil) - now)}
-end
+local waiting = held(h, 'unmask', ARGV[6], op, opUntil, opFp, opId, now)
+if waiting then return waiting end
 local outcome = 'ok'
 if ARGV[2] ~= '' and ARGV[2] ~= s.id then
   outcome = 'mismatch'
