@@ -2,6 +2,8 @@ package sessions
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -9,23 +11,34 @@ import (
 	"github.com/maskgate/maskgate/internal/testkit"
 )
 
+// rateCheckScript runs rate_check on a clock the test chooses (ARGV[3], in ms).
+var rateCheckScript = redis.NewScript(rateCheckSrc + "return rate_check(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))")
+
+// windowStart is the start of a 1,000 ms window, in ms.
+const windowStart = 1_800_000_000_000
+
+// rateCheckAt is one request against 10 per 1,000 ms window, at ms into window w:
+// the wait it is told (0: allowed).
+func rateCheckAt(t *testing.T, rdb *redis.Client, key string, w, at int64) int64 {
+	t.Helper()
+	wait, err := rateCheckScript.Run(context.Background(), rdb, []string{key}, 10, 1000, windowStart+w*1000+at).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wait
+}
+
 // TestRateCheckSlidesOverTheWindow runs rate_check on chosen clocks: 10 requests per
 // 1,000 ms window, the previous window weighing as much as it still overlaps.
 func TestRateCheckSlidesOverTheWindow(t *testing.T) {
 	rdb, prefix := testkit.Redis(t)
-	script := redis.NewScript(rateCheckSrc + "return rate_check(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))")
 	key := "{" + prefix + "}:rate:t"
-	const start = 1_800_000_000_000 // a window's start, in ms
 	// check sends n requests at the given ms into the window of index w and wants the
 	// last to wait wait ms (0: allowed) and the others allowed.
 	check := func(step string, w, at int64, n int, wait int64) {
 		t.Helper()
 		for i := 1; i <= n; i++ {
-			got, err := script.Run(context.Background(), rdb, []string{key}, 10, 1000, start+w*1000+at).Int64()
-			if err != nil {
-				t.Fatalf("%s: %v", step, err)
-			}
-			if want := map[bool]int64{true: wait, false: 0}[i == n]; got != want {
+			if got, want := rateCheckAt(t, rdb, key, w, at), map[bool]int64{true: wait, false: 0}[i == n]; got != want {
 				t.Fatalf("%s: request %d of %d waits %d ms; want %d", step, i, n, got, want)
 			}
 		}
@@ -46,5 +59,43 @@ func TestRateCheckSlidesOverTheWindow(t *testing.T) {
 	// The counts of windows no longer needed are gone, even across the empty one.
 	if fields := rdb.HKeys(context.Background(), key).Val(); len(fields) != 2 {
 		t.Errorf("the caller's hash holds windows %v; want only the last two", fields)
+	}
+}
+
+// A caller well under its limit costs one Redis command, the count (README, Rate
+// limit); the previous window is read only once the request might be over the limit.
+// On a Redis of its own, whose command counts no other test moves.
+func TestRateCheckUnderTheLimitIsOneCommand(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: testkit.StartRedis(t, false).Addr(), Protocol: 2})
+	defer rdb.Close()
+	ctx := context.Background()
+	calls := func(command string) int {
+		t.Helper()
+		m := regexp.MustCompile(`cmdstat_` + command + `:calls=(\d+)`).FindStringSubmatch(rdb.Info(ctx, "commandstats").Val())
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	for range 10 {
+		rateCheckAt(t, rdb, "rate", 0, 500) // a full window 0
+	}
+	rateCheckAt(t, rdb, "rate", 1, 900) // window 1 begins: its count, and the clean-up
+	rdb.ConfigResetStat(ctx)
+	// Nine tenths in, window 0's 10 weigh 1: the second request fits without reading it.
+	if wait := rateCheckAt(t, rdb, "rate", 1, 900); wait != 0 || calls("hincrby") != 1 || calls("hget") != 0 || calls("hdel") != 0 || calls("pexpire") != 0 {
+		t.Errorf("a request well under the limit: wait %d, HINCRBY %d, HGET %d, HDEL %d, PEXPIRE %d; want allowed by one HINCRBY",
+			wait, calls("hincrby"), calls("hget"), calls("hdel"), calls("pexpire"))
+	}
+	for range 7 {
+		rateCheckAt(t, rdb, "rate", 1, 900) // counts 3 to 9: each fits beside a full window 0
+	}
+	if calls("hget") != 0 {
+		t.Errorf("requests that fit beside a full previous window read it %d times; want none", calls("hget"))
+	}
+	// The 10th might not fit (10 + 1 > 10): window 0 is read, and its weight refuses it.
+	if wait := rateCheckAt(t, rdb, "rate", 1, 900); wait != 100 || calls("hget") != 1 {
+		t.Errorf("the 10th request: wait %d, HGET %d; want refused for 100 ms after one HGET", wait, calls("hget"))
 	}
 }
