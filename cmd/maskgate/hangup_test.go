@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,14 +42,7 @@ func TestCallersThatHangUpLeaveNothingBehind(t *testing.T) {
 		if op == "mask" {
 			body = `{"ttlSeconds":60}` // the same for every mask, so that concurrent ones coalesce
 		}
-		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+p.addr+"/v1/agents/h"+strconv.Itoa(agent)+"/"+op, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
+		return p.call(ctx, http.MethodPost, "/v1/agents/h"+strconv.Itoa(agent)+"/"+op, token, body)
 	}
 
 	var mu sync.Mutex

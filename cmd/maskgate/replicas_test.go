@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -79,14 +80,24 @@ func spawn(t *testing.T, env map[string]string) *process {
 
 func (p *process) request(t *testing.T, method, path, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+p.addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	status, err := p.call(context.Background(), method, path, token, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return status
+}
+
+// call sends a request with the bearer token and body ("" for none) to the replica,
+// and answers its status.
+func (p *process) call(ctx context.Context, method, path, token, body string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, method, "http://"+p.addr+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 func TestKilledReplicasSessionsExpireOnTheSurvivor(t *testing.T) {
