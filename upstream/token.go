@@ -94,6 +94,11 @@ func (ts *tokenSource) renew() (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ts.timeout)
 	defer cancel()
 	cur := ts.current.Load()
+	if cur != nil && ts.now().Before(cur.refreshAt) {
+		// A caller decides to ask before it joins the flight: the flight it saw may
+		// have ended meanwhile with a fresh token, which serves it too.
+		return cur, nil
+	}
 	var (
 		tok *token
 		err error
