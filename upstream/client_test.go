@@ -346,7 +346,6 @@ func TestDiscoveryFindsTheTenantsEndpoint(t *testing.T) {
 	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); err != nil {
 		t.Fatalf("Mask through discovery: %v", err)
 	}
-
 }
 
 func TestInFlightRequestsAreBounded(t *testing.T) {

@@ -16,13 +16,20 @@ func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
 	if base := c.base.Load(); base != nil {
 		return *base, nil
 	}
-	v, err, _ := c.tokens.flight.Do("discovery", func() (any, error) { return c.discover(ctx, tok) })
+	v, err, _ := c.tokens.flight.Do("discovery", func() (any, error) {
+		if base := c.base.Load(); base != nil { // found by a flight that ended meanwhile
+			return *base, nil
+		}
+		base, err := c.discover(ctx, tok)
+		if err == nil {
+			c.base.Store(&base)
+		}
+		return base, err
+	})
 	if err != nil {
 		return "", err
 	}
-	base := v.(string)
-	c.base.Store(&base)
-	return base, nil
+	return v.(string), nil
 }
 
 // discover reads {issuer}/.well-known/cxone-configuration?tenantId={tenantId}. The
