@@ -1,13 +1,13 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
 // The paths of CXone's Multi-ACD recording API, under the tenant's API endpoint.
@@ -25,9 +26,6 @@ const (
 	unmaskPath = "/interaction-recording-management-service/v1/interactions/unmask"
 	statusPath = "/interaction-recording-management-service/v1/interactions/get-recording-status"
 )
-
-// maxAnswer bounds how much of a CXone answer is read.
-const maxAnswer = 64 << 10
 
 // Config configures a Client.
 type Config struct {
@@ -39,7 +37,6 @@ type Config struct {
 	BaseBackoff time.Duration // first backoff (default 100ms), doubled per attempt
 	MaxBackoff  time.Duration // cap of one backoff (default 2s)
 	MaxInFlight int           // CXone requests in flight at most, all operations together (default 64)
-	HTTPClient  *http.Client  // default: a keep-alive pool sized for the gateway's load
 	Registerer  prometheus.Registerer
 	Now         func() time.Time // default time.Now
 }
@@ -68,7 +65,7 @@ type RecordingStatus struct {
 // safe for concurrent use; all requests share one token and one connection pool.
 type Client struct {
 	cfg      Config
-	hc       *http.Client
+	hc       *fasthttp.Client
 	tokens   *tokenSource
 	metrics  *metrics
 	inFlight chan struct{}          // one slot per CXone request in flight
@@ -98,23 +95,7 @@ func New(cfg Config) *Client {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-				MaxIdleConns:        256,
-				MaxIdleConnsPerHost: 128,
-				IdleConnTimeout:     90 * time.Second,
-				TLSHandshakeTimeout: cfg.Timeout,
-				ForceAttemptHTTP2:   true,
-			},
-			// A redirect is not part of CXone's API; following one could carry the
-			// bearer token or the credentials elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
+	hc := newHTTPClient(cfg.Timeout)
 	m := newMetrics(cfg.Registerer)
 	c := &Client{
 		cfg:      cfg,
@@ -241,28 +222,33 @@ func (c *Client) attempt(ctx context.Context, op, method, target, access string,
 	case <-ctx.Done():
 		return 0, 0, fmt.Errorf("waiting for one of %d CXone slots: %w", c.cfg.MaxInFlight, ctx.Err())
 	}
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, method, target, nil)
-	if err != nil {
-		return 0, 0, err
-	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(method)
+	req.SetRequestURI(target)
 	req.Header.Set("Authorization", "Bearer "+access)
 	req.Header.Set("Accept", "application/json")
 	t0 := time.Now()
-	resp, err := c.hc.Do(req)
+	err = exchange(ctx, c.hc, c.cfg.Timeout, req, resp)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		// A status with a body larger than any of CXone's answers: not believed, and
+		// not asked for again (the same would come).
+		c.metrics.request(op, strconvStatus(resp.StatusCode()), time.Since(t0))
+		return resp.StatusCode(), 0, fmt.Errorf("answer larger than %d bytes", maxAnswer)
+	}
 	if err != nil {
 		c.metrics.request(op, "error", time.Since(t0))
 		return 0, 0, err
 	}
-	defer drain(resp.Body)
-	c.metrics.request(op, strconvStatus(resp.StatusCode), time.Since(t0))
-	if resp.StatusCode == http.StatusOK && decode != nil {
-		if err := decode(io.LimitReader(resp.Body, maxAnswer)); err != nil {
-			return resp.StatusCode, 0, errors.New("undecodable answer")
+	status = resp.StatusCode()
+	c.metrics.request(op, strconvStatus(status), time.Since(t0))
+	if status == http.StatusOK && decode != nil {
+		if err := decode(bytes.NewReader(resp.Body())); err != nil {
+			return status, 0, errors.New("undecodable answer")
 		}
 	}
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now()), nil
+	return status, parseRetryAfter(string(resp.Header.Peek("Retry-After")), c.cfg.Now()), nil
 }
 
 // classify maps CXone's answer (or the lack of one) to the kind of failure.
@@ -297,8 +283,8 @@ func transient(status int, err error) bool {
 
 // transportKind tells a timeout from another network failure.
 func transportKind(err error) error {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	var t interface{ Timeout() bool } // a net.Error, or fasthttp's ErrTimeout
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &t) && t.Timeout()) {
 		return ErrTimeout
 	}
 	return ErrUnavailable
@@ -326,12 +312,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
-}
-
-// drain reads what is left of a body so that the connection goes back to the pool.
-func drain(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxAnswer))
-	_ = body.Close()
 }
 
 func strconvStatus(code int) string { return strconv.Itoa(code) }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // endpoint returns the tenant's API endpoint: CXONE_API_BASE_URL when configured, else
@@ -49,35 +50,34 @@ func (c *Client) discover(ctx context.Context, tok *token) (string, error) {
 		}
 		issuer = u.Scheme + "://" + u.Host
 	}
-	target := strings.TrimRight(issuer, "/") + "/.well-known/cxone-configuration?tenantId=" + url.QueryEscape(tok.tenantID)
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
-	if err != nil {
+	if !IsHTTPURL(issuer) {
 		return fail(ErrRefused, 0, errors.New("bad issuer in id_token"))
 	}
+	target := strings.TrimRight(issuer, "/") + "/.well-known/cxone-configuration?tenantId=" + url.QueryEscape(tok.tenantID)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(target)
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
+	if err := exchange(ctx, c.hc, c.cfg.Timeout, req, resp); err != nil {
 		return fail(transportKind(err), 0, err)
 	}
-	defer drain(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	status := resp.StatusCode()
+	if status != http.StatusOK {
 		kind := ErrRefused
-		if transient(resp.StatusCode, nil) {
+		if transient(status, nil) {
 			kind = ErrUnavailable
 		}
-		return fail(kind, resp.StatusCode, nil)
+		return fail(kind, status, nil)
 	}
 	var doc struct {
 		APIEndpoint string `json:"api_endpoint"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&doc); err != nil || doc.APIEndpoint == "" {
-		return fail(ErrRefused, resp.StatusCode, errors.New("discovery document without api_endpoint"))
+	if err := json.Unmarshal(resp.Body(), &doc); err != nil || doc.APIEndpoint == "" {
+		return fail(ErrRefused, status, errors.New("discovery document without api_endpoint"))
 	}
-	u, err := url.Parse(doc.APIEndpoint)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fail(ErrRefused, resp.StatusCode, errors.New("discovery document with a bad api_endpoint"))
+	if !IsHTTPURL(doc.APIEndpoint) {
+		return fail(ErrRefused, status, errors.New("discovery document with a bad api_endpoint"))
 	}
 	return strings.TrimRight(doc.APIEndpoint, "/"), nil
 }

@@ -2,17 +2,17 @@ package upstream
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -41,7 +41,7 @@ type token struct {
 type tokenSource struct {
 	authURL string
 	creds   Credentials
-	hc      *http.Client
+	hc      *fasthttp.Client
 	timeout time.Duration
 	now     func() time.Time
 	metrics *metrics
@@ -132,32 +132,37 @@ type tokenAnswer struct {
 }
 
 func (ts *tokenSource) request(ctx context.Context, grant string, form url.Values) (*token, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.authURL, strings.NewReader(form.Encode()))
-	if err != nil {
+	if !IsHTTPURL(ts.authURL) {
 		return nil, &Error{Op: "token", Kind: ErrRefused, Err: errors.New("bad CXONE_AUTH_URL")}
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(http.MethodPost)
+	req.SetRequestURI(ts.authURL)
+	req.Header.SetContentType("application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
-	req.SetBasicAuth(url.QueryEscape(ts.creds.ClientID), url.QueryEscape(ts.creds.ClientSecret))
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString(
+		[]byte(url.QueryEscape(ts.creds.ClientID)+":"+url.QueryEscape(ts.creds.ClientSecret))))
+	req.SetBodyString(form.Encode())
 	started := ts.now()
-	resp, err := ts.hc.Do(req)
-	if err != nil {
+	if err := exchange(ctx, ts.hc, ts.timeout, req, resp); err != nil {
 		ts.metrics.tokenRequest(grant, "error")
 		return nil, &Error{Op: "token", Kind: transportKind(err), Err: err}
 	}
-	defer drain(resp.Body)
+	status := resp.StatusCode()
 	var ans tokenAnswer
-	decodeErr := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&ans)
-	ts.metrics.tokenRequest(grant, strconvStatus(resp.StatusCode))
+	decodeErr := json.Unmarshal(resp.Body(), &ans)
+	ts.metrics.tokenRequest(grant, strconvStatus(status))
 	switch {
-	case resp.StatusCode == http.StatusOK && decodeErr == nil && ans.AccessToken != "" && ans.ExpiresIn > 0:
-	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized:
-		return nil, &Error{Op: "token", Status: resp.StatusCode, Kind: ErrRefused, Err: oauthError(ans)}
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, &Error{Op: "token", Status: resp.StatusCode, Kind: ErrUnavailable}
+	case status == http.StatusOK && decodeErr == nil && ans.AccessToken != "" && ans.ExpiresIn > 0:
+	case status == http.StatusBadRequest || status == http.StatusUnauthorized:
+		return nil, &Error{Op: "token", Status: status, Kind: ErrRefused, Err: oauthError(ans)}
+	case status >= 500 || status == http.StatusTooManyRequests:
+		return nil, &Error{Op: "token", Status: status, Kind: ErrUnavailable}
 	default:
-		return nil, &Error{Op: "token", Status: resp.StatusCode, Kind: ErrRefused, Err: errors.New("unexpected token answer")}
+		return nil, &Error{Op: "token", Status: status, Kind: ErrRefused, Err: errors.New("unexpected token answer")}
 	}
 	lifetime := time.Duration(ans.ExpiresIn) * time.Second
 	tok := &token{

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -153,7 +152,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if len(c.Auth.HS256Secret) > 0 && len(c.Auth.HS256Secret) < 32 {
 		bad("MASKGATE_JWT_HS256_SECRET must be at least 32 bytes")
 	}
-	if c.Auth.JWKSURL != "" && !isHTTPURL(c.Auth.JWKSURL) {
+	if c.Auth.JWKSURL != "" && !upstream.IsHTTPURL(c.Auth.JWKSURL) {
 		bad("MASKGATE_JWT_JWKS_URL must be an http(s) URL")
 	}
 
@@ -175,10 +174,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.CXone.Credentials.AccessKeySecret == "" && !hasSecret(getenv, "CXONE_ACCESS_KEY_SECRET") {
 		bad("CXONE_ACCESS_KEY_SECRET or CXONE_ACCESS_KEY_SECRET_FILE is required")
 	}
-	if !isHTTPURL(c.CXone.AuthURL) {
+	if !upstream.IsHTTPURL(c.CXone.AuthURL) {
 		bad("CXONE_AUTH_URL must be an http(s) URL")
 	}
-	if c.CXone.BaseURL != "" && !isHTTPURL(c.CXone.BaseURL) {
+	if c.CXone.BaseURL != "" && !upstream.IsHTTPURL(c.CXone.BaseURL) {
 		bad("CXONE_API_BASE_URL must be an http(s) URL")
 	}
 	if len(problems) > 0 {
@@ -212,9 +211,4 @@ func readSecret(getenv func(string) string, name string) (string, error) {
 // reported by readSecret).
 func hasSecret(getenv func(string) string, name string) bool {
 	return getenv(name) != "" || strings.TrimSpace(getenv(name+"_FILE")) != ""
-}
-
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

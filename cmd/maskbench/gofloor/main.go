@@ -1,7 +1,7 @@
 // Command gofloor is maskbench's third target, the floor of maskgate's stack: the
 // forward nginx does, plus the two Redis scripts of the pairing guarantee at their
 // smallest, and nothing else, written with the libraries maskgate uses as cheaply as
-// they allow (net/http's server and client; go-redis with RESP2, EVALSHA and its
+// they allow (net/http's server, fasthttp's client; go-redis with RESP2, EVALSHA and its
 // full-duplex automatic pipelining, which batches the scripts of concurrent requests;
 // maskgate's GOGC). It has no JWT, no session logic, no audit line, no metrics: what
 // maskgate costs beyond it is what maskgate's own work costs. Not a gateway: maskbench
@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
 )
 
 // The two transitions the guarantee needs, at their smallest: the write-ahead (the
@@ -56,7 +57,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gofloor:", err)
 		os.Exit(2)
 	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	client := &fasthttp.Client{MaxIdleConnDuration: time.Minute}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(http.ResponseWriter, *http.Request) {})
 	mux.Handle("POST /v1/agents/{userId}/mask", mask(rdb, client, *cxone+"/interaction-recording-management-service/v1/interactions/mask?userId=", "Bearer "+*token))
@@ -70,7 +71,7 @@ func main() {
 	}
 }
 
-func mask(rdb redis.Scripter, client *http.Client, maskURL, bearer string) http.HandlerFunc {
+func mask(rdb redis.Scripter, client *fasthttp.Client, maskURL, bearer string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		user := r.PathValue("userId")
@@ -80,21 +81,22 @@ func mask(rdb redis.Scripter, client *http.Client, maskURL, bearer string) http.
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, maskURL+url.QueryEscape(user), nil)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.Header.SetMethod(http.MethodPost)
+		req.SetRequestURI(maskURL + url.QueryEscape(user))
 		req.Header.Set("Authorization", bearer)
-		resp, err := client.Do(req)
-		if err != nil {
+		if err := client.DoTimeout(req, resp, 5*time.Second); err != nil {
 			http.Error(w, err.Error(), http.StatusGatewayTimeout)
 			return
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		if err := finish.Run(ctx, rdb, keys[:1]).Err(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(resp.StatusCode)
+		w.WriteHeader(resp.StatusCode())
 		_, _ = w.Write(strconv.AppendQuote([]byte(`{"state":"masked","userId":`), user))
 		_, _ = w.Write([]byte("}\n"))
 	}

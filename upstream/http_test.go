@@ -1,0 +1,99 @@
+package upstream_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/upstream"
+)
+
+// fakeCXone serves a token to anyone at /auth/token and everything else with api: a
+// CXone that misbehaves in ways the simulator does not.
+func fakeCXone(t *testing.T, api http.HandlerFunc) upstream.Config {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/token" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"a","token_type":"bearer","expires_in":3600}`))
+			return
+		}
+		api(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return upstream.Config{AuthURL: srv.URL + "/auth/token", BaseURL: srv.URL, Timeout: 2 * time.Second,
+		BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+}
+
+func TestARedirectIsNotFollowed(t *testing.T) {
+	var followed atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed.Add(1) }))
+	defer elsewhere.Close()
+	cfg := fakeCXone(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	})
+	_, err := upstream.New(cfg).Mask(context.Background(), "7")
+	if !errors.Is(err, upstream.ErrRefused) {
+		t.Errorf("Mask = %v; want ErrRefused", err)
+	}
+	if n := followed.Load(); n != 0 {
+		t.Errorf("the redirect was followed %d times; the bearer token went elsewhere", n)
+	}
+}
+
+func TestAnAnswerTooLargeIsNotBelievedNorAskedAgain(t *testing.T) {
+	var asked atomic.Int32
+	cfg := fakeCXone(t, func(w http.ResponseWriter, _ *http.Request) {
+		asked.Add(1)
+		w.Write([]byte(strings.Repeat(" ", 65<<10)))
+	})
+	_, err := upstream.New(cfg).Mask(context.Background(), "7")
+	var ue *upstream.Error
+	if !errors.Is(err, upstream.ErrRefused) || !errors.As(err, &ue) || ue.Status != http.StatusOK {
+		t.Errorf("Mask = %v; want ErrRefused with CXone's status 200", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("CXone was asked %d times; want 1: the same answer would come again", n)
+	}
+}
+
+// A connection that CXone closed while it sat idle in the pool costs no attempt and no
+// backoff: the request goes again at once on a new connection.
+func TestAConnectionClosedByCXoneIsReplacedAtOnce(t *testing.T) {
+	var asked atomic.Int32
+	cfg := fakeCXone(t, func(w http.ResponseWriter, _ *http.Request) {
+		if asked.Add(1) > 1 {
+			return
+		}
+		// Answer, then drop the connection without saying so (no Connection: close),
+		// as a load balancer does with one idle for too long.
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		buf.Flush()
+		conn.Close()
+	})
+	// A retry by Client.do would wait an hour: with the caller's budget shorter, it
+	// answers the failure at once instead.
+	cfg.BaseBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	c := upstream.New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 2 {
+		res, err := c.Mask(ctx, "7")
+		if err != nil || res.Attempts != 1 {
+			t.Fatalf("mask %d = %+v, %v; want success in 1 attempt", i+1, res, err)
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("CXone saw %d masks; want 2", n)
+	}
+}
