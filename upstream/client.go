@@ -37,6 +37,7 @@ type Config struct {
 	BaseBackoff time.Duration // first backoff (default 100ms), doubled per attempt
 	MaxBackoff  time.Duration // cap of one backoff (default 2s)
 	MaxInFlight int           // CXone requests in flight at most, all operations together (default 64)
+	IdleTimeout time.Duration // how long a connection may stay unused in the pool (default 55s)
 	Registerer  prometheus.Registerer
 	Now         func() time.Time // default time.Now
 }
@@ -89,13 +90,18 @@ func New(cfg Config) *Client {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
 	}
+	if cfg.IdleTimeout <= 0 {
+		// Under the 60 s after which common load balancers drop an idle connection, so
+		// that the pool seldom holds one the other end has closed.
+		cfg.IdleTimeout = 55 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	hc := newHTTPClient(cfg.Timeout)
+	hc := newHTTPClient(cfg.Timeout, cfg.IdleTimeout)
 	m := newMetrics(cfg.Registerer)
 	c := &Client{
 		cfg:      cfg,
@@ -117,7 +123,8 @@ func New(cfg Config) *Client {
 	return c
 }
 
-// Close releases the client's idle connections to CXone.
+// Close closes the client's idle connections to CXone. The goroutines that watch the
+// pool end within IdleTimeout after it.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 // Mask asks CXone to mask the recording of the agent's latest active call.

@@ -16,11 +16,6 @@ import (
 // maxAnswer bounds how much of a CXone answer is read.
 const maxAnswer = 64 << 10
 
-// idleConn is how long a connection to CXone may stay unused in the pool: under the
-// 60 s after which common load balancers drop an idle connection, so that the pool
-// seldom holds one the other end has closed.
-const idleConn = 55 * time.Second
-
 // newHTTPClient is the client of every request to CXone (token, discovery, API): one
 // keep-alive pool per host, the proxy of HTTP_PROXY/HTTPS_PROXY/NO_PROXY, no redirects
 // (a redirect is not part of CXone's API; following one could carry the bearer token
@@ -32,12 +27,19 @@ const idleConn = 55 * time.Second
 // client with maskbench, it cut maskgate's CPU per mask by about a sixth
 // (docs/PERFORMANCE.md, item 13). What it does not do, and what maskgate does not
 // need of it, is in exchange.
-func newHTTPClient(timeout time.Duration) *fasthttp.Client {
-	dialer := &fasthttpproxy.Dialer{Timeout: timeout, ConnectTimeout: timeout, DialDualStack: true}
+//
+// Its goroutines that close idle connections notice only after up to idle that the
+// pool is empty, so they outlive Close by as much: a test that counts goroutines sets
+// a short idle.
+func newHTTPClient(timeout, idle time.Duration) *fasthttp.Client {
+	dialer := &fasthttpproxy.Dialer{Timeout: timeout, ConnectTimeout: timeout, DialDualStack: true,
+		// Names are resolved by Go's resolver at each dial, as net/http does: fasthttp's
+		// own DNS cache keeps a goroutine for a minute after the last dial.
+		TCPDialer: fasthttp.TCPDialer{DisableDNSResolution: true}}
 	return &fasthttp.Client{
 		Name:                   "maskgate",
 		ConfigureClient:        func(hc *fasthttp.HostClient) error { return useProxy(dialer, hc) },
-		MaxIdleConnDuration:    idleConn,
+		MaxIdleConnDuration:    idle,
 		MaxResponseBodySize:    maxAnswer,
 		DisablePathNormalizing: true, // the request goes as built
 		RetryIfErr:             retryIfClosed,

@@ -97,3 +97,17 @@ func TestAConnectionClosedByCXoneIsReplacedAtOnce(t *testing.T) {
 		t.Errorf("CXone saw %d masks; want 2", n)
 	}
 }
+
+// Names are resolved at each dial (fasthttp's DNS cache is off): CXone is reached by
+// its name, here localhost.
+func TestCXoneIsReachedByName(t *testing.T) {
+	cfg := fakeCXone(t, func(http.ResponseWriter, *http.Request) {})
+	cfg.AuthURL = strings.Replace(cfg.AuthURL, "127.0.0.1", "localhost", 1)
+	cfg.BaseURL = strings.Replace(cfg.BaseURL, "127.0.0.1", "localhost", 1)
+	if !strings.Contains(cfg.BaseURL, "localhost") {
+		t.Fatalf("the test server is at %s, not 127.0.0.1", cfg.BaseURL)
+	}
+	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask through localhost: %v", err)
+	}
+}

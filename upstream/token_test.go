@@ -26,7 +26,7 @@ func TestATokenObtainedMeanwhileServesALateCaller(t *testing.T) {
 	var clockReads atomic.Int32
 	ts := &tokenSource{
 		authURL: srv.URL,
-		hc:      newHTTPClient(5 * time.Second),
+		hc:      newHTTPClient(5*time.Second, time.Second),
 		timeout: 5 * time.Second,
 		metrics: newMetrics(prometheus.NewRegistry()),
 		now: func() time.Time {

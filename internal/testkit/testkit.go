@@ -119,6 +119,9 @@ func (s *Sim) UpstreamConfig() upstream.Config {
 		MaxAttempts: 3,
 		BaseBackoff: 10 * time.Millisecond,
 		MaxBackoff:  50 * time.Millisecond,
+		// The client's goroutines end this long after it is closed: the tests that
+		// count goroutines must not wait for the production default.
+		IdleTimeout: time.Second,
 	}
 }
 
