@@ -23,10 +23,10 @@ const maxAnswer = 64 << 10
 //
 // fasthttp, not net/http: it writes and reads on the caller's goroutine, where
 // net/http's Transport hands every request to two goroutines of the connection and
-// back, and it allocates almost nothing per request. Measured against net/http's
-// client with maskbench, it cut maskgate's CPU per mask by about a sixth
-// (docs/PERFORMANCE.md, item 13). What it does not do, and what maskgate does not
-// need of it, is in exchange.
+// back, and it reuses its requests and answers. BenchmarkMask: about half the time
+// and a third of the allocations per CXone call; maskbench: maskgate's throughput
+// against nginx's about 2 points higher (docs/PERFORMANCE.md, item 13). What it does
+// not do, and what maskgate does not need of it, is in exchange.
 //
 // Its goroutines that close idle connections notice only after up to idle that the
 // pool is empty, so they outlive Close by as much: a test that counts goroutines sets
@@ -61,9 +61,11 @@ func useProxy(d *fasthttpproxy.Dialer, hc *fasthttp.HostClient) error {
 
 // retryIfClosed sends a request again, on another connection, when the one it was
 // written to was closed by CXone before any answer: an idle connection that the other
-// end dropped while it sat in the pool, as net/http's Transport does for any request.
-// Mask and unmask may be sent twice (design §1): Client.do retries them after a
-// failure all the same, only later.
+// end dropped while it sat in the pool. net/http's Transport sees such a close before
+// it reuses the connection (its read goroutine is waiting on it); fasthttp's client
+// learns of it from the request. Sending again is safe: a network error is transient
+// (design §1), so Client.do would send the request again all the same, only after a
+// backoff.
 func retryIfClosed(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
 	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
