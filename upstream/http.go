@@ -23,7 +23,7 @@ const maxAnswer = 64 << 10
 //
 // fasthttp, not net/http: it writes and reads on the caller's goroutine, where
 // net/http's Transport hands every request to two goroutines of the connection and
-// back, and it reuses its requests and answers. BenchmarkMask: about half the time
+// back, and it reuses its requests and answers. BenchmarkMask: a quarter to half less time
 // and a third of the allocations per CXone call; maskbench: maskgate's throughput
 // against nginx's about 2 points higher (docs/PERFORMANCE.md, item 13). What it does
 // not do, and what maskgate does not need of it, is in exchange.
