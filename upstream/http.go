@@ -13,8 +13,11 @@ import (
 	"github.com/valyala/fasthttp/fasthttpproxy"
 )
 
-// maxAnswer bounds how much of a CXone answer is read.
-const maxAnswer = 64 << 10
+// maxAnswer bounds how much of a CXone answer is read, and maxHeaders its headers.
+const (
+	maxAnswer  = 64 << 10
+	maxHeaders = 32 << 10
+)
 
 // newHTTPClient is the client of every request to CXone (token, discovery, API): one
 // keep-alive pool per host, the proxy of HTTP_PROXY/HTTPS_PROXY/NO_PROXY, no redirects
@@ -37,10 +40,13 @@ func newHTTPClient(timeout, idle time.Duration) *fasthttp.Client {
 		// own DNS cache keeps a goroutine for a minute after the last dial.
 		TCPDialer: fasthttp.TCPDialer{DisableDNSResolution: true}}
 	return &fasthttp.Client{
-		Name:                   "maskgate",
-		ConfigureClient:        func(hc *fasthttp.HostClient) error { return useProxy(dialer, hc) },
-		MaxIdleConnDuration:    idle,
-		MaxResponseBodySize:    maxAnswer,
+		Name:                "maskgate",
+		ConfigureClient:     func(hc *fasthttp.HostClient) error { return useProxy(dialer, hc) },
+		MaxIdleConnDuration: idle,
+		MaxResponseBodySize: maxAnswer,
+		// The read buffer bounds an answer's headers too: fasthttp's 4 KiB default is
+		// less than what a CDN or load balancer in front of an API may add.
+		ReadBufferSize:         maxHeaders,
 		DisablePathNormalizing: true, // the request goes as built
 		RetryIfErr:             retryIfClosed,
 		// One more try when the pool's connection turned out to be closed: see

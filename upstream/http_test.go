@@ -111,3 +111,16 @@ func TestCXoneIsReachedByName(t *testing.T) {
 		t.Fatalf("Mask through localhost: %v", err)
 	}
 }
+
+// Headers as large as a CDN in front of an API may send are read; fasthttp's default
+// buffer, 4 KiB, would fail them.
+func TestLargeAnswerHeadersAreRead(t *testing.T) {
+	cfg := fakeCXone(t, func(w http.ResponseWriter, _ *http.Request) {
+		for i := range 16 {
+			w.Header().Set("X-Padding-"+strings.Repeat("x", i), strings.Repeat("p", 1000))
+		}
+	})
+	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask with 16 KB of answer headers: %v", err)
+	}
+}
