@@ -238,18 +238,17 @@ func (c *Client) attempt(ctx context.Context, op, method, target, access string,
 	req.Header.Set("Accept", "application/json")
 	t0 := time.Now()
 	err = exchange(ctx, c.hc, c.cfg.Timeout, req, resp)
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		// A status with a body larger than any of CXone's answers: not believed, and
-		// not asked for again (the same would come).
-		c.metrics.request(op, strconvStatus(resp.StatusCode()), time.Since(t0))
-		return resp.StatusCode(), 0, fmt.Errorf("answer larger than %d bytes", maxAnswer)
-	}
-	if err != nil {
+	tooLarge := errors.Is(err, fasthttp.ErrBodyTooLarge) // a status came, with a body beyond any of CXone's
+	if err != nil && !tooLarge {
 		c.metrics.request(op, "error", time.Since(t0))
 		return 0, 0, err
 	}
 	status = resp.StatusCode()
 	c.metrics.request(op, strconvStatus(status), time.Since(t0))
+	if tooLarge {
+		// Not believed, and not asked for again: the same would come.
+		return status, 0, fmt.Errorf("answer larger than %d bytes", maxAnswer)
+	}
 	if status == http.StatusOK && decode != nil {
 		if err := decode(bytes.NewReader(resp.Body())); err != nil {
 			return status, 0, errors.New("undecodable answer")
