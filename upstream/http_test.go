@@ -3,8 +3,11 @@ package upstream_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,15 +115,67 @@ func TestCXoneIsReachedByName(t *testing.T) {
 	}
 }
 
-// Headers as large as a CDN in front of an API may send are read; fasthttp's default
-// buffer, 4 KiB, would fail them.
-func TestLargeAnswerHeadersAreRead(t *testing.T) {
-	cfg := fakeCXone(t, func(w http.ResponseWriter, _ *http.Request) {
-		for i := range 16 {
-			w.Header().Set("X-Padding-"+strings.Repeat("x", i), strings.Repeat("p", 1000))
+// Headers as large as a CDN in front of an API may send are read (fasthttp's default
+// buffer, 4 KiB, would fail them); beyond 32 KiB an answer is not believed.
+func TestAnswerHeadersAreReadUpTo32KiB(t *testing.T) {
+	for _, tt := range []struct {
+		kib int
+		ok  bool
+	}{{16, true}, {40, false}} {
+		cfg := fakeCXone(t, func(w http.ResponseWriter, _ *http.Request) {
+			for i := range tt.kib {
+				w.Header().Set("X-Padding-"+strconv.Itoa(i), strings.Repeat("p", 1000))
+			}
+		})
+		cfg.MaxAttempts = 1
+		_, err := upstream.New(cfg).Mask(context.Background(), "7")
+		if (err == nil) != tt.ok {
+			t.Errorf("Mask with %d KB of answer headers = %v; want success %v", tt.kib, err, tt.ok)
 		}
-	})
-	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); err != nil {
-		t.Fatalf("Mask with 16 KB of answer headers: %v", err)
+	}
+}
+
+// The proxy of HTTP_PROXY carries every request to CXone: here CXone's name resolves
+// nowhere but in the proxy, which tunnels to the fake CXone.
+func TestCXoneIsReachedThroughTheEnvironmentsProxy(t *testing.T) {
+	cfg := fakeCXone(t, func(http.ResponseWriter, *http.Request) {})
+	_, port, _ := strings.Cut(strings.TrimPrefix(cfg.BaseURL, "http://"), ":")
+	var tunnels atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || r.Host != "cxone.test:"+port {
+			http.Error(w, "unexpected "+r.Method+" "+r.Host, http.StatusBadRequest)
+			return
+		}
+		tunnels.Add(1)
+		backend, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		client, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			backend.Close()
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
+		buf.Flush()
+		go func() { io.Copy(backend, client); backend.Close() }()
+		io.Copy(client, backend)
+		client.Close()
+	}))
+	defer proxy.Close()
+	for _, name := range []string{"HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"} {
+		t.Setenv(name, "")
+	}
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	cfg.AuthURL = "http://cxone.test:" + port + "/auth/token"
+	cfg.BaseURL = "http://cxone.test:" + port
+	c := upstream.New(cfg)
+	defer c.Close()
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask through the proxy: %v", err)
+	}
+	if tunnels.Load() == 0 {
+		t.Error("no request went through the proxy")
 	}
 }
