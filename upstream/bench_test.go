@@ -2,29 +2,24 @@ package upstream_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
 
+	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream"
-	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
 // BenchmarkMask is one mask through the client to the simulator over loopback HTTP,
 // from 32 goroutines as maskbench's 32 connections: the cost of CXone's client (the
 // simulator's share, in the same process, included).
 func BenchmarkMask(b *testing.B) {
-	creds := upstream.Credentials{ClientID: "bench", ClientSecret: "bench-secret", AccessKeyID: "key", AccessKeySecret: "key-secret"}
-	sim := cxonesim.New(cxonesim.Options{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret,
-		AccessKeyID: creds.AccessKeyID, AccessKeySecret: creds.AccessKeySecret, MaxRequests: 1000})
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
+	sim := testkit.NewSimServing(b, 1000, nil)
 	const agents = 500
 	for i := range agents {
 		sim.StartCall(strconv.Itoa(i), false, true)
 	}
-	c := upstream.New(upstream.Config{AuthURL: srv.URL + cxonesim.TokenPath, Credentials: creds})
+	c := upstream.New(sim.UpstreamConfig())
 	defer c.Close()
 	if err := c.Ready(context.Background()); err != nil {
 		b.Fatal(err)

@@ -348,6 +348,37 @@ func TestDiscoveryFindsTheTenantsEndpoint(t *testing.T) {
 	}
 }
 
+// The API endpoint is discovered once per process, however many requests need it at
+// once (README, Discovery).
+func TestDiscoveryIsFetchedOnce(t *testing.T) {
+	var discoveries atomic.Int32
+	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == cxonesim.DiscoveryPath {
+				discoveries.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.Mask(context.Background(), "7"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	if n := discoveries.Load(); n != 1 {
+		t.Errorf("discovery fetched %d times for 21 masks; want 1", n)
+	}
+}
+
 func TestInFlightRequestsAreBounded(t *testing.T) {
 	sim := testkit.NewSim(t)
 	cfg := sim.UpstreamConfig()

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -94,7 +95,11 @@ type Sim struct {
 }
 
 // NewSim starts a simulator with fresh credentials; it stops when the test ends.
-func NewSim(t testing.TB) *Sim {
+func NewSim(t testing.TB) *Sim { return NewSimServing(t, 0, nil) }
+
+// NewSimServing is NewSim with a request log of at most maxRequests (0: all, as tests
+// want) and, when wrap is not nil, served through wrap (to watch what reaches it).
+func NewSimServing(t testing.TB, maxRequests int, wrap func(http.Handler) http.Handler) *Sim {
 	t.Helper()
 	creds := upstream.Credentials{
 		ClientID:        "client id/with:specials",
@@ -103,8 +108,12 @@ func NewSim(t testing.TB) *Sim {
 		AccessKeySecret: Canary + "key-secret-" + RandomHex(8),
 	}
 	sim := cxonesim.New(cxonesim.Options{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret,
-		AccessKeyID: creds.AccessKeyID, AccessKeySecret: creds.AccessKeySecret})
-	srv := httptest.NewServer(sim)
+		AccessKeyID: creds.AccessKeyID, AccessKeySecret: creds.AccessKeySecret, MaxRequests: maxRequests})
+	var h http.Handler = sim
+	if wrap != nil {
+		h = wrap(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &Sim{Sim: sim, URL: srv.URL, Credentials: creds}
 }
