@@ -78,7 +78,7 @@ func retryIfClosed(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry b
 }
 
 // IsHTTPURL reports whether s is an absolute http or https URL with a host: what a
-// request to CXone can be sent to.
+// request can be sent to (CXone's endpoints, and the configuration's other URLs).
 func IsHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
