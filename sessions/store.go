@@ -75,7 +75,8 @@ var sessionFields = [sessionFieldCount]string{
 //	                      named after h (false for a missing one): what a script answers
 //	read_session(h, ...)  the same HMGET, as a table by field name, then the values of
 //	                      the fields named after h: one read for the lock and the session
-//	as_fields(s)          such a table as session() answers it
+//	as_fields(first, s)   first, then such a table's fields as session() answers
+//	                      them: a script's answer, built at its final size
 //
 // Less than half of what HGETALL answers (no field names, no lock fields), and no map to
 // build on this side.
@@ -92,8 +93,8 @@ var sessionSrc = func() string {
 		"  local v = session(h, ...)\n" +
 		"  return {" + strings.Join(byName, ", ") + "}, unpack(v, " + strconv.Itoa(len(sessionFields)+1) + ")\n" +
 		"end\n" +
-		"local function as_fields(s)\n" +
-		"  return {" + strings.Join(fields, ", ") + "}\n" +
+		"local function as_fields(first, s)\n" +
+		"  return {first, " + strings.Join(fields, ", ") + "}\n" +
 		"end\n"
 }()
 

@@ -20,7 +20,6 @@ redis.call('DEL', h)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
-local fields = as_fields(s)
-if joined then keep_result(KEYS[5], ARGV[5], fields, ARGV[6]) end
-table.insert(fields, 1, 'closed')
+local fields = as_fields('closed', s)
+if joined then keep_result(KEYS[5], ARGV[5], {unpack(fields, 2)}, ARGV[6]) end
 return fields

@@ -57,6 +57,4 @@ end
 s.expiresAt = deadline
 redis.call('HSET', h, unpack(set))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-local fields = as_fields(s)
-table.insert(fields, 1, outcome)
-return fields
+return as_fields(outcome, s)

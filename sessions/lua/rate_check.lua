@@ -8,7 +8,10 @@ local function rate_check(key, limit, window, now)
   if limit <= 0 then return 0 end
   local index = math.floor(now / window)
   local overlap = (window - (now - index * window)) / window -- of the previous window
-  local cur = redis.call('HINCRBY', key, index, 1)
+  -- The window's field as a string: redis.call formats a number argument with %.17g,
+  -- which costs Redis about twice as much as string.format's %d (callgrind).
+  local field = string.format('%d', index)
+  local cur = redis.call('HINCRBY', key, field, '1')
   if cur == 1 then
     -- A new window: the counts of the two before the previous go (so that none is left
     -- behind when the caller skips a window), and the rest are kept until the next
@@ -21,7 +24,7 @@ local function rate_check(key, limit, window, now)
   if cur + limit * overlap <= limit then return 0 end
   local prev = tonumber(redis.call('HGET', key, index - 1)) or 0
   if prev * overlap + cur > limit then
-    redis.call('HINCRBY', key, index, -1) -- a refused request does not count
+    redis.call('HINCRBY', key, field, '-1') -- a refused request does not count
     return window - (now - index * window)
   end
   return 0

@@ -34,6 +34,4 @@ else
     'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', string.format('%d', now + tonumber(ARGV[5])))
   redis.call('SADD', KEYS[2], ARGV[1])
 end
-local fields = as_fields(s)
-table.insert(fields, 1, outcome)
-return fields
+return as_fields(outcome, s)
