@@ -312,7 +312,9 @@ func fmtRatios(r []float64) string {
 }
 
 // profileRound drives maskgate for one more round while its profiler records CPU and
-// allocations, and writes both to the -profile directory for `go tool pprof`.
+// allocations, and writes both to the -profile directory for `go tool pprof`; with a
+// fixed rate, then one more fixed-rate round while the runtime records an execution
+// trace, which shows what the latency's tail waits for (`go tool trace -pprof=sched`).
 func (b *bench) profileRound(ctx context.Context, out io.Writer) error {
 	if err := os.MkdirAll(b.o.profile, 0o755); err != nil {
 		return err
@@ -329,6 +331,18 @@ func (b *bench) profileRound(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "profiles of one more maskgate round: go tool pprof -top %s/cpu.pprof (and allocs.pprof)\n", b.o.profile)
+	if b.o.rate == 0 {
+		return nil
+	}
+	var err error
+	wg.Go(func() { err = b.fetchProfile("trace", secs, filepath.Join(b.o.profile, "trace.out")) })
+	r := b.fixedRate(ctx, b.maskgateURL, b.o.rate, time.Duration(secs)*time.Second)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "execution trace of one more fixed-rate round (p50 %s p99 %s errors %d): go tool trace -pprof=sched %s/trace.out\n",
+		ms(r.pct(.5)), ms(r.pct(.99)), r.errors, b.o.profile)
 	return nil
 }
 

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		o.maskgateEnv = append(o.maskgateEnv, kv)
 		return nil
 	})
-	fs.StringVar(&o.profile, "profile", "", "after the rounds, profile maskgate under the same load for one round and write cpu.pprof and allocs.pprof to this directory")
+	fs.StringVar(&o.profile, "profile", "", "after the rounds, profile maskgate under the same load for one round and write cpu.pprof and allocs.pprof to this directory, and trace one more fixed-rate round into trace.out")
 	fs.BoolVar(&o.floor, "floor", false, "add a third target, gofloor: the same forward and two Redis round trips in Go with maskgate's libraries, and nothing else")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -48,6 +48,7 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 		`(?m)^  during the go-floor rounds( +[\d.]+){7}$`,
 		`(?m)^  during the nginx    rounds( +[\d.]+){7}$`,
 		`profiles of one more maskgate round: go tool pprof -top `,
+		`execution trace of one more fixed-rate round \(p50 [\d.]+ms p99 [\d.]+ms errors 0\): go tool trace -pprof=sched `,
 		`maskgate's environment adds: GOGC=100\n`,
 		// Go's default GOGC, passed through -maskgate-env, collects within a second.
 		`maskgate's garbage collections per 1000 requests: [\d.]*[1-9][\d.]*\n`,
@@ -57,7 +58,7 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
-	for _, name := range []string{"cpu.pprof", "allocs.pprof"} {
+	for _, name := range []string{"cpu.pprof", "allocs.pprof", "trace.out"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("-profile wrote no %s: %v", name, err)
 		}
