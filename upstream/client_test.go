@@ -66,8 +66,10 @@ func TestOneTokenServesConcurrentRequests(t *testing.T) {
 	}
 }
 
-func TestTokenIsRenewedBeforeExpiryWithoutBlocking(t *testing.T) {
-	sim := testkit.NewSim(t)
+// maskLater masks agent 7 on a new client whose clock it controls, then again after d
+// on that clock: two masks across a token's life.
+func maskLater(t *testing.T, sim *testkit.Sim, d time.Duration) {
+	t.Helper()
 	sim.StartCall("7", false, true)
 	var now atomic.Pointer[time.Time]
 	start := time.Now()
@@ -78,13 +80,18 @@ func TestTokenIsRenewedBeforeExpiryWithoutBlocking(t *testing.T) {
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatal(err)
 	}
-	// The simulator's tokens live one hour: 58m30s later the token is within the
-	// two-minute renewal margin but still valid.
-	later := start.Add(58*time.Minute + 30*time.Second)
+	later := start.Add(d)
 	now.Store(&later)
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestTokenIsRenewedBeforeExpiryWithoutBlocking(t *testing.T) {
+	sim := testkit.NewSim(t)
+	// The simulator's tokens live one hour: 58m30s later the token is within the
+	// two-minute renewal margin but still valid.
+	maskLater(t, sim, 58*time.Minute+30*time.Second)
 	testkit.Eventually(t, 5*time.Second, "a background renewal", func() bool { return sim.TokensIssued() == 2 })
 	if n := sim.Count("mask", "7", http.StatusUnauthorized); n != 0 {
 		t.Errorf("%d masks were refused with 401; a renewal must not let any request fail", n)
@@ -93,21 +100,7 @@ func TestTokenIsRenewedBeforeExpiryWithoutBlocking(t *testing.T) {
 
 func TestExpiredTokenIsReplacedBeforeTheRequest(t *testing.T) {
 	sim := testkit.NewSim(t)
-	sim.StartCall("7", false, true)
-	var now atomic.Pointer[time.Time]
-	start := time.Now()
-	now.Store(&start)
-	cfg := sim.UpstreamConfig()
-	cfg.Now = func() time.Time { return *now.Load() }
-	c := upstream.New(cfg)
-	if _, err := c.Mask(context.Background(), "7"); err != nil {
-		t.Fatal(err)
-	}
-	later := start.Add(2 * time.Hour)
-	now.Store(&later)
-	if _, err := c.Mask(context.Background(), "7"); err != nil {
-		t.Fatal(err)
-	}
+	maskLater(t, sim, 2*time.Hour)
 	if n := sim.TokensIssued(); n != 2 {
 		t.Errorf("tokens issued = %d; want 2", n)
 	}
