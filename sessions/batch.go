@@ -181,8 +181,11 @@ func (b *batcher) sendQueued() bool {
 // unreachable tells a failure of the connection from a script's own error reply and
 // from a batch whose callers have all stopped waiting.
 func unreachable(err error) bool {
+	if err == nil {
+		return false // before reply, which errors.As makes escape: no allocation per batch
+	}
 	var reply redis.Error
-	return err != nil && !errors.As(err, &reply) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+	return !errors.As(err, &reply) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 }
 
 // send runs a batch in one pipeline, until the latest deadline of its callers, who all
