@@ -261,7 +261,7 @@ func (c *Client) attempt(ctx context.Context, op, method, target, access string,
 func classify(status int, err error) error {
 	switch {
 	case err != nil && status == 0:
-		return transportKind(err)
+		return exchangeKind(err)
 	case status == http.StatusNotFound:
 		return ErrNoActiveCall
 	case status == http.StatusUnprocessableEntity:
@@ -279,7 +279,7 @@ func classify(status int, err error) error {
 func transient(status int, err error) bool {
 	switch status {
 	case 0:
-		return err != nil
+		return err != nil && exchangeKind(err) != ErrRefused
 	case http.StatusTooEarly, http.StatusTooManyRequests, http.StatusInternalServerError,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
@@ -287,10 +287,17 @@ func transient(status int, err error) bool {
 	return false
 }
 
-// transportKind tells a timeout from another network failure.
-func transportKind(err error) error {
+// exchangeKind is the kind of failure of an exchange that brought no answer to use: an
+// answer or headers larger than any of CXone's are refused (the same would come
+// again), a timeout is a timeout, and any other network failure makes CXone
+// unavailable.
+func exchangeKind(err error) error {
 	var t interface{ Timeout() bool } // a net.Error, or fasthttp's ErrTimeout
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &t) && t.Timeout()) {
+	var headers *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.As(err, &headers):
+		return ErrRefused
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &t) && t.Timeout()):
 		return ErrTimeout
 	}
 	return ErrUnavailable

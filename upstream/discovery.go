@@ -60,7 +60,7 @@ func (c *Client) discover(ctx context.Context, tok *token) (string, error) {
 	req.SetRequestURI(target)
 	req.Header.Set("Accept", "application/json")
 	if err := exchange(ctx, c.hc, c.cfg.Timeout, req, resp); err != nil {
-		return fail(transportKind(err), 0, err)
+		return fail(exchangeKind(err), 0, err)
 	}
 	status := resp.StatusCode()
 	if status != http.StatusOK {

@@ -122,15 +122,19 @@ func TestAnswerHeadersAreReadUpTo32KiB(t *testing.T) {
 		kib int
 		ok  bool
 	}{{16, true}, {40, false}} {
+		var asked atomic.Int32
 		cfg := fakeCXone(t, func(w http.ResponseWriter, _ *http.Request) {
+			asked.Add(1)
 			for i := range tt.kib {
 				w.Header().Set("X-Padding-"+strconv.Itoa(i), strings.Repeat("p", 1000))
 			}
 		})
-		cfg.MaxAttempts = 1
 		_, err := upstream.New(cfg).Mask(context.Background(), "7")
 		if (err == nil) != tt.ok {
 			t.Errorf("Mask with %d KB of answer headers = %v; want success %v", tt.kib, err, tt.ok)
+		}
+		if !tt.ok && (!errors.Is(err, upstream.ErrRefused) || asked.Load() != 1) {
+			t.Errorf("Mask with %d KB of answer headers = %v after %d requests; want ErrRefused after 1: the same would come again", tt.kib, err, asked.Load())
 		}
 	}
 }
@@ -177,5 +181,28 @@ func TestCXoneIsReachedThroughTheEnvironmentsProxy(t *testing.T) {
 	}
 	if tunnels.Load() == 0 {
 		t.Error("no request went through the proxy")
+	}
+}
+
+// An oversized answer is refused wherever it comes from, not taken for a network
+// failure to try again: the token endpoint's as CXone's API's, its body or its headers.
+func TestATokenAnswerTooLargeIsRefused(t *testing.T) {
+	for name, answer := range map[string]http.HandlerFunc{
+		"body": func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"access_token":"a","token_type":"bearer","expires_in":3600,"pad":"` + strings.Repeat("x", 65<<10) + `"}`))
+		},
+		"headers": func(w http.ResponseWriter, _ *http.Request) {
+			for i := range 40 {
+				w.Header().Set("X-Padding-"+strconv.Itoa(i), strings.Repeat("p", 1000))
+			}
+			w.Write([]byte(`{"access_token":"a","token_type":"bearer","expires_in":3600}`))
+		},
+	} {
+		srv := httptest.NewServer(answer)
+		err := upstream.New(upstream.Config{AuthURL: srv.URL, BaseURL: srv.URL, Timeout: 2 * time.Second}).Ready(context.Background())
+		srv.Close()
+		if !errors.Is(err, upstream.ErrRefused) {
+			t.Errorf("Ready with a token answer too large (%s) = %v; want ErrRefused", name, err)
+		}
 	}
 }

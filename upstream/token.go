@@ -149,7 +149,7 @@ func (ts *tokenSource) request(ctx context.Context, grant string, form url.Value
 	started := ts.now()
 	if err := exchange(ctx, ts.hc, ts.timeout, req, resp); err != nil {
 		ts.metrics.tokenRequest(grant, "error")
-		return nil, &Error{Op: "token", Kind: transportKind(err), Err: err}
+		return nil, &Error{Op: "token", Kind: exchangeKind(err), Err: err}
 	}
 	status := resp.StatusCode()
 	var ans tokenAnswer
