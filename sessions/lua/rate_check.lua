@@ -8,23 +8,23 @@ local function rate_check(key, limit, window, now)
   if limit <= 0 then return 0 end
   local index = math.floor(now / window)
   local overlap = (window - (now - index * window)) / window -- of the previous window
-  -- The window's field as a string: redis.call formats a number argument with %.17g,
+  -- A window's field, formatted here: redis.call formats a number argument with %.17g,
   -- which costs Redis about twice as much as string.format's %d (callgrind).
-  local field = string.format('%d', index)
-  local cur = redis.call('HINCRBY', key, field, '1')
+  local function field(i) return string.format('%d', i) end
+  local cur = redis.call('HINCRBY', key, field(index), '1')
   if cur == 1 then
     -- A new window: the counts of the two before the previous go (so that none is left
     -- behind when the caller skips a window), and the rest are kept until the next
     -- window ends.
-    redis.call('HDEL', key, index - 2, index - 3)
+    redis.call('HDEL', key, field(index - 2), field(index - 3))
     redis.call('PEXPIRE', key, 2 * window)
   end
   -- No window counts more than limit requests, so while this one's count fits with a
   -- full previous window, that window's count need not be read.
   if cur + limit * overlap <= limit then return 0 end
-  local prev = tonumber(redis.call('HGET', key, index - 1)) or 0
+  local prev = tonumber(redis.call('HGET', key, field(index - 1))) or 0
   if prev * overlap + cur > limit then
-    redis.call('HINCRBY', key, field, '-1') -- a refused request does not count
+    redis.call('HINCRBY', key, field(index), '-1') -- a refused request does not count
     return window - (now - index * window)
   end
   return 0
