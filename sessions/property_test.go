@@ -49,6 +49,6 @@ max sweeper lag:        %s
 goroutines before/after %d / %d
 heap in use before/after %.1f MiB / %.1f MiB
 `, *soak, rep.requests, rep.masks, rep.unmasks, rep.expiries, rep.faults, rep.kills, rep.violations, rep.lost,
-		rep.p50.Round(time.Millisecond), rep.p99.Round(time.Millisecond), rep.maxLag,
+		rep.p50.Round(10*time.Microsecond), rep.p99.Round(time.Millisecond), rep.maxLag,
 		rep.goroutinesBefore, rep.goroutinesAfter, float64(rep.heapBefore)/(1<<20), float64(rep.heapAfter)/(1<<20))
 }
