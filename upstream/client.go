@@ -156,11 +156,18 @@ func (c *Client) Ready(ctx context.Context) error {
 // Endpoint obtains a token if none is held and returns the API endpoint in use
 // (configured or discovered).
 func (c *Client) Endpoint(ctx context.Context) (string, error) {
+	_, base, err := c.target(ctx)
+	return base, err
+}
+
+// target is what an attempt needs before it can be sent: a token, and the endpoint.
+func (c *Client) target(ctx context.Context) (*token, string, error) {
 	tok, err := c.tokens.Token(ctx)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return c.endpoint(ctx, tok)
+	base, err := c.endpoint(ctx, tok)
+	return tok, base, err
 }
 
 func (c *Client) post(ctx context.Context, op, path, userID string) (Result, error) {
@@ -168,52 +175,54 @@ func (c *Client) post(ctx context.Context, op, path, userID string) (Result, err
 }
 
 // do runs one CXone operation: token, endpoint, attempts with backoff on transient
-// failures, one forced token refresh on 401/403. decode reads a 200 body, when given.
+// failures (of the token or the discovery too: a token endpoint's 503 is as passing as
+// the API's), one forced token refresh on 401/403. decode reads a 200 body, when given.
 func (c *Client) do(ctx context.Context, op, method, path, userID string, decode func(io.Reader) error) (Result, error) {
 	started := c.cfg.Now()
 	log := zerolog.Ctx(ctx)
 	refreshed := false
 	var last *Error
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
-		tok, err := c.tokens.Token(ctx)
+		tok, base, err := c.target(ctx)
 		if err != nil {
-			return Result{}, err
+			var failed *Error
+			if ctx.Err() != nil || !errors.As(err, &failed) || failed.Kind != ErrUnavailable && failed.Kind != ErrTimeout || attempt == c.cfg.MaxAttempts {
+				return Result{}, err
+			}
+			last = failed
+		} else {
+			status, retryAfter, err := c.attempt(ctx, op, method, base+path+"?userId="+url.QueryEscape(userID), tok.access, decode)
+			res := Result{Status: status, Duration: c.cfg.Now().Sub(started), Attempts: attempt}
+			if err == nil && (status == http.StatusOK || status == http.StatusAccepted) {
+				return res, nil
+			}
+			if (status == http.StatusUnauthorized || status == http.StatusForbidden) && !refreshed {
+				// The token may have been revoked or have lost a permission: one fresh
+				// token and one more try, which does not count as an attempt.
+				refreshed = true
+				c.tokens.Invalidate(tok.access)
+				attempt--
+				continue
+			}
+			last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
+			if !transient(status, err) || attempt == c.cfg.MaxAttempts {
+				break
+			}
 		}
-		base, err := c.endpoint(ctx, tok)
-		if err != nil {
-			return Result{}, err
-		}
-		status, retryAfter, err := c.attempt(ctx, op, method, base+path+"?userId="+url.QueryEscape(userID), tok.access, decode)
-		res := Result{Status: status, Duration: c.cfg.Now().Sub(started), Attempts: attempt}
-		if err == nil && (status == http.StatusOK || status == http.StatusAccepted) {
-			return res, nil
-		}
-		if (status == http.StatusUnauthorized || status == http.StatusForbidden) && !refreshed {
-			// The token may have been revoked or have lost a permission: one fresh
-			// token and one more try, which does not count as an attempt.
-			refreshed = true
-			c.tokens.Invalidate(tok.access)
-			attempt--
-			continue
-		}
-		last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
-		if !transient(status, err) || attempt == c.cfg.MaxAttempts {
-			break
-		}
-		wait := max(backoff(c.cfg.BaseBackoff, c.cfg.MaxBackoff, attempt), retryAfter)
+		wait := max(backoff(c.cfg.BaseBackoff, c.cfg.MaxBackoff, attempt), last.RetryAfter)
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 			break // the caller's budget ends first: answer now rather than wait in vain
 		}
 		if ctx.Err() == nil { // else its caller has gone: the select below returns at once
-			log.Warn().Str("op", op).Int("upstream_status", status).Int("attempt", attempt).
-				Dur("backoff", wait).AnErr("cause", err).Msg("cxone transient failure, retrying")
+			log.Warn().Str("op", last.Op).Int("upstream_status", last.Status).Int("attempt", attempt).
+				Dur("backoff", wait).AnErr("cause", last.Err).Msg("cxone transient failure, retrying")
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			return Result{}, &Error{Op: op, Status: status, Attempts: attempt, Duration: c.cfg.Now().Sub(started), Kind: ErrTimeout, Err: ctx.Err()}
+			return Result{}, &Error{Op: op, Status: last.Status, Attempts: attempt, Duration: c.cfg.Now().Sub(started), Kind: ErrTimeout, Err: ctx.Err()}
 		}
 	}
 	return Result{}, last

@@ -372,6 +372,120 @@ func TestDiscoveryIsFetchedOnce(t *testing.T) {
 	}
 }
 
+// A token endpoint or a discovery document that fails once, as CXone's API can, is
+// asked again within the request's attempts (README, CXone calls per request).
+func TestATransientTokenOrDiscoveryFailureIsRetried(t *testing.T) {
+	for _, path := range []string{cxonesim.TokenPath, cxonesim.DiscoveryPath} {
+		t.Run(path, func(t *testing.T) {
+			var asked atomic.Int32
+			sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == path && asked.Add(1) == 1 {
+						http.Error(w, "busy", http.StatusServiceUnavailable)
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			})
+			call := sim.StartCall("7", false, true)
+			if _, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7"); err != nil {
+				t.Fatalf("Mask = %v; want it to succeed on a second attempt", err)
+			}
+			if n := asked.Load(); n != 2 {
+				t.Errorf("%s asked %d times; want 2", path, n)
+			}
+			if got, _ := sim.Call(call.ID); !got.Masked {
+				t.Error("the call is not masked")
+			}
+		})
+	}
+}
+
+// A discovery that fails leaves the mask unsent and is not remembered: the next request
+// asks again. Only a failure that may pass is tried again within the request.
+func TestDiscoveryFailures(t *testing.T) {
+	answer := func(status int, body string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprint(w, body)
+		}
+	}
+	tests := []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		want   error
+		asked  int32 // discovery requests of the failing mask
+	}{
+		{"not found", answer(http.StatusNotFound, `{}`), upstream.ErrRefused, 1},
+		{"not JSON", answer(http.StatusOK, `<html>`), upstream.ErrRefused, 1},
+		{"no api_endpoint", answer(http.StatusOK, `{"area":"na1"}`), upstream.ErrRefused, 1},
+		{"api_endpoint not HTTP", answer(http.StatusOK, `{"api_endpoint":"ftp://api.example"}`), upstream.ErrRefused, 1},
+		{"unavailable", answer(http.StatusServiceUnavailable, ``), upstream.ErrUnavailable, 3}, // UpstreamConfig's MaxAttempts
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var failing atomic.Bool
+			failing.Store(true)
+			var asked atomic.Int32
+			sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == cxonesim.DiscoveryPath && failing.Load() {
+						asked.Add(1)
+						tt.answer(w)
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			})
+			call := sim.StartCall("7", false, true)
+			c := upstream.New(sim.UpstreamConfig())
+			if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, tt.want) {
+				t.Fatalf("Mask = %v; want %v", err, tt.want)
+			}
+			if n := asked.Load(); n != tt.asked {
+				t.Errorf("discovery asked %d times; want %d", n, tt.asked)
+			}
+			if got, _ := sim.Call(call.ID); got.Masked {
+				t.Fatal("the call was masked although no endpoint was found")
+			}
+			failing.Store(false)
+			if _, err := c.Mask(context.Background(), "7"); err != nil {
+				t.Fatalf("Mask once discovery answers = %v; want the endpoint found now", err)
+			}
+			if got, _ := sim.Call(call.ID); !got.Masked {
+				t.Error("the call is not masked")
+			}
+		})
+	}
+}
+
+// Without a tenant in the token there is nothing to discover: the error says what to set.
+func TestATokenWithoutTenantAsksForTheBaseURL(t *testing.T) {
+	var discoveries atomic.Int32
+	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case cxonesim.TokenPath:
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"access_token":"at","token_type":"bearer","expires_in":3600}`)
+			case cxonesim.DiscoveryPath:
+				discoveries.Add(1)
+				h.ServeHTTP(w, r)
+			default:
+				h.ServeHTTP(w, r)
+			}
+		})
+	})
+	_, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7")
+	if !errors.Is(err, upstream.ErrRefused) || !strings.Contains(err.Error(), "CXONE_API_BASE_URL") {
+		t.Fatalf("Mask = %v; want ErrRefused naming CXONE_API_BASE_URL", err)
+	}
+	if n := discoveries.Load(); n != 0 {
+		t.Errorf("discovery asked %d times without a tenant; want 0", n)
+	}
+}
+
 func TestInFlightRequestsAreBounded(t *testing.T) {
 	sim := testkit.NewSim(t)
 	cfg := sim.UpstreamConfig()
