@@ -239,6 +239,76 @@ func TestAcceptedMaskAndUnmaskAreConfirmed(t *testing.T) {
 	}
 }
 
+// A 202 that CXone does not carry out within the confirmation window (design §3.6): a
+// mask stays "masking", and its deadline still unmasks the call; an unmask is sent
+// again. A call that ends meanwhile closes the session without an unmask.
+func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
+	window := func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.ConfirmWindow = 1500 * time.Millisecond }
+	ctx := context.Background()
+	events := func(c *cluster, event string) float64 {
+		return gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", event)
+	}
+
+	t.Run("mask", func(t *testing.T) {
+		c := newCluster(t, 1, window)
+		call := c.sim.StartCall("a", false, true)
+		c.sim.SetBehaviour("a", 0, 3500*time.Millisecond) // done after the window
+		svc := c.replicas[0].svc
+		if s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(5)}); err != nil || s.State != sessions.StateMasking {
+			t.Fatalf("Mask = %+v, %v; want masking", s, err)
+		}
+		testkit.Eventually(t, 5*time.Second, "the mask to go unconfirmed", func() bool { return events(c, "mask_unconfirmed") == 1 })
+		if s, err := svc.Get(ctx, "a"); err != nil || s.State != sessions.StateMasking {
+			t.Errorf("after the window: %+v, %v; want still masking (CXone's outcome unknown)", s, err)
+		}
+		c.sim.SetBehaviour("a", 0, 0)
+		c.closed(t, "a", 6*time.Second) // at its deadline
+		if got, _ := c.sim.Call(call.ID); got.Masked || len(got.MaskedSpans()) != 1 {
+			t.Errorf("call masked=%v spans=%v; want unmasked at the deadline, after one masked span", got.Masked, got.MaskedSpans())
+		}
+		if n := events(c, "expired"); n != 1 {
+			t.Errorf("expired events = %v; want 1", n)
+		}
+	})
+
+	t.Run("unmask", func(t *testing.T) {
+		c := newCluster(t, 1, window)
+		call := c.sim.StartCall("a", false, true)
+		svc := c.replicas[0].svc
+		if _, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+			t.Fatal(err)
+		}
+		c.sim.SetBehaviour("a", 0, time.Hour) // accepted, never done
+		if s, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != sessions.StateUnmasking {
+			t.Fatalf("Unmask = %+v, %v; want unmasking", s, err)
+		}
+		testkit.Eventually(t, 5*time.Second, "the unmask to go unconfirmed", func() bool { return events(c, "unmask_unconfirmed") == 1 })
+		c.sim.EndCall(call.ID) // the pending unmask is never carried out; the call ends instead
+		c.closed(t, "a", 5*time.Second)
+		if n := c.sim.Count("unmask", "a", 0); n < 2 {
+			t.Errorf("unmasks sent = %d; want the unconfirmed one sent again", n)
+		}
+	})
+
+	t.Run("call ended", func(t *testing.T) {
+		c := newCluster(t, 1, window)
+		call := c.sim.StartCall("a", false, true)
+		c.sim.SetBehaviour("a", 0, time.Hour)
+		svc := c.replicas[0].svc
+		if _, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+			t.Fatal(err)
+		}
+		c.sim.EndCall(call.ID)
+		c.closed(t, "a", 5*time.Second)
+		if n := events(c, "call_ended"); n != 1 {
+			t.Errorf("call_ended events = %v; want 1", n)
+		}
+		if n := c.sim.Count("unmask", "a", 0); n != 0 {
+			t.Errorf("unmasks sent = %d; want none for a call that ended", n)
+		}
+	})
+}
+
 // TestConcurrentIdenticalOperationsCoalesce: identical masks, then identical unmasks,
 // sent at once through two replicas reach CXone once and all get that one answer; the
 // answer kept for them is the only result record, and an operation nobody joined keeps
