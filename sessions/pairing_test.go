@@ -309,6 +309,76 @@ func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
 	})
 }
 
+// A re-mask is sent to CXone again (design §3.3); when CXone answers it has no call for
+// the agent, the masked call has ended and the session closes; when it refuses the
+// re-mask, the open session, and the mask CXone holds, stay as they were.
+func TestReMaskThatCXoneDoesNotCarryOut(t *testing.T) {
+	ctx := context.Background()
+	remask := func(t *testing.T) (*cluster, cxonesim.Call, sessions.Session) {
+		c := newCluster(t, 1, nil)
+		call := c.sim.StartCall("a", false, true)
+		s, err := c.replicas[0].svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"})
+		if err != nil || s.State != sessions.StateMasked {
+			t.Fatalf("Mask = %+v, %v; want masked", s, err)
+		}
+		return c, call, s
+	}
+
+	t.Run("no active call", func(t *testing.T) {
+		c, call, _ := remask(t)
+		c.sim.EndCall(call.ID)
+		if _, err := c.replicas[0].svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, sessions.ErrNoActiveCall) {
+			t.Fatalf("re-mask = %v; want ErrNoActiveCall", err)
+		}
+		if _, err := c.replicas[0].svc.Get(ctx, "a"); !errors.Is(err, sessions.ErrNotMasked) {
+			t.Errorf("Get after the call ended = %v; want ErrNotMasked (closed as call_ended)", err)
+		}
+		if n := gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", "mask_failed"); n != 1 {
+			t.Errorf("mask_failed events = %v; want 1", n)
+		}
+		if n := c.sim.Count("unmask", "a", 0); n != 0 {
+			t.Errorf("unmasks sent = %d; want none for a call that ended", n)
+		}
+	})
+
+	for _, refusal := range []struct {
+		name  string
+		apply func(*cluster) (undo func())
+		want  error
+	}{
+		{"refused", func(c *cluster) func() {
+			c.sim.SetFaults(cxonesim.Faults{DenyMasking: true})
+			return func() { c.sim.SetFaults(cxonesim.Faults{}) }
+		}, sessions.ErrUpstreamRefused},
+		{"internal call", func(c *cluster) func() {
+			internal := c.sim.StartCall("a", true, true) // the agent's latest call now
+			return func() { c.sim.EndCall(internal.ID) }
+		}, sessions.ErrInternalCall},
+	} {
+		t.Run(refusal.name, func(t *testing.T) {
+			c, call, first := remask(t)
+			undo := refusal.apply(c)
+			if _, err := c.replicas[0].svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, refusal.want) {
+				t.Fatalf("re-mask = %v; want %v", err, refusal.want)
+			}
+			s, err := c.replicas[0].svc.Get(ctx, "a")
+			if err != nil || s.ID != first.ID || s.State != sessions.StateMasked {
+				t.Fatalf("after the refused re-mask: %+v, %v; want session %s still masked", s, err, first.ID)
+			}
+			if got, _ := c.sim.Call(call.ID); !got.Masked {
+				t.Error("the call CXone masked was unmasked by a refused re-mask")
+			}
+			undo()
+			if _, err := c.replicas[0].svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+				t.Fatalf("Unmask = %v", err)
+			}
+			if got, _ := c.sim.Call(call.ID); got.Masked {
+				t.Error("the call is still masked after the unmask")
+			}
+		})
+	}
+}
+
 // TestConcurrentIdenticalOperationsCoalesce: identical masks, then identical unmasks,
 // sent at once through two replicas reach CXone once and all get that one answer; the
 // answer kept for them is the only result record, and an operation nobody joined keeps
