@@ -28,8 +28,6 @@ func invalidParameter(detail string) error {
 
 var errForceNeedsAdmin = &problemError{http.StatusForbidden, api.ProblemCodeInsufficientScope, "force=true needs scope " + ScopeAdmin}
 
-var errAgentCannotList = &problemError{http.StatusForbidden, api.ProblemCodeAgentForbidden, "a token bound to one agent may not list sessions"}
-
 // problems is the one table from the domain's errors to HTTP status and problem code;
 // the first match wins. Anything not listed is a 500 "internal" whose cause is logged,
 // never shown.

@@ -230,7 +230,8 @@ func callerOf(c jwt.MapClaims) (Caller, error) {
 // the generated router put on the context (api.BearerAuthScopes, from the operation's
 // `security` entry), and for such operations requires a valid bearer token (401), every
 // scope listed (403 insufficient_scope), and, for a token bound to one agent by its
-// agent_id claim, that the path's {userId} is that agent (403 agent_forbidden).
+// agent_id claim, that the path's {userId} is that agent (403 agent_forbidden; so such
+// a token cannot list, a route without an agent).
 // Operations without security pass untouched. It runs after routing, per operation.
 func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
@@ -261,7 +262,7 @@ func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 				}
 			}
 			if caller.AgentID != "" && chi.URLParam(r, "userId") != caller.AgentID {
-				api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeAgentForbidden, "the token may act only on its own agent", 0)
+				api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeAgentForbidden, "the token may act only on its own agent, and not list sessions", 0)
 				return
 			}
 			next.ServeHTTP(w, r)
