@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -280,5 +281,40 @@ func TestAuthenticatorConfigurationErrors(t *testing.T) {
 		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// A public key file may hold the key as PKIX, as PKCS#1 (RSA) or inside a certificate,
+// the forms identity providers hand out; each verifies the tokens of its private key.
+func TestPublicKeyFileForms(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string][]byte{
+		"PKIX":        pemOf(t, &key.PublicKey),
+		"PKCS#1":      pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&key.PublicKey)}),
+		"certificate": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}),
+	}
+	for name, file := range forms {
+		t.Run(name, func(t *testing.T) {
+			a := newAuth(t, middleware.AuthConfig{PublicKeyPEM: file})
+			if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, key, valid(nil), nil)); err != nil {
+				t.Errorf("a token of the key: %v", err)
+			}
+			other, _ := rsa.GenerateKey(rand.Reader, 2048)
+			if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, other, valid(nil), nil)); err == nil {
+				t.Error("a token of another key was accepted")
+			}
+		})
+	}
+	if _, err := middleware.NewAuthenticator(context.Background(), middleware.AuthConfig{Issuer: issuer, Audience: audience,
+		PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: []byte{1, 2, 3}})}); err == nil {
+		t.Error("a broken PKCS#1 key: no error")
 	}
 }
