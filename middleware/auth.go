@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -318,8 +319,15 @@ func parsePublicKey(data []byte) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT public key: %w", err)
 	}
-	switch key.(type) {
-	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			// ES256 is the one ECDSA algorithm accepted: a key on another curve would
+			// start, then refuse every token.
+			return nil, fmt.Errorf("JWT public key: an ECDSA key must be on P-256 (ES256), not %s", k.Curve.Params().Name)
+		}
+		return key, nil
+	case *rsa.PublicKey, ed25519.PublicKey:
 		return key, nil
 	}
 	return nil, fmt.Errorf("JWT public key: unsupported key type %T", key)

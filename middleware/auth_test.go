@@ -273,10 +273,15 @@ func TestCallerIdentity(t *testing.T) {
 }
 
 func TestAuthenticatorConfigurationErrors(t *testing.T) {
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, cfg := range map[string]middleware.AuthConfig{
 		"no key source":   {},
 		"not PEM":         {PublicKeyPEM: []byte("hello")},
 		"private key PEM": {PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})},
+		"P-384 key":       {PublicKeyPEM: pemOf(t, &p384.PublicKey)}, // only ES256 is accepted
 	} {
 		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
