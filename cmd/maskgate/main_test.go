@@ -94,6 +94,9 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"empty secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": empty}, "names an empty file"},
 		{"missing secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": filepath.Join(dir, "nope")}, "no such file"},
 		{"missing public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": filepath.Join(dir, "nope")}, "MASKGATE_JWT_PUBLIC_KEY_FILE"},
+		{"empty public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": empty}, "MASKGATE_JWT_PUBLIC_KEY_FILE is empty"},
+		{"key prefix with a hash tag", map[string]string{"MASKGATE_REDIS_KEY_PREFIX": "a{b}"}, "MASKGATE_REDIS_KEY_PREFIX must not contain"},
+		{"bad API base URL", map[string]string{"CXONE_API_BASE_URL": "api.example.com"}, "CXONE_API_BASE_URL must be"},
 	}
 	sim := testkit.NewSim(t)
 	for _, tt := range tests {
