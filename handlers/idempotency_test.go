@@ -111,3 +111,18 @@ func TestBadIdempotencyKeyIs400(t *testing.T) {
 	}
 	g.untouched("bad Idempotency-Key")
 }
+
+// A body too large is refused before the key is reserved: the key stays free for the
+// caller's corrected request.
+func TestIdempotencyKeyWithABodyTooLargeIs413AndKeepsNothing(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	huge := `{"reason":"` + strings.Repeat("r", 17<<10) + `"}`
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), huge, "Idempotency-Key", "k-big"); r.status != 413 || r.json(t)["code"] != "body_too_large" {
+		t.Fatalf("body over 16 KiB with a key = %d %s; want 413 body_too_large", r.status, r.body)
+	}
+	g.untouched("a body too large with a key")
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"payment"}`, "Idempotency-Key", "k-big"); r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("the corrected request with the same key = %d %s; want it run (200)", r.status, r.body)
+	}
+}

@@ -151,13 +151,17 @@ func TestRedisDownAnswers503AndCXoneIsNotCalled(t *testing.T) {
 	t.Cleanup(func() { dead.Close() })
 	g := newGateway(t, withRedis(dead))
 	g.sim.StartCall("a1", false, true)
-	for _, req := range []struct{ method, path string }{
-		{"POST", "/v1/agents/a1/mask"},
-		{"POST", "/v1/agents/a1/unmask"},
-		{"GET", "/v1/agents/a1/mask"},
-		{"GET", "/v1/masks"},
+	for _, req := range []struct {
+		method, path string
+		header       []string
+	}{
+		{"POST", "/v1/agents/a1/mask", nil},
+		{"POST", "/v1/agents/a1/mask", []string{"Idempotency-Key", "k-1"}}, // its record is in Redis too
+		{"POST", "/v1/agents/a1/unmask", nil},
+		{"GET", "/v1/agents/a1/mask", nil},
+		{"GET", "/v1/masks", nil},
 	} {
-		r := g.do(req.method, req.path, g.all(), "")
+		r := g.do(req.method, req.path, g.all(), "", req.header...)
 		if r.status != 503 || r.json(t)["code"] != "store_unavailable" || r.header.Get("Retry-After") == "" {
 			t.Errorf("%s %s with Redis down = %d %s; want 503 store_unavailable with Retry-After", req.method, req.path, r.status, r.body)
 		}
