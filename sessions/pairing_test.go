@@ -141,26 +141,44 @@ func TestThreeReplicasSendEachExpiryOnce(t *testing.T) {
 	}
 }
 
+// An unmask CXone does not do is retried by the sweeper until it does: after an outage
+// (the caller is told 202, accepted) and after a refusal (the caller hears it: README,
+// "Unmask refused definitively"); the session stays unmasking meanwhile.
 func TestUnmaskDuringAnOutageIsRetriedUntilCXoneRecovers(t *testing.T) {
-	c := newCluster(t, 2, nil)
-	call := c.sim.StartCall("a", false, true)
-	svc := c.replicas[0].svc
-	if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
-		t.Fatal(err)
-	}
-	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
-	s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
-	if err != nil || s.State != sessions.StateUnmasking {
-		t.Fatalf("Unmask during the outage = %+v, %v; want accepted, unmasking", s, err)
-	}
-	testkit.Eventually(t, 5*time.Second, "the sweeper to retry", func() bool { return c.sim.Count("unmask", "a", 503) >= 6 })
-	c.sim.SetFaults(cxonesim.Faults{})
-	c.closed(t, "a", 5*time.Second)
-	if n := c.sim.Count("unmask", "a", 200); n != 1 {
-		t.Errorf("successful unmasks = %d; want 1", n)
-	}
-	if got, _ := c.sim.Call(call.ID); got.Masked {
-		t.Error("the call is still masked")
+	for _, tt := range []struct {
+		name   string
+		faults cxonesim.Faults
+		err    error // what the caller of Unmask gets
+		status int   // CXone's answer to the unmasks that fail
+	}{
+		{"outage", cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable}, nil, http.StatusServiceUnavailable},
+		{"refused", cxonesim.Faults{DenyMasking: true}, sessions.ErrUpstreamRefused, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(t, 2, nil)
+			call := c.sim.StartCall("a", false, true)
+			svc := c.replicas[0].svc
+			if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+				t.Fatal(err)
+			}
+			c.sim.SetFaults(tt.faults)
+			s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+			if !errors.Is(err, tt.err) || err == nil && s.State != sessions.StateUnmasking {
+				t.Fatalf("Unmask = %+v, %v; want %v", s, err, tt.err)
+			}
+			if s, err := svc.Get(context.Background(), "a"); err != nil || s.State != sessions.StateUnmasking {
+				t.Fatalf("session after the failed unmask = %+v, %v; want unmasking", s, err)
+			}
+			testkit.Eventually(t, 5*time.Second, "the sweeper to retry", func() bool { return c.sim.Count("unmask", "a", tt.status) >= 6 })
+			c.sim.SetFaults(cxonesim.Faults{})
+			c.closed(t, "a", 5*time.Second)
+			if n := c.sim.Count("unmask", "a", 200); n != 1 {
+				t.Errorf("successful unmasks = %d; want 1", n)
+			}
+			if got, _ := c.sim.Call(call.ID); got.Masked {
+				t.Error("the call is still masked")
+			}
+		})
 	}
 }
 
