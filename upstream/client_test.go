@@ -188,6 +188,30 @@ func TestAnswersMapToErrors(t *testing.T) {
 	}
 }
 
+// A recording status whose 200 carries no status document is not believed, and not
+// asked for again: the same would come.
+func TestUndecodableRecordingStatusIsRefused(t *testing.T) {
+	var asked atomic.Int32
+	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/get-recording-status") {
+				asked.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `["not", "a", "status"]`)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	_, err := upstream.New(sim.UpstreamConfig()).RecordingStatus(context.Background(), "7")
+	if !errors.Is(err, upstream.ErrRefused) || !strings.Contains(err.Error(), "undecodable") {
+		t.Fatalf("RecordingStatus = %v; want ErrRefused, undecodable answer", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("recording status asked %d times; want 1", n)
+	}
+}
+
 func TestLockedAgentIsRetriedUntilCXoneAccepts(t *testing.T) {
 	sim := testkit.NewSim(t)
 	sim.StartCall("7", false, true)
