@@ -270,9 +270,9 @@ func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
 	t.Run("mask", func(t *testing.T) {
 		c := newCluster(t, 1, window)
 		call := c.sim.StartCall("a", false, true)
-		c.sim.SetBehaviour("a", 0, 3500*time.Millisecond) // done after the window
+		c.sim.SetBehaviour("a", 0, 4500*time.Millisecond) // done well after the window
 		svc := c.replicas[0].svc
-		if s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(5)}); err != nil || s.State != sessions.StateMasking {
+		if s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(6)}); err != nil || s.State != sessions.StateMasking {
 			t.Fatalf("Mask = %+v, %v; want masking", s, err)
 		}
 		testkit.Eventually(t, 5*time.Second, "the mask to go unconfirmed", func() bool { return events(c, "mask_unconfirmed") == 1 })
@@ -280,7 +280,7 @@ func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
 			t.Errorf("after the window: %+v, %v; want still masking (CXone's outcome unknown)", s, err)
 		}
 		c.sim.SetBehaviour("a", 0, 0)
-		c.closed(t, "a", 6*time.Second) // at its deadline
+		c.closed(t, "a", 7*time.Second) // at its deadline
 		if got, _ := c.sim.Call(call.ID); got.Masked || len(got.MaskedSpans()) != 1 {
 			t.Errorf("call masked=%v spans=%v; want unmasked at the deadline, after one masked span", got.Masked, got.MaskedSpans())
 		}
