@@ -397,6 +397,35 @@ func TestReMaskThatCXoneDoesNotCarryOut(t *testing.T) {
 	}
 }
 
+// A request that joined an operation gets its refusal too, across replicas: identical
+// masks of an agent with no call reach CXone once and all hear "no active call".
+func TestJoinedRequestsGetTheOperationsRefusal(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 300})
+	const n = 10
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, sessions.ErrNoActiveCall) {
+			t.Errorf("Mask = %v; want ErrNoActiveCall for every caller", err)
+		}
+	}
+	if sent := c.sim.Count("mask", "a", 0); sent != 1 {
+		t.Errorf("masks sent = %d; want 1 for %d identical requests", sent, n)
+	}
+	if _, err := c.replicas[0].svc.Get(context.Background(), "a"); !errors.Is(err, sessions.ErrNotMasked) {
+		t.Errorf("Get = %v; want no session after the refusal", err)
+	}
+}
+
 // TestConcurrentIdenticalOperationsCoalesce: identical masks, then identical unmasks,
 // sent at once through two replicas reach CXone once and all get that one answer; the
 // answer kept for them is the only result record, and an operation nobody joined keeps
