@@ -192,16 +192,13 @@ func TestAnswersMapToErrors(t *testing.T) {
 // asked for again: the same would come.
 func TestUndecodableRecordingStatusIsRefused(t *testing.T) {
 	var asked atomic.Int32
-	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/get-recording-status") {
-				asked.Add(1)
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprint(w, `["not", "a", "status"]`)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
+	sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/get-recording-status") {
+			return false
+		}
+		asked.Add(1)
+		writeJSON(w, http.StatusOK, `["not", "a", "status"]`)
+		return true
 	})
 	_, err := upstream.New(sim.UpstreamConfig()).RecordingStatus(context.Background(), "7")
 	if !errors.Is(err, upstream.ErrRefused) || !strings.Contains(err.Error(), "undecodable") {
@@ -369,13 +366,11 @@ func TestDiscoveryFindsTheTenantsEndpoint(t *testing.T) {
 // once (README, Discovery).
 func TestDiscoveryIsFetchedOnce(t *testing.T) {
 	var discoveries atomic.Int32
-	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == cxonesim.DiscoveryPath {
-				discoveries.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
+	sim := simIntercepting(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == cxonesim.DiscoveryPath {
+			discoveries.Add(1)
+		}
+		return false
 	})
 	sim.StartCall("7", false, true)
 	c := upstream.New(sim.UpstreamConfig())
@@ -402,14 +397,12 @@ func TestATransientTokenOrDiscoveryFailureIsRetried(t *testing.T) {
 	for _, path := range []string{cxonesim.TokenPath, cxonesim.DiscoveryPath} {
 		t.Run(path, func(t *testing.T) {
 			var asked atomic.Int32
-			sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path == path && asked.Add(1) == 1 {
-						http.Error(w, "busy", http.StatusServiceUnavailable)
-						return
-					}
-					h.ServeHTTP(w, r)
-				})
+			sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != path || asked.Add(1) > 1 {
+					return false
+				}
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return true
 			})
 			call := sim.StartCall("7", false, true)
 			if _, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7"); err != nil {
@@ -425,15 +418,31 @@ func TestATransientTokenOrDiscoveryFailureIsRetried(t *testing.T) {
 	}
 }
 
+// A token request the endpoint refuses (an OAuth error) is not asked again within the
+// request: the same credentials would be refused again.
+func TestARefusedTokenIsNotAskedAgain(t *testing.T) {
+	var asked atomic.Int32
+	sim := simIntercepting(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == cxonesim.TokenPath {
+			asked.Add(1)
+		}
+		return false
+	})
+	cfg := sim.UpstreamConfig()
+	cfg.Credentials.AccessKeySecret = "nope-not-it"
+	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrRefused) {
+		t.Fatalf("Mask = %v; want ErrRefused", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("token requests = %d; want 1", n)
+	}
+}
+
 // A discovery that fails leaves the mask unsent and is not remembered: the next request
 // asks again. Only a failure that may pass is tried again within the request.
 func TestDiscoveryFailures(t *testing.T) {
 	answer := func(status int, body string) func(http.ResponseWriter) {
-		return func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			fmt.Fprint(w, body)
-		}
+		return func(w http.ResponseWriter) { writeJSON(w, status, body) }
 	}
 	tests := []struct {
 		name   string
@@ -452,15 +461,13 @@ func TestDiscoveryFailures(t *testing.T) {
 			var failing atomic.Bool
 			failing.Store(true)
 			var asked atomic.Int32
-			sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path == cxonesim.DiscoveryPath && failing.Load() {
-						asked.Add(1)
-						tt.answer(w)
-						return
-					}
-					h.ServeHTTP(w, r)
-				})
+			sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != cxonesim.DiscoveryPath || !failing.Load() {
+					return false
+				}
+				asked.Add(1)
+				tt.answer(w)
+				return true
 			})
 			call := sim.StartCall("7", false, true)
 			c := upstream.New(sim.UpstreamConfig())
@@ -487,19 +494,15 @@ func TestDiscoveryFailures(t *testing.T) {
 // Without a tenant in the token there is nothing to discover: the error says what to set.
 func TestATokenWithoutTenantAsksForTheBaseURL(t *testing.T) {
 	var discoveries atomic.Int32
-	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			switch r.URL.Path {
-			case cxonesim.TokenPath:
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprint(w, `{"access_token":"at","token_type":"bearer","expires_in":3600}`)
-			case cxonesim.DiscoveryPath:
-				discoveries.Add(1)
-				h.ServeHTTP(w, r)
-			default:
-				h.ServeHTTP(w, r)
-			}
-		})
+	sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		case cxonesim.TokenPath:
+			writeJSON(w, http.StatusOK, `{"access_token":"at","token_type":"bearer","expires_in":3600}`)
+			return true
+		case cxonesim.DiscoveryPath:
+			discoveries.Add(1)
+		}
+		return false
 	})
 	_, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7")
 	if !errors.Is(err, upstream.ErrRefused) || !strings.Contains(err.Error(), "CXONE_API_BASE_URL") {
@@ -548,4 +551,23 @@ func TestInFlightRequestsAreBounded(t *testing.T) {
 	if n := sim.Count("mask", "", 200); n != 12 {
 		t.Errorf("masks done = %d; want all 12, queued behind the bound", n)
 	}
+}
+
+// simIntercepting is a simulator whose requests go through intercept first: it answers
+// one itself and returns true, or returns false to let the simulator answer.
+func simIntercepting(t *testing.T, intercept func(http.ResponseWriter, *http.Request) bool) *testkit.Sim {
+	return testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !intercept(w, r) {
+				h.ServeHTTP(w, r)
+			}
+		})
+	})
+}
+
+// writeJSON answers status with a JSON body.
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprint(w, body)
 }
