@@ -162,7 +162,7 @@ func (s *Store) beginMask(ctx context.Context, in MaskInput, newID, opID, fp str
 }
 
 func (s *Store) beginUnmask(ctx context.Context, userID, expectedID, caller, opID, fp string, lease time.Duration, rate Rate) (begin, error) {
-	keys := []string{s.sessionKey(userID), s.unmasking, s.rateKey(rate.Caller)}
+	keys := []string{s.sessionKey(userID), s.due, s.unmasking, s.rateKey(rate.Caller)}
 	return s.begin(ctx, unmaskBeginScript, keys, userID, expectedID, caller, opID, lease.Milliseconds(), fp,
 		rate.PerSecond, time.Second.Milliseconds())
 }

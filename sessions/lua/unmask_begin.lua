@@ -3,9 +3,11 @@
 -- is no open session, when the caller named another session than the open one
 -- (sessionId precondition), or while another operation holds the lock: an identical
 -- unmask joins it, anything else must wait (held.lua, prepended with clock.lua,
--- rate_check.lua and Go's session helpers).
+-- rate_check.lua and Go's session helpers). The session is due when the lock's lease
+-- ends: an unmask whose replica dies, before or after asking CXone, or that cannot
+-- record its outcome, is finished by a sweeper then, not at the mask's deadline.
 --
--- KEYS[1] session hash   KEYS[2] unmasking set   KEYS[3] the caller's rate counter
+-- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] unmasking set   KEYS[4] the caller's rate counter
 -- ARGV[1] userId   ARGV[2] expected session id ('' for any)   ARGV[3] caller
 -- ARGV[4] operation id   ARGV[5] lease ms   ARGV[6] fingerprint of the request
 -- ARGV[7] the caller's limit per window (0: not counted here)   ARGV[8] window ms
@@ -13,7 +15,7 @@
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local now = redis_now()
 -- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
-local wait = rate_check(KEYS[3], ARGV[7], ARGV[8], now)
+local wait = rate_check(KEYS[4], ARGV[7], ARGV[8], now)
 if wait > 0 then
   return {'rate_limited', string.format('%d', wait)}
 end
@@ -30,8 +32,10 @@ if ARGV[2] ~= '' and ARGV[2] ~= s.id then
   outcome = 'mismatch'
 else
   s.state, s.unmaskedBy = 'unmasking', ARGV[3]
+  local leaseEnd = string.format('%d', now + tonumber(ARGV[5]))
   redis.call('HSET', h, 'state', s.state, 'unmaskedBy', s.unmaskedBy, 'closeAs', 'unmasked',
-    'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', string.format('%d', now + tonumber(ARGV[5])))
-  redis.call('SADD', KEYS[2], ARGV[1])
+    'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', leaseEnd)
+  redis.call('ZADD', KEYS[2], leaseEnd, ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[1])
 end
 return as_fields(outcome, s)
