@@ -1,11 +1,15 @@
 package handlers_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
@@ -124,5 +128,61 @@ func TestIdempotencyKeyWithABodyTooLargeIs413AndKeepsNothing(t *testing.T) {
 	g.untouched("a body too large with a key")
 	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"payment"}`, "Idempotency-Key", "k-big"); r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
 		t.Errorf("the corrected request with the same key = %d %s; want it run (200)", r.status, r.body)
+	}
+}
+
+// When the answer cannot be kept, or the key not freed after a 5xx (Redis fails after
+// the request ran), the caller still gets the answer, the failure is logged, and the
+// key stays reserved until its minute passes: a retry meanwhile is told the first
+// request is in flight, and nothing runs twice.
+func TestIdempotencyRecordThatCannotBeWritten(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		faults cxonesim.Faults
+		status int
+	}{
+		{"answer kept", cxonesim.Faults{}, 200},
+		{"key freed after a 5xx", cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503}, 503},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, _ := testkit.Redis(t, failIdempotencyWrites{})
+			g := newGateway(t, withRedis(rdb))
+			g.sim.StartCall("a1", false, true)
+			g.sim.SetFaults(tt.faults)
+			if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-1"); r.status != tt.status {
+				t.Fatalf("first = %d %s; want %d", r.status, r.body, tt.status)
+			}
+			if !strings.Contains(g.logs.String(), "could not keep the answer of an Idempotency-Key") {
+				t.Error("the lost record was not logged")
+			}
+			sent := len(g.sim.Requests())
+			g.sim.SetFaults(cxonesim.Faults{})
+			if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-1"); r.status != 409 || r.json(t)["code"] != "idempotency_key_in_flight" {
+				t.Errorf("retry = %d %s; want 409 idempotency_key_in_flight", r.status, r.body)
+			}
+			if n := len(g.sim.Requests()); n != sent {
+				t.Errorf("CXone requests = %d after the retry; want %d, as before it", n, sent)
+			}
+		})
+	}
+}
+
+// failIdempotencyWrites fails what a request writes to its Idempotency-Key record once
+// it ran (the answer, or the key's release), not the reservation before it.
+type failIdempotencyWrites struct{}
+
+func (failIdempotencyWrites) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (failIdempotencyWrites) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (failIdempotencyWrites) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := fmt.Sprintln(cmd.Args()...) // spaces between all the arguments
+		if (cmd.Name() == "set" || cmd.Name() == "del") && strings.Contains(args, ":idem:") && !strings.Contains(strings.ToLower(args), " nx ") {
+			err := errors.New("injected: Redis failed")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
 	}
 }
