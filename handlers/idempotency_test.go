@@ -145,7 +145,7 @@ func TestIdempotencyRecordThatCannotBeWritten(t *testing.T) {
 		{"key freed after a 5xx", cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503}, 503},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rdb, _ := testkit.Redis(t, failIdempotencyWrites{})
+			rdb, _ := testkit.Redis(t, failIdempotencyWrites)
 			g := newGateway(t, withRedis(rdb))
 			g.sim.StartCall("a1", false, true)
 			g.sim.SetFaults(tt.faults)
@@ -169,20 +169,12 @@ func TestIdempotencyRecordThatCannotBeWritten(t *testing.T) {
 
 // failIdempotencyWrites fails what a request writes to its Idempotency-Key record once
 // it ran (the answer, or the key's release), not the reservation before it.
-type failIdempotencyWrites struct{}
-
-func (failIdempotencyWrites) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (failIdempotencyWrites) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (failIdempotencyWrites) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		args := fmt.Sprintln(cmd.Args()...) // spaces between all the arguments
-		if (cmd.Name() == "set" || cmd.Name() == "del") && strings.Contains(args, ":idem:") && !strings.Contains(strings.ToLower(args), " nx ") {
-			err := errors.New("injected: Redis failed")
-			cmd.SetErr(err)
-			return err
-		}
-		return next(ctx, cmd)
+var failIdempotencyWrites = testkit.CommandHook(func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+	args := fmt.Sprintln(cmd.Args()...) // spaces between all the arguments
+	if (cmd.Name() == "set" || cmd.Name() == "del") && strings.Contains(args, ":idem:") && !strings.Contains(strings.ToLower(args), " nx ") {
+		err := errors.New("injected: Redis failed")
+		cmd.SetErr(err)
+		return err
 	}
-}
+	return next(ctx, cmd)
+})

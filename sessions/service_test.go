@@ -268,22 +268,14 @@ func TestRequestWhoseCallerHungUpBeforeItBeganIsAuditedAsSuch(t *testing.T) {
 
 // pollsHeld holds every read of an operation's answer until its reader stops waiting,
 // so that a joiner that hangs up does so during a poll.
-type pollsHeld struct{}
-
-func (pollsHeld) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (pollsHeld) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (pollsHeld) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if key, _ := cmd.Args()[len(cmd.Args())-1].(string); cmd.Name() == "get" && strings.Contains(key, ":result:") {
-			<-ctx.Done()
-			cmd.SetErr(ctx.Err())
-			return ctx.Err()
-		}
-		return next(ctx, cmd)
+var pollsHeld = testkit.CommandHook(func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+	if key, _ := cmd.Args()[len(cmd.Args())-1].(string); cmd.Name() == "get" && strings.Contains(key, ":result:") {
+		<-ctx.Done()
+		cmd.SetErr(ctx.Err())
+		return ctx.Err()
 	}
-}
+	return next(ctx, cmd)
+})
 
 func TestCallerThatStopsWaitingForABusyAgentIsAuditedAsSuch(t *testing.T) {
 	rate := sessions.Rate{Caller: "ivr", PerSecond: 100}
@@ -303,7 +295,7 @@ func TestCallerThatStopsWaitingForABusyAgentIsAuditedAsSuch(t *testing.T) {
 		// A joiner polls for the answer and waits between polls: it ends the same
 		// whether it hangs up during a wait (nearly always, without the hook) or a poll.
 		{"identical, waiting for the answer", mask, nil},
-		{"identical, hanging up during a poll", mask, []redis.Hook{pollsHeld{}}},
+		{"identical, hanging up during a poll", mask, []redis.Hook{pollsHeld}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.hooks...)

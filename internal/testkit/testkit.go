@@ -181,3 +181,15 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// CommandHook is a redis.Hook that hands every single command to its function, with
+// the next hook to call, and leaves dials and pipelines alone.
+type CommandHook func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error
+
+func (h CommandHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h CommandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { return h(ctx, cmd, next) }
+}
