@@ -306,7 +306,11 @@ type UnmaskAgentParams struct {
 	// to CXone even when the gateway has no open session for the agent (recovery
 	// after Redis lost its data). Such an answer has `forced: true`, an empty
 	// `sessionId`, and `maskedAt`/`expiresAt` of 0001-01-01T00:00:00Z (unknown).
-	// With an open session it is an ordinary unmask.
+	// It is CXone's answer: 200 `closed` when CXone unmasked, or with `closeReason`
+	// `call_ended` when CXone has no active call for the agent; 202 `unmasking` when
+	// CXone only accepted it, which nothing confirms afterwards (there is no session):
+	// repeat it (a second unmask changes nothing at CXone) until it answers 200. With
+	// an open session it is an ordinary unmask.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
 
 	// IdempotencyKey Makes a retry safe: a repeat with the same key and the same caller within 24 h

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
@@ -523,6 +524,53 @@ func TestForcedUnmaskWithoutSessionNeedsAdminAndIsAudited(t *testing.T) {
 	}
 	if r := g.do("POST", "/v1/agents/a1/unmask", admin, ""); r.status != 409 {
 		t.Errorf("unforced unmask without a session = %d; want 409", r.status)
+	}
+}
+
+// A forced unmask that CXone does not carry out at once is answered as CXone answered,
+// and audited so: accepted (202, nothing follows it up: there is no session to
+// confirm), the call ended (closed as call_ended, as any unmask), or CXone out of
+// service. Nothing is left in Redis, and no "rejected" line precedes the forced one.
+func TestForcedUnmaskThatCXoneDoesNotCarryOut(t *testing.T) {
+	admin := jwt.MapClaims{"sub": "ops-oncall"}
+	for _, tt := range []struct {
+		name        string
+		setup       func(*testkit.Sim)
+		status      int
+		code        string // the problem's, or "" for an answer
+		state       any    // the answer's state and closeReason
+		closeReason any
+		outcome     string // the audit line's
+		upstream    float64
+	}{
+		{"accepted", func(s *testkit.Sim) { s.StartCall("a1", false, true); s.SetBehaviour("a1", 0, time.Hour) },
+			202, "", "unmasking", nil, "accepted", 202},
+		{"call ended", func(*testkit.Sim) {}, 200, "", "closed", "call_ended", "no_active_call", 404},
+		{"outage", func(s *testkit.Sim) {
+			s.StartCall("a1", false, true)
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
+		}, 503, "upstream_unavailable", nil, nil, "upstream_unavailable", 503},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGateway(t)
+			tt.setup(g.sim)
+			r := g.do("POST", "/v1/agents/a1/unmask?force=true", g.token("recordings:unmask recordings:admin", admin), "")
+			body := r.json(t)
+			if r.status != tt.status || tt.code != "" && body["code"] != tt.code ||
+				tt.code == "" && (body["forced"] != true || body["state"] != tt.state || body["closeReason"] != tt.closeReason) {
+				t.Errorf("forced unmask = %d %s; want %d %s", r.status, r.body, tt.status, tt.code)
+			}
+			lines := auditLines(t, g.logs.String())
+			if len(lines) != 1 || lines[0]["event"] != "forced_unmask" || lines[0]["outcome"] != tt.outcome ||
+				lines[0]["upstream_status"] != tt.upstream || lines[0]["caller"] != "ops-oncall" {
+				t.Errorf("audit lines = %v; want one forced_unmask, outcome %s, upstream_status %v", lines, tt.outcome, tt.upstream)
+			}
+			for _, k := range testkit.Keys(t, g.rdb, g.prefix) {
+				if !strings.Contains(k, ":rate:") {
+					t.Errorf("a forced unmask left %s in Redis; want no session", k)
+				}
+			}
+		})
 	}
 }
 

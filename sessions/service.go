@@ -117,9 +117,6 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 				return sess, err
 			}
 		case "busy":
-		case "not_masked", "mismatch":
-			s.audit(ctx, "rejected", userID, b.session.ID, caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
-			fallthrough
 		default:
 			return run(context.WithoutCancel(ctx), b, opID)
 		}

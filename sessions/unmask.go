@@ -51,8 +51,10 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 		case b.outcome == "not_masked" && in.Force:
 			return s.forceUnmask(ctx, in)
 		case b.outcome == "not_masked":
+			s.audit(ctx, "rejected", in.UserID, "", in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
 			return Session{}, ErrNotMasked
 		case b.outcome == "mismatch":
+			s.audit(ctx, "rejected", in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
 			return Session{}, ErrSessionMismatch
 		}
 		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: "unmasked"})
@@ -60,8 +62,9 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 }
 
 // forceUnmask sends an unmask for an agent the gateway has no session for: an
-// operator's recovery after Redis lost sessions. There is no session to lock or close;
-// the audit line says who forced it.
+// operator's recovery after Redis lost sessions. There is no session to lock, close or
+// confirm: the answer is CXone's (closed on 200, or on 404 as the call ended, as for
+// any unmask; unmasking on 202), and the audit line says who forced it.
 func (s *Service) forceUnmask(ctx context.Context, in UnmaskInput) (Session, error) {
 	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
 	res, err := s.cx.Unmask(uctx, in.UserID)
@@ -72,12 +75,16 @@ func (s *Service) forceUnmask(ctx context.Context, in UnmaskInput) (Session, err
 	}
 	forced := Session{UserID: in.UserID, State: StateClosed, CloseReason: CloseUnmasked,
 		UnmaskedAt: s.cfg.Now().UTC(), UnmaskedBy: in.Caller, Forced: true}
-	if err == nil && res.Accepted() {
-		forced.State = StateUnmasking
+	outcome := outcomeOf(err)
+	switch {
+	case err == nil && res.Accepted():
+		forced.State, outcome = StateUnmasking, "accepted"
+	case errors.Is(err, ErrNoActiveCall):
+		forced.CloseReason = CloseCallEnded
 	}
-	s.auditUpstream(ctx, "forced_unmask", forced, in.Caller, status, elapsed).Err(err).Str("outcome", outcomeOf(err)).
+	s.auditUpstream(ctx, "forced_unmask", forced, in.Caller, status, elapsed).Err(err).Str("outcome", outcome).
 		Msg("operator forced an unmask without an open session")
-	if err != nil {
+	if err != nil && forced.CloseReason != CloseCallEnded {
 		return Session{}, err
 	}
 	return forced, nil
