@@ -17,6 +17,7 @@ import (
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
 // TestCrashAfterWriteAheadStillUnmasks is a replica that died right after writing a
@@ -122,6 +123,29 @@ func TestRedisLostBeforeAMaskIsRecorded(t *testing.T) {
 		t.Errorf("audit line = %v; want session %s expired", line, s.ID)
 	}
 	unmasked(t, lost.sim, lost.call, 1)
+}
+
+// TestRedisLostBeforeARefusedMaskIsRecorded is Redis becoming unreachable between
+// CXone's refusal of a mask and the write that removes the session written ahead: the
+// caller hears the refusal, a "store_failed" audit line says the record could not be
+// removed, and the session's deadline sends an unmask (which changes nothing at CXone)
+// and closes it once Redis is back: never a session left open.
+func TestRedisLostBeforeARefusedMaskIsRecorded(t *testing.T) {
+	lost := redisLostAfter(t, "mask", time.Second)
+	lost.sim.SetFaults(cxonesim.Faults{DenyMasking: true})
+	if _, err := lost.svc.Mask(lost.ctx, MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, ErrUpstreamRefused) {
+		t.Fatalf("Mask = %v; want CXone's refusal", err)
+	}
+	if line := auditLine(t, lost.log.String(), "store_failed"); line["error"] == nil || line["outcome"] != "unknown" {
+		t.Errorf("audit line = %v; want store_failed with the store's error", line)
+	}
+
+	lost.sim.SetFaults(cxonesim.Faults{})
+	lost.proxy.Set(testkit.Fault{})
+	auditLine(t, sweepUntilClosed(t, lost.svc, "a"), "expired")
+	if c, _ := lost.sim.Call(lost.call); c.Masked || len(c.Timeline) != 1 {
+		t.Errorf("call = %+v; want never masked", c)
+	}
 }
 
 // lostRedis is a Service whose Redis becomes unreachable right after CXone's first
