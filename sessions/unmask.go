@@ -47,15 +47,17 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
 		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, s.lease(), only(rate, in.Rate))
 	}, func(ctx context.Context, b begin, opID string) (Session, error) {
+		refused := func(err error) (Session, error) {
+			s.audit(ctx, "rejected", in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
+			return Session{}, err
+		}
 		switch {
 		case b.outcome == "not_masked" && in.Force:
 			return s.forceUnmask(ctx, in)
 		case b.outcome == "not_masked":
-			s.audit(ctx, "rejected", in.UserID, "", in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
-			return Session{}, ErrNotMasked
+			return refused(ErrNotMasked)
 		case b.outcome == "mismatch":
-			s.audit(ctx, "rejected", in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
-			return Session{}, ErrSessionMismatch
+			return refused(ErrSessionMismatch)
 		}
 		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: "unmasked"})
 	})
