@@ -128,11 +128,9 @@ func (w *Sweeper) work(ctx context.Context, c claimed) {
 	case !c.confirmUntil.IsZero():
 		w.confirm(ctx, c)
 	case c.State == StateUnmasking:
-		by := c.UnmaskedBy
-		if by == "" {
-			by = maskgateCaller
-		}
-		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: by,
+		// Whoever asked for the unmask, a caller or the sweeper on expiry (every script
+		// that writes "unmasking" writes unmaskedBy with it).
+		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
 			event: string(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	default:
 		// Not due after all: back to its deadline.
