@@ -269,6 +269,9 @@ type Forbidden = Problem
 // GatewayTimeout defines model for GatewayTimeout.
 type GatewayTimeout = Problem
 
+// Internal defines model for Internal.
+type Internal = Problem
+
 // TooLarge defines model for TooLarge.
 type TooLarge = Problem
 
@@ -802,6 +805,8 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type GatewayTimeoutApplicationProblemPlusJSONResponse Problem
 
+type InternalApplicationProblemPlusJSONResponse Problem
+
 type TooLargeApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
@@ -990,6 +995,22 @@ func (response GetAgentMask429ApplicationProblemPlusJSONResponse) VisitGetAgentM
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentMask500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentMask500ApplicationProblemPlusJSONResponse) VisitGetAgentMaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1211,6 +1232,22 @@ func (response MaskAgent429ApplicationProblemPlusJSONResponse) VisitMaskAgentRes
 	return err
 }
 
+type MaskAgent500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response MaskAgent500ApplicationProblemPlusJSONResponse) VisitMaskAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type MaskAgent502ApplicationProblemPlusJSONResponse struct {
 	BadGatewayApplicationProblemPlusJSONResponse
 }
@@ -1414,6 +1451,22 @@ func (response UnmaskAgent429ApplicationProblemPlusJSONResponse) VisitUnmaskAgen
 	return err
 }
 
+type UnmaskAgent500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response UnmaskAgent500ApplicationProblemPlusJSONResponse) VisitUnmaskAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnmaskAgent502ApplicationProblemPlusJSONResponse struct {
 	BadGatewayApplicationProblemPlusJSONResponse
 }
@@ -1445,6 +1498,20 @@ func (response UnmaskAgent503ApplicationProblemPlusJSONResponse) VisitUnmaskAgen
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnmaskAgent504ApplicationProblemPlusJSONResponse Problem
+
+func (response UnmaskAgent504ApplicationProblemPlusJSONResponse) VisitUnmaskAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1537,6 +1604,22 @@ func (response ListMasks429ApplicationProblemPlusJSONResponse) VisitListMasksRes
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMasks500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListMasks500ApplicationProblemPlusJSONResponse) VisitListMasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }

@@ -529,8 +529,8 @@ func TestForcedUnmaskWithoutSessionNeedsAdminAndIsAudited(t *testing.T) {
 
 // A forced unmask that CXone does not carry out at once is answered as CXone answered,
 // and audited so: accepted (202, nothing follows it up: there is no session to
-// confirm), the call ended (closed as call_ended, as any unmask), or CXone out of
-// service. Nothing is left in Redis, and no "rejected" line precedes the forced one.
+// confirm), the call ended (closed as call_ended, as any unmask), CXone out of service,
+// or no answer in time (the operator repeats it: nothing retries a forced unmask). Nothing is left in Redis, and no "rejected" line precedes the forced one.
 func TestForcedUnmaskThatCXoneDoesNotCarryOut(t *testing.T) {
 	admin := jwt.MapClaims{"sub": "ops-oncall"}
 	for _, tt := range []struct {
@@ -550,6 +550,8 @@ func TestForcedUnmaskThatCXoneDoesNotCarryOut(t *testing.T) {
 			s.StartCall("a1", false, true)
 			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
 		}, 503, "upstream_unavailable", nil, nil, "upstream_unavailable", 503},
+		{"timeout", func(s *testkit.Sim) { s.StartCall("a1", false, true); s.SetHang("a1", true) },
+			504, "upstream_timeout", nil, nil, "upstream_timeout", 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g := newGateway(t)
