@@ -1,0 +1,70 @@
+package middleware_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/middleware"
+)
+
+// A handler that panics is answered 500 internal as a problem, with the request's id
+// and nothing of the panic; the panic and its stack go to the log, and the access line
+// says 500 at error level.
+func TestPanicIsAnsweredAsAProblemAndLogged(t *testing.T) {
+	var logs bytes.Buffer
+	h := middleware.RequestID(middleware.AccessLog(zerolog.New(&logs))(middleware.Recover(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom: a bug") }))))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/masks", nil))
+
+	var p struct{ Code, Detail, RequestID string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusInternalServerError ||
+		rec.Header().Get("Content-Type") != "application/problem+json" || p.Code != "internal" ||
+		p.RequestID == "" || p.RequestID != rec.Header().Get("X-Request-ID") {
+		t.Fatalf("answer = %d %v %s; want a 500 internal problem with the request id", rec.Code, rec.Header(), rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "boom") {
+		t.Errorf("the answer shows the panic: %s", rec.Body)
+	}
+	var panicked, access bool
+	for l := range strings.Lines(logs.String()) {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		switch {
+		case line["message"] == "handler panicked":
+			stack, _ := line["stack"].(string)
+			panicked = line["panic"] == "boom: a bug" && strings.Contains(stack, "recover_test.go") &&
+				line["request_id"] == p.RequestID
+		case line["status"] == float64(500):
+			access = line["level"] == "error" && line["request_id"] == p.RequestID
+		}
+	}
+	if !panicked || !access {
+		t.Errorf("log (panic line %v, access line %v):\n%s", panicked, access, logs.String())
+	}
+}
+
+// http.ErrAbortHandler is net/http's way to abort an answer on purpose: it is passed on,
+// not turned into a 500.
+func TestAbortHandlerIsPassedOn(t *testing.T) {
+	h := middleware.Recover(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	rec := httptest.NewRecorder()
+	defer func() {
+		if p := recover(); p != http.ErrAbortHandler {
+			t.Errorf("recovered %v; want http.ErrAbortHandler passed on", p)
+		}
+		if rec.Body.Len() != 0 {
+			t.Errorf("an aborted answer was written: %s", rec.Body)
+		}
+	}()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/masks", nil))
+	t.Error("the abort did not reach net/http")
+}
