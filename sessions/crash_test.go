@@ -79,12 +79,12 @@ func TestCrashDuringUnmaskIsFinishedAfterTheLease(t *testing.T) {
 // session as the caller's unmask.
 func TestRedisLostBeforeAnUnmaskIsRecorded(t *testing.T) {
 	lost := redisLostAfter(t, "unmask", time.Hour)
-	opened, err := lost.svc.Mask(lost.ctx, MaskInput{UserID: "a", Caller: "crm"})
+	opened, err := lost.svc.Mask(lost.ctx(), MaskInput{UserID: "a", Caller: "crm"})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	s, err := lost.svc.Unmask(lost.ctx, UnmaskInput{UserID: "a", Caller: "ivr"})
+	s, err := lost.svc.Unmask(lost.ctx(), UnmaskInput{UserID: "a", Caller: "ivr"})
 	if err != nil || s.State != StateUnmasking {
 		t.Fatalf("Unmask = %+v, %v; want the session unmasking and no error", s, err)
 	}
@@ -106,7 +106,7 @@ func TestRedisLostBeforeAnUnmaskIsRecorded(t *testing.T) {
 // deadline unmasks the agent once Redis is back.
 func TestRedisLostBeforeAMaskIsRecorded(t *testing.T) {
 	lost := redisLostAfter(t, "mask", time.Second)
-	s, err := lost.svc.Mask(lost.ctx, MaskInput{UserID: "a", Caller: "crm"})
+	s, err := lost.svc.Mask(lost.ctx(), MaskInput{UserID: "a", Caller: "crm"})
 	if err != nil || s.State != StateMasked {
 		t.Fatalf("Mask = %+v, %v; want the session masked and no error", s, err)
 	}
@@ -115,7 +115,7 @@ func TestRedisLostBeforeAMaskIsRecorded(t *testing.T) {
 	}
 
 	lost.proxy.Set(testkit.Fault{})
-	if got, err := lost.svc.Get(lost.ctx, "a"); err != nil || got.ID != s.ID || got.State != StateMasking {
+	if got, err := lost.svc.Get(lost.ctx(), "a"); err != nil || got.ID != s.ID || got.State != StateMasking {
 		t.Errorf("the session after Redis came back = %+v, %v; want %s, masking as written ahead", got, err, s.ID)
 	}
 	line := auditLine(t, sweepUntilClosed(t, lost.svc, "a"), "expired")
@@ -133,7 +133,7 @@ func TestRedisLostBeforeAMaskIsRecorded(t *testing.T) {
 func TestRedisLostBeforeARefusedMaskIsRecorded(t *testing.T) {
 	lost := redisLostAfter(t, "mask", time.Second)
 	lost.sim.SetFaults(cxonesim.Faults{DenyMasking: true})
-	if _, err := lost.svc.Mask(lost.ctx, MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, ErrUpstreamRefused) {
+	if _, err := lost.svc.Mask(lost.ctx(), MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, ErrUpstreamRefused) {
 		t.Fatalf("Mask = %v; want CXone's refusal", err)
 	}
 	if line := auditLine(t, lost.log.String(), "store_failed"); line["error"] == nil || line["outcome"] != "unknown" {
@@ -155,8 +155,12 @@ type lostRedis struct {
 	sim   *testkit.Sim
 	call  string
 	proxy *testkit.FaultProxy
-	ctx   context.Context // logs to log
-	log   *bytes.Buffer
+	log   *bytes.Buffer // what requests made with ctx() logged
+}
+
+// ctx is a request's context, whose logger writes to l.log.
+func (l *lostRedis) ctx() context.Context {
+	return zerolog.New(l.log).WithContext(context.Background())
 }
 
 func redisLostAfter(t *testing.T, op string, ttl time.Duration) *lostRedis {
@@ -170,10 +174,11 @@ func redisLostAfter(t *testing.T, op string, ttl time.Duration) *lostRedis {
 	cx := &cutAfter{CXone: upstream.New(sim.UpstreamConfig()), op: op, cut: func() { proxy.Set(testkit.Fault{Refuse: true}) }}
 	var log bytes.Buffer
 	return &lostRedis{
-		svc:  NewService(NewStore(rdb, prefix), cx, Config{DefaultTTL: ttl, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond}),
-		sim:  sim,
-		call: sim.StartCall("a", false, true).ID, proxy: proxy,
-		ctx: zerolog.New(&log).WithContext(context.Background()), log: &log,
+		svc:   NewService(NewStore(rdb, prefix), cx, Config{DefaultTTL: ttl, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond}),
+		sim:   sim,
+		call:  sim.StartCall("a", false, true).ID,
+		proxy: proxy,
+		log:   &log,
 	}
 }
 
