@@ -79,8 +79,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	api.WriteProblem(w, r, http.StatusInternalServerError, api.ProblemCodeInternal, "internal error", 0)
 }
 
-// requestError answers what the generated code could not bind: a malformed query
-// parameter, or a body that is not the JSON the spec describes, or too large.
+// requestError answers what the generated code could not bind: an empty userId (chi
+// matches /v1/agents//mask), a malformed query parameter, or a body that is not the
+// JSON the spec describes, or too large.
 func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	var param *api.InvalidParamFormatError

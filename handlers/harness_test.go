@@ -226,7 +226,10 @@ func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) 
 	}
 	route, params, err := spec.router.FindRoute(req)
 	if err != nil {
-		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		// chi matches an empty userId (/v1/agents//mask), which the spec's router does
+		// not; it is refused as any other invalid userId.
+		emptyUserID := resp.StatusCode == http.StatusBadRequest && strings.HasPrefix(req.URL.Path, "/v1/agents//")
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed && !emptyUserID {
 			g.t.Errorf("%s %s: answered %d but the spec has no such operation", req.Method, req.URL.Path, resp.StatusCode)
 		}
 		return

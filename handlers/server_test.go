@@ -223,6 +223,8 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 		{"user id with a star", "POST", "/v1/agents/a*b/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
 		{"user id with braces", "GET", "/v1/agents/%7Bx%7D/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
 		{"user id with an encoded slash", "POST", "/v1/agents/a%2Fb/unmask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"empty user id", "POST", "/v1/agents//mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"empty user id, GET", "GET", "/v1/agents//mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
 		{"user id of 129 characters", "POST", "/v1/agents/" + long + "/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
 		{"body not JSON", "POST", "/v1/agents/a1/mask", "reason=payment", (*gateway).all, nil, 400, "invalid_body"},
 		{"body truncated", "POST", "/v1/agents/a1/mask", `{"reason":`, (*gateway).all, nil, 400, "invalid_body"},
