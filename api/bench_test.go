@@ -1,19 +1,24 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/oapi-codegen/runtime"
+
 	"github.com/maskgate/maskgate/api"
 )
 
+// BenchmarkDecodeMaskRequest decodes a body as the generated server does, through the
+// runtime's codec.
 func BenchmarkDecodeMaskRequest(b *testing.B) {
 	body := []byte(`{"reason":"payment","ttlSeconds":300}`)
 	b.ReportAllocs()
 	for b.Loop() {
 		var m api.MaskRequest
-		if err := json.Unmarshal(body, &m); err != nil {
+		if err := runtime.JSONUnmarshalRead(bytes.NewReader(body), &m); err != nil {
 			b.Fatal(err)
 		}
 	}

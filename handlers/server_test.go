@@ -63,6 +63,17 @@ func TestMaskAndUnmaskRoundTrip(t *testing.T) {
 
 // TestStatusTable walks every row of design §2's status table that a mask, unmask or
 // read can answer, each with the problem code the contract names.
+// A body may end in white space, as JSON encoders end theirs with a newline; only
+// something else after the value is refused (TestRejectedRequestsNeverReachRedisOrCXone).
+func TestBodyEndingInWhiteSpaceIsRead(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	r := g.do("POST", "/v1/agents/a1/mask", g.all(), "{\"reason\":\"payment\"}\n \r\n\t")
+	if r.status != 200 || r.json(t)["reason"] != "payment" {
+		t.Errorf("mask = %d %s; want 200 with the body's reason", r.status, r.body)
+	}
+}
+
 func TestStatusTable(t *testing.T) {
 	type tc struct {
 		name   string
@@ -230,6 +241,8 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 		{"body truncated", "POST", "/v1/agents/a1/mask", `{"reason":`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body an array", "POST", "/v1/agents/a1/mask", `[]`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body null", "POST", "/v1/agents/a1/mask", `null`, (*gateway).all, nil, 400, "invalid_body"},
+		{"two bodies", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":60}{"ttlSeconds":1}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"body with text after it", "POST", "/v1/agents/a1/unmask", `{} and more`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unknown field", "POST", "/v1/agents/a1/mask", `{"ttl":30}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"ttlSeconds a string", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":"30"}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"ttlSeconds a fraction", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":1.5}`, (*gateway).all, nil, 400, "invalid_body"},
