@@ -117,7 +117,9 @@ func bodyDetail(err error) string {
 // jsonKind names a Go kind the way a JSON caller knows it.
 func jsonKind(goKind string) string {
 	switch {
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "float"):
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "integer" // 1.5, 1e2 and 100.0 are numbers, but not for an int
+	case strings.HasPrefix(goKind, "float"):
 		return "number"
 	case goKind == "struct", goKind == "map":
 		return "object"

@@ -74,6 +74,28 @@ func TestBodyEndingInWhiteSpaceIsRead(t *testing.T) {
 	}
 }
 
+// A body refused says what is wrong in the caller's terms (JSON's types, the field's
+// name), never echoing what the caller sent.
+func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
+	g := newGateway(t)
+	for body, detail := range map[string]string{
+		`{"ttlSeconds":"30"}`:   "field ttlSeconds must be a JSON integer",
+		`{"ttlSeconds":1e2}`:    "field ttlSeconds must be a JSON integer",
+		`{"ttlSeconds":100.5}`:  "field ttlSeconds must be a JSON integer",
+		`{"reason":5}`:          "field reason must be a JSON string",
+		`{"reason":`:            "the request body is not valid JSON",
+		`[5]`:                   "the request body must be a JSON object",
+		`{"ttl":31}`:            `unknown field "ttl"`,
+		`{"reason":"x"}{"a":7}`: "the request body must be one JSON value with nothing after it",
+	} {
+		r := g.do("POST", "/v1/agents/a1/mask", g.all(), body)
+		if r.status != 400 || r.json(t)["detail"] != detail {
+			t.Errorf("%s: %d %s; want 400 %q", body, r.status, r.body, detail)
+		}
+	}
+	g.untouched("bad bodies")
+}
+
 func TestStatusTable(t *testing.T) {
 	type tc struct {
 		name   string
