@@ -182,6 +182,8 @@ func TestUnmaskDuringAnOutageIsRetriedUntilCXoneRecovers(t *testing.T) {
 	}
 }
 
+// An unmask that keeps failing is given up after MASKGATE_UNMASK_GIVEUP: counted, no
+// longer scheduled, left listed as unmasking for an operator, whose unmask closes it.
 func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 	c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.UnmaskGiveUp = 500 * time.Millisecond })
 	c.sim.StartCall("a", false, true)
@@ -201,6 +203,12 @@ func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 	s, err := svc.Get(context.Background(), "a")
 	if err != nil || s.State != sessions.StateUnmasking {
 		t.Errorf("a given-up session = %+v, %v; want it still listed as unmasking", s, err)
+	}
+	// An operator's unmask of it, once CXone is well, closes it.
+	c.sim.SetFaults(cxonesim.Faults{})
+	if s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ops"}); err != nil ||
+		s.State != sessions.StateClosed || s.UnmaskedBy != "ops" {
+		t.Errorf("unmask after the give-up = %+v, %v; want it closed by ops", s, err)
 	}
 }
 
