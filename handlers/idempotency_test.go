@@ -69,6 +69,23 @@ func TestIdempotencyKeyInFlightIs409(t *testing.T) {
 	}
 }
 
+// The query is part of the request a key is tied to: an unmask refused for want of a
+// session is not replayed to the same key's forced unmask, which is another request.
+func TestIdempotencyKeyWithAnotherQueryIs422(t *testing.T) {
+	g := newGateway(t)
+	admin := g.token("recordings:unmask recordings:admin", nil)
+	if r := g.do("POST", "/v1/agents/a1/unmask", admin, "", "Idempotency-Key", "k-q"); r.status != 409 {
+		t.Fatalf("unmask without a session = %d %s; want 409", r.status, r.body)
+	}
+	r := g.do("POST", "/v1/agents/a1/unmask?force=true", admin, "", "Idempotency-Key", "k-q")
+	if r.status != 422 || r.json(t)["code"] != "idempotency_key_reused" {
+		t.Errorf("forced unmask with the key of an unforced one = %d %v %s; want 422 idempotency_key_reused", r.status, r.header, r.body)
+	}
+	if n := len(g.sim.Requests()); n != 0 {
+		t.Errorf("CXone requests = %d; want none", n)
+	}
+}
+
 func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
 	g := newGateway(t)
 	g.sim.StartCall("a1", false, true)

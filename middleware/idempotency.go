@@ -35,7 +35,7 @@ const (
 // Idempotency makes a POST with an Idempotency-Key header safe to retry (design §2):
 // the first request's answer is kept for 24 h and replayed, with Idempotent-Replayed:
 // true, to a repeat with the same key from the same caller, without running it again;
-// the same key with another request (method, path or body) is 422
+// the same key with another request (method, path, query or body) is 422
 // idempotency_key_reused, and a repeat while the first runs is 409
 // idempotency_key_in_flight. Answers with a 5xx status are not kept: a retry runs
 // again. It runs after Authorize: keys are scoped to the caller.
@@ -59,7 +59,7 @@ func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			caller, _ := CallerFrom(r.Context())
 			who := caller.Subject + "\x00" + caller.ClientID
-			sum := sha256.Sum256(append([]byte(r.Method+" "+r.URL.Path+"\x00"), body...))
+			sum := sha256.Sum256(append([]byte(r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+"\x00"), body...))
 			fp := hex.EncodeToString(sum[:])
 
 			prior, err := store.ReserveIdempotency(r.Context(), who, key, fp, idempotencyInFlight)
