@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bufio"
 	"encoding/json"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -75,6 +76,42 @@ func TestAuditLinesAnswerPCIDSS10_2_2(t *testing.T) {
 		if !events[e] {
 			t.Errorf("no audit line for event %s (got %v)", e, events)
 		}
+	}
+}
+
+// Behind a trusted load balancer the access and audit lines name the client that
+// X-Forwarded-For gives as remote_ip, and the balancer as peer_ip; a peer that is not
+// trusted cannot make itself another client with the header.
+func TestOriginBehindATrustedProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		trusted      []netip.Prefix
+		remote, peer any
+	}{
+		{"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7", "127.0.0.1"},
+		{"not trusted", nil, "127.0.0.1", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGateway(t, withTrustedProxies(tt.trusted...))
+			g.sim.StartCall("a1", false, true)
+			g.do("POST", "/v1/agents/a1/mask", g.all(), "", "X-Forwarded-For", "192.0.2.66, 203.0.113.7")
+			var seen int
+			for l := range strings.Lines(g.logs.String()) {
+				var line map[string]any
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+				if line["audit"] == true || line["message"] == "request" {
+					seen++
+					if line["remote_ip"] != tt.remote || line["peer_ip"] != tt.peer {
+						t.Errorf("%s line: remote_ip %v, peer_ip %v; want %v, %v", line["message"], line["remote_ip"], line["peer_ip"], tt.remote, tt.peer)
+					}
+				}
+			}
+			if seen != 2 {
+				t.Errorf("%d access and audit lines; want 2:\n%s", seen, g.logs.String())
+			}
+		})
 	}
 }
 

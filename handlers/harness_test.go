@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,10 +110,16 @@ type gatewaySetup struct {
 	rdb      *redis.Client
 	upstream upstream.Config
 	limit    int
+	trusted  []netip.Prefix
 }
 
 // withRateLimit sets the per-caller rate limit (default: high enough not to matter).
 func withRateLimit(n int) gatewayOption { return func(s *gatewaySetup) { s.limit = n } }
+
+// withTrustedProxies makes the gateway believe X-Forwarded-For from these peers.
+func withTrustedProxies(p ...netip.Prefix) gatewayOption {
+	return func(s *gatewaySetup) { s.trusted = p }
+}
 
 // withRedis gives the gateway another Redis client (a dead one, say).
 func withRedis(rdb *redis.Client) gatewayOption { return func(s *gatewaySetup) { s.rdb = rdb } }
@@ -145,7 +152,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	})
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Log: log, Sessions: svc, Replays: store, Rates: store, Limit: setup.limit, Auth: auth, Registry: reg,
-		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}},
+		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, TrustedProxies: setup.trusted,
 	}))
 	t.Cleanup(srv.Close)
 	return &gateway{t: t, url: srv.URL, sim: sim, rdb: setup.rdb, prefix: prefix, cmds: cmds, logs: logs}

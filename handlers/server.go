@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/netip"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,13 +28,16 @@ type Deps struct {
 	Auth     *middleware.Authenticator
 	Checks   []Check // readiness checks of /readyz
 	Registry *prometheus.Registry
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client
+	// (MASKGATE_TRUSTED_PROXIES); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // NewServer returns maskgate's HTTP handler. Every route is in routes below; the API
 // routes, their parameters and their scopes come from openapi.yaml through package api.
 func NewServer(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.AccessLog(d.Log), middleware.Recover,
+	r.Use(middleware.RequestID, middleware.AccessLog(d.Log, d.TrustedProxies), middleware.Recover,
 		middleware.Metrics(d.Registry), middleware.LimitBody(maxBody))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteProblem(w, r, http.StatusNotFound, api.ProblemCodeNotFound, "no such route", 0)

@@ -3,6 +3,8 @@ package middleware
 import (
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -14,8 +16,10 @@ import (
 // the request) on the request context, for every audit line written while serving it,
 // and writes one access line per request when it is done (design §5): request_id,
 // time, remote_ip, method, route, status, duration_ms and the caller's sub/client_id.
+// remote_ip is the connection's peer, or, when the peer is one of the trusted proxies,
+// the client that X-Forwarded-For names (see ClientIP); the peer is then peer_ip.
 // It must run after RequestID.
-func AccessLog(log zerolog.Logger) func(http.Handler) http.Handler {
+func AccessLog(log zerolog.Logger, trusted []netip.Prefix) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		access := hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
 			scope := ScopeFrom(r.Context())
@@ -35,7 +39,13 @@ func AccessLog(log zerolog.Logger) func(http.Handler) http.Handler {
 		})
 		next = access(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			l := log.With().Str("request_id", ScopeFrom(r.Context()).RequestID).Str("remote_ip", remoteIP(r)).Logger()
+			lc := log.With().Str("request_id", ScopeFrom(r.Context()).RequestID)
+			client, peer := ClientIP(r, trusted)
+			lc = lc.Str("remote_ip", client)
+			if client != peer {
+				lc = lc.Str("peer_ip", peer)
+			}
+			l := lc.Logger()
 			next.ServeHTTP(w, r.WithContext(l.WithContext(r.Context())))
 		})
 	}
@@ -52,10 +62,53 @@ func route(r *http.Request) string {
 	return "unmatched"
 }
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// ClientIP is the address a request came from, and the connection's peer. They are
+// the same unless the peer is a trusted proxy (a load balancer or ingress in front of
+// maskgate): then X-Forwarded-For is read from its right end, each trusted proxy
+// skipped, and the first address not trusted is the client. An address a caller wrote
+// into the header itself is never taken, since it sits left of what a trusted proxy
+// appended; a peer not trusted is the client whatever the header says.
+func ClientIP(r *http.Request, trusted []netip.Prefix) (client, peer string) {
+	peer = r.RemoteAddr
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		peer = host
 	}
-	return host
+	if len(trusted) == 0 {
+		return peer, peer
+	}
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !within(addr, trusted) {
+		return peer, peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := parseHop(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // not an address: nothing left of it can be believed
+		}
+		addr = hop.Unmap()
+		if !within(addr, trusted) {
+			break
+		}
+	}
+	return addr.String(), peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or one with a port as some
+// load balancers write it ("203.0.113.7:51000", "[2001:db8::7]:51000").
+func parseHop(s string) (netip.Addr, error) {
+	if addr, err := netip.ParseAddr(s); err == nil {
+		return addr, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	return ap.Addr(), err
+}
+
+func within(addr netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
 }

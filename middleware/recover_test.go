@@ -18,7 +18,7 @@ import (
 // says 500 at error level.
 func TestPanicIsAnsweredAsAProblemAndLogged(t *testing.T) {
 	var logs bytes.Buffer
-	h := middleware.RequestID(middleware.AccessLog(zerolog.New(&logs))(middleware.Recover(
+	h := middleware.RequestID(middleware.AccessLog(zerolog.New(&logs), nil)(middleware.Recover(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom: a bug") }))))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/masks", nil))

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ type config struct {
 	ShutdownDelay  time.Duration
 	DrainTimeout   time.Duration
 	LogLevel       zerolog.Level
+	TrustedProxies []netip.Prefix // whose X-Forwarded-For names the client
 	CXone          upstream.Config
 }
 
@@ -116,6 +118,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.Redis = rc
 	}
+	for entry := range strings.SplitSeq(str("MASKGATE_TRUSTED_PROXIES", ""), ",") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		p, err := parsePrefix(entry)
+		if err != nil {
+			bad("MASKGATE_TRUSTED_PROXIES: %q is not an IP address or a CIDR range such as 10.0.0.0/8", entry)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
 	level, err := zerolog.ParseLevel(str("MASKGATE_LOG_LEVEL", "info"))
 	if err != nil || level == zerolog.NoLevel {
 		bad("MASKGATE_LOG_LEVEL must be one of trace, debug, info, warn, error")
@@ -184,6 +197,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return config{}, &configError{errors.Join(problems...)}
 	}
 	return c, nil
+}
+
+// parsePrefix reads a CIDR range, or one address as the range of itself.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if addr, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(addr, addr.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }
 
 // readSecret reads NAME, or the file NAME_FILE names (trailing newline trimmed, as

@@ -203,13 +203,14 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 	})
 	draining := &atomic.Bool{}
 	h := handlers.NewServer(handlers.Deps{
-		Log:      log,
-		Sessions: svc,
-		Replays:  store,
-		Rates:    store,
-		Limit:    cfg.RateLimit,
-		Auth:     auth,
-		Registry: reg,
+		Log:            log,
+		Sessions:       svc,
+		Replays:        store,
+		Rates:          store,
+		Limit:          cfg.RateLimit,
+		TrustedProxies: cfg.TrustedProxies,
+		Auth:           auth,
+		Registry:       reg,
 		Checks: []handlers.Check{
 			{Name: "redis", Fn: svc.Ready},
 			{Name: "cxone", Fn: cx.Ready},

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"empty public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": empty}, "MASKGATE_JWT_PUBLIC_KEY_FILE is empty"},
 		{"key prefix with a hash tag", map[string]string{"MASKGATE_REDIS_KEY_PREFIX": "a{b}"}, "MASKGATE_REDIS_KEY_PREFIX must not contain"},
 		{"bad API base URL", map[string]string{"CXONE_API_BASE_URL": "api.example.com"}, "CXONE_API_BASE_URL must be"},
+		{"bad trusted proxy", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, `MASKGATE_TRUSTED_PROXIES: "lb.internal" is not`},
+		{"bad trusted range", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/33"}, `MASKGATE_TRUSTED_PROXIES: "10.0.0.0/33" is not`},
 	}
 	sim := testkit.NewSim(t)
 	for _, tt := range tests {
@@ -115,6 +118,22 @@ func TestInvalidConfiguration(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.168.1.7 ,2001:db8::1/32,"
+	cfg, err := loadConfig(getenv(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range cfg.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"}; !slices.Equal(got, want) {
+		t.Errorf("trusted proxies = %v; want %v", got, want)
 	}
 }
 
