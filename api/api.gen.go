@@ -298,9 +298,9 @@ type MaskAgentParams struct {
 	// IdempotencyKey Makes a retry safe: a repeat with the same key and the same caller within 24 h
 	// gets the first answer again (with `Idempotent-Replayed: true`) without touching
 	// CXone; the same key with another request (method, path, query or body) is 422
-	// `idempotency_key_reused`; while
-	// the first is still running, 409 `idempotency_key_in_flight`. Answers with a 5xx
-	// status are not kept, so that a retry runs again.
+	// `idempotency_key_reused`; while the first is still running, 409
+	// `idempotency_key_in_flight`. Answers with a 5xx status or 429 are not kept, so
+	// that a retry runs again.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -320,9 +320,9 @@ type UnmaskAgentParams struct {
 	// IdempotencyKey Makes a retry safe: a repeat with the same key and the same caller within 24 h
 	// gets the first answer again (with `Idempotent-Replayed: true`) without touching
 	// CXone; the same key with another request (method, path, query or body) is 422
-	// `idempotency_key_reused`; while
-	// the first is still running, 409 `idempotency_key_in_flight`. Answers with a 5xx
-	// status are not kept, so that a retry runs again.
+	// `idempotency_key_reused`; while the first is still running, 409
+	// `idempotency_key_in_flight`. Answers with a 5xx status or 429 are not kept, so
+	// that a retry runs again.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 

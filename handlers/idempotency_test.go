@@ -122,6 +122,29 @@ func TestIdempotencyKeepsClientErrorsButNotServerErrors(t *testing.T) {
 	}
 }
 
+// A 429 is no answer to keep: the request did not run, and its retry with the same key
+// after Retry-After must run, not get the 429 again for a day.
+func TestIdempotencyDoesNotKeepARateLimitedAnswer(t *testing.T) {
+	g := newGateway(t, withRateLimit(1))
+	g.sim.StartCall("a1", false, true)
+	g.sim.StartCall("a2", false, true)
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-1"); r.status != 200 {
+		t.Fatalf("first = %d %s", r.status, r.body)
+	}
+	limited := g.do("POST", "/v1/agents/a2/mask", g.all(), "", "Idempotency-Key", "k-2")
+	if limited.status != 429 {
+		t.Fatalf("second within the second = %d %s; want 429", limited.status, limited.body)
+	}
+	var again response
+	testkit.Eventually(t, 5*time.Second, "the retry to run", func() bool {
+		again = g.do("POST", "/v1/agents/a2/mask", g.all(), "", "Idempotency-Key", "k-2")
+		return again.status != 429
+	})
+	if again.status != 200 || again.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("retry after the limit = %d %v %s; want it run, 200", again.status, again.header, again.body)
+	}
+}
+
 func TestBadIdempotencyKeyIs400(t *testing.T) {
 	g := newGateway(t)
 	for _, key := range []string{strings.Repeat("k", 256), "tab\there"} {

@@ -37,8 +37,8 @@ const (
 // true, to a repeat with the same key from the same caller, without running it again;
 // the same key with another request (method, path, query or body) is 422
 // idempotency_key_reused, and a repeat while the first runs is 409
-// idempotency_key_in_flight. Answers with a 5xx status are not kept: a retry runs
-// again. It runs after Authorize: keys are scoped to the caller.
+// idempotency_key_in_flight. Answers with a 5xx status or 429 are not kept: a retry
+// runs again. It runs after Authorize: keys are scoped to the caller.
 func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +88,7 @@ func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
 			next.ServeHTTP(ww, r)
 
 			ctx := context.WithoutCancel(r.Context())
-			if ww.Status() >= http.StatusInternalServerError {
+			if transientStatus(ww.Status()) {
 				err = store.ReleaseIdempotency(ctx, who, key)
 			} else {
 				err = store.CompleteIdempotency(ctx, who, key, sessions.Replay{Fingerprint: fp, Status: ww.Status(),
@@ -99,6 +99,12 @@ func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
 			}
 		})
 	}
+}
+
+// transientStatus is an answer not kept for a key: the request did not run or failed
+// for a while (429 over the rate limit, a 5xx), and its retry must run again.
+func transientStatus(status int) bool {
+	return status == http.StatusTooManyRequests || status >= http.StatusInternalServerError
 }
 
 func printable(s string) bool {
