@@ -321,6 +321,20 @@ func TestAgentTokenActsOnItsOwnAgent(t *testing.T) {
 	}
 }
 
+// An agent's id in the path may be percent-encoded, as encodeURIComponent writes
+// "user@tenant": it is still the token's own agent, and another agent's stays refused.
+func TestAgentTokenActsOnItsOwnAgentEncoded(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("user@tenant", false, true)
+	tok := g.token("recordings:mask recordings:read", jwt.MapClaims{"agent_id": "user@tenant"})
+	if r := g.do("POST", "/v1/agents/user%40tenant/mask", tok, ""); r.status != 200 || r.json(t)["userId"] != "user@tenant" {
+		t.Errorf("agent token masking itself, encoded = %d %s; want 200", r.status, r.body)
+	}
+	if r := g.do("GET", "/v1/agents/other%40tenant/mask", tok, ""); r.status != 403 || r.json(t)["code"] != "agent_forbidden" {
+		t.Errorf("agent token reading another agent, encoded = %d %s; want 403 agent_forbidden", r.status, r.body)
+	}
+}
+
 func TestListPaginates(t *testing.T) {
 	g := newGateway(t)
 	for i := range 5 {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -262,13 +263,24 @@ func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 					return
 				}
 			}
-			if caller.AgentID != "" && chi.URLParam(r, "userId") != caller.AgentID {
+			if caller.AgentID != "" && pathUserID(r) != caller.AgentID {
 				api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeAgentForbidden, "the token may act only on its own agent, and not list sessions", 0)
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// pathUserID is the request's {userId}, unescaped as the generated handler binds it
+// (chi gives it as sent: "user%40tenant" for user@tenant); "" when it has none or
+// cannot be unescaped, which no agent is.
+func pathUserID(r *http.Request) string {
+	id, err := url.PathUnescape(chi.URLParam(r, "userId"))
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 // bearer extracts the token of an "Authorization: Bearer" header.
