@@ -335,6 +335,22 @@ func TestAgentTokenActsOnItsOwnAgentEncoded(t *testing.T) {
 	}
 }
 
+// A numeric agent_id, as identity providers write CXone's agent ids, binds the token to
+// that agent; it was once read as no agent_id at all, a token for every agent.
+func TestAgentTokenWithANumericAgentID(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("1234567", false, true)
+	tok := g.token("recordings:mask recordings:read", jwt.MapClaims{"agent_id": 1234567})
+	if r := g.do("POST", "/v1/agents/1234567/mask", tok, ""); r.status != 200 {
+		t.Errorf("agent 1234567 masking itself = %d %s; want 200", r.status, r.body)
+	}
+	for _, path := range []string{"/v1/agents/7654321/mask", "/v1/masks"} {
+		if r := g.do("GET", path, tok, ""); r.status != 403 || r.json(t)["code"] != "agent_forbidden" {
+			t.Errorf("agent 1234567: GET %s = %d %s; want 403 agent_forbidden", path, r.status, r.body)
+		}
+	}
+}
+
 func TestListPaginates(t *testing.T) {
 	g := newGateway(t)
 	for i := range 5 {

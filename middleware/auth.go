@@ -12,9 +12,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,10 +210,15 @@ func sameKey(a, b any) bool {
 // encoding/json would fill a struct's "exp" from an "eXp".
 func callerOf(c jwt.MapClaims) (Caller, error) {
 	str := func(name string) string { s, _ := c[name].(string); return s }
-	caller := Caller{Subject: str("sub"), ClientID: str("azp"), AgentID: str("agent_id"), Scopes: scopesOf(str("scope"))}
+	caller := Caller{Subject: str("sub"), ClientID: str("azp"), Scopes: scopesOf(str("scope"))}
 	if caller.Subject == "" {
 		return Caller{}, errors.New("token has no sub claim")
 	}
+	agent, err := agentOf(c)
+	if err != nil {
+		return Caller{}, err
+	}
+	caller.AgentID = agent
 	if caller.ClientID == "" {
 		caller.ClientID = str("client_id")
 	}
@@ -226,6 +233,27 @@ func callerOf(c jwt.MapClaims) (Caller, error) {
 		}
 	}
 	return caller, nil
+}
+
+// agentOf reads the agent_id claim: a string, or a whole number as identity providers
+// write CXone's numeric agent ids. "" without the claim (a service token). Any other
+// value is an error, not "": a token meant for one agent must never pass as unbound.
+func agentOf(c jwt.MapClaims) (string, error) {
+	v, ok := c["agent_id"]
+	if !ok {
+		return "", nil
+	}
+	switch v := v.(type) {
+	case string:
+		if v != "" {
+			return v, nil
+		}
+	case float64: // encoding/json's number
+		if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {
+			return strconv.FormatInt(int64(v), 10), nil
+		}
+	}
+	return "", errors.New("token has an agent_id that is no agent's id")
 }
 
 // Authorize enforces the security of each operation of the spec: it reads the scopes

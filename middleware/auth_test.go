@@ -272,6 +272,45 @@ func TestCallerIdentity(t *testing.T) {
 	}
 }
 
+// agent_id binds a token to one agent whatever JSON type the identity provider gives
+// it (CXone's agent ids are numbers): a number is that agent; a value that names no
+// agent refuses the token instead of leaving it unbound, which would let it act on
+// every agent.
+func TestAgentIDClaim(t *testing.T) {
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret})
+	for _, tt := range []struct {
+		name  string
+		value any // nil: no claim
+		agent string
+		ok    bool
+	}{
+		{"none: a service token", nil, "", true},
+		{"a string", "user@tenant", "user@tenant", true},
+		{"a number", 1234567, "1234567", true},
+		{"a large number", int64(9007199254740991), "9007199254740991", true},
+		{"empty", "", "", false},
+		{"a fraction", 12.5, "", false},
+		{"a negative number", -4, "", false},
+		{"a boolean", true, "", false},
+		{"an array", []string{"a1", "a2"}, "", false},
+		{"null", "null", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			claims := valid(nil)
+			switch {
+			case tt.value == "null":
+				claims["agent_id"] = nil
+			case tt.value != nil:
+				claims["agent_id"] = tt.value
+			}
+			c, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodHS256, hsSecret, claims, nil))
+			if (err == nil) != tt.ok || err == nil && c.AgentID != tt.agent {
+				t.Errorf("agent_id %v: %+v, %v; want agent %q, accepted %v", tt.value, c, err, tt.agent, tt.ok)
+			}
+		})
+	}
+}
+
 func TestAuthenticatorConfigurationErrors(t *testing.T) {
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
