@@ -210,7 +210,7 @@ func sameKey(a, b any) bool {
 // encoding/json would fill a struct's "exp" from an "eXp".
 func callerOf(c jwt.MapClaims) (Caller, error) {
 	str := func(name string) string { s, _ := c[name].(string); return s }
-	caller := Caller{Subject: str("sub"), ClientID: str("azp"), Scopes: scopesOf(str("scope"))}
+	caller := Caller{Subject: str("sub"), ClientID: str("azp"), Scopes: append(scopesOf(c["scope"]), scopesOf(c["scp"])...)}
 	if caller.Subject == "" {
 		return Caller{}, errors.New("token has no sub claim")
 	}
@@ -221,16 +221,6 @@ func callerOf(c jwt.MapClaims) (Caller, error) {
 	caller.AgentID = agent
 	if caller.ClientID == "" {
 		caller.ClientID = str("client_id")
-	}
-	switch scp := c["scp"].(type) {
-	case string:
-		caller.Scopes = append(caller.Scopes, scopesOf(scp)...)
-	case []any:
-		for _, s := range scp {
-			if s, ok := s.(string); ok {
-				caller.Scopes = append(caller.Scopes, s)
-			}
-		}
 	}
 	return caller, nil
 }

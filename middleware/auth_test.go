@@ -241,6 +241,8 @@ func TestScopesComeFromScopeOrScp(t *testing.T) {
 		{"scope string", jwt.MapClaims{"scope": "recordings:mask recordings:read"}, []string{"recordings:mask", "recordings:read"}},
 		{"scp string", jwt.MapClaims{"scope": nil, "scp": "recordings:unmask"}, []string{"recordings:unmask"}},
 		{"scp array", jwt.MapClaims{"scope": nil, "scp": []string{"recordings:read", "recordings:mask"}}, []string{"recordings:read", "recordings:mask"}},
+		{"scope array", jwt.MapClaims{"scope": []string{"recordings:unmask", "recordings:read"}}, []string{"recordings:unmask", "recordings:read"}},
+		{"both", jwt.MapClaims{"scope": "recordings:mask", "scp": []string{"recordings:read"}}, []string{"recordings:mask", "recordings:read"}},
 		{"none", jwt.MapClaims{"scope": nil}, nil},
 	}
 	for _, tt := range tests {

@@ -68,5 +68,20 @@ func withScope(ctx context.Context, s *Scope) context.Context {
 	return context.WithValue(ctx, scopeKey{}, s)
 }
 
-// scopesOf splits a space-separated scope claim.
-func scopesOf(claim string) []string { return strings.Fields(claim) }
+// scopesOf reads a scope claim: a space-separated string (RFC 8693's scope) or a list of
+// strings (as some identity providers write scp); anything else grants nothing.
+func scopesOf(claim any) []string {
+	switch claim := claim.(type) {
+	case string:
+		return strings.Fields(claim)
+	case []any:
+		var out []string
+		for _, s := range claim {
+			if s, ok := s.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
