@@ -218,6 +218,9 @@ func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) 
 	if resp.Header.Get("X-Request-ID") == "" {
 		g.t.Errorf("%s %s: no X-Request-ID header", req.Method, req.URL.Path)
 	}
+	if strings.HasPrefix(req.URL.Path, "/v1/") && resp.Header.Get("Cache-Control") != "no-store" {
+		g.t.Errorf("%s %s: answered without Cache-Control: no-store", req.Method, req.URL.Path)
+	}
 	if resp.StatusCode >= 400 && req.URL.Path != "/readyz" { // readyz answers its checks, not a problem
 		var p struct {
 			Code      string `json:"code"`

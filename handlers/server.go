@@ -71,14 +71,24 @@ func routes(r chi.Router, d Deps) {
 	})
 	api.HandlerWithOptions(strict, api.ChiServerOptions{
 		BaseRouter: r,
-		// The last runs first: authorization, the caller's rate limit, then
-		// Idempotency-Key (both need the caller).
+		// The last runs first: no-store on every answer, authorization, the
+		// caller's rate limit, then Idempotency-Key (both need the caller).
 		Middlewares: []api.MiddlewareFunc{
 			middleware.Idempotency(d.Replays),
 			middleware.RateLimit(d.Rates, d.Limit),
 			middleware.Authorize(d.Auth),
+			noStore,
 		},
 		ErrorHandlerFunc: requestError,
+	})
+}
+
+// noStore marks every API answer, errors included, as not to be stored by any cache:
+// a session is live state, and a stale "masked" is worse than none.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
 	})
 }
 
