@@ -263,6 +263,7 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 		{"body truncated", "POST", "/v1/agents/a1/mask", `{"reason":`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body an array", "POST", "/v1/agents/a1/mask", `[]`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body null", "POST", "/v1/agents/a1/mask", `null`, (*gateway).all, nil, 400, "invalid_body"},
+		{"a card number in the reason", "POST", "/v1/agents/a1/mask", `{"reason":"card 4111 1111 1111 1111"}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"two bodies", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":60}{"ttlSeconds":1}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body with text after it", "POST", "/v1/agents/a1/unmask", `{} and more`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unknown field", "POST", "/v1/agents/a1/mask", `{"ttl":30}`, (*gateway).all, nil, 400, "invalid_body"},

@@ -29,10 +29,58 @@ func (in MaskInput) Validate(maxTTL time.Duration) error {
 	if utf8.RuneCountInString(in.Reason) > MaxReasonLength {
 		return fmt.Errorf("%w: reason must be at most %d characters", ErrInvalidInput, MaxReasonLength)
 	}
+	if holdsCardNumber(in.Reason) {
+		return fmt.Errorf("%w: reason must not contain a card number", ErrInvalidInput)
+	}
 	if t := in.TTLSeconds; t != nil && (*t < 1 || int64(*t) > int64(maxTTL/time.Second)) {
 		return fmt.Errorf("%w: ttlSeconds must be between 1 and %d", ErrInvalidInput, int64(maxTTL/time.Second))
 	}
 	return nil
+}
+
+// holdsCardNumber reports whether s holds what looks like a payment card number: 13 to
+// 19 digits, alone or grouped by single spaces or dashes, that pass the Luhn check. A
+// reason goes to Redis and into the audit trail, where a PCI environment must never
+// store one.
+func holdsCardNumber(s string) bool {
+	var buf [20]byte   // 20 digits: more than a card number has
+	n, sep := 0, false // digits in the group; a space or dash just followed one
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) {
+			switch c := s[i]; {
+			case c >= '0' && c <= '9':
+				if n < len(buf) {
+					buf[n] = c
+					n++
+				}
+				sep = false
+				continue
+			case (c == ' ' || c == '-') && n > 0 && !sep:
+				sep = true
+				continue
+			}
+		}
+		if n >= 13 && n <= 19 && luhn(buf[:n]) {
+			return true
+		}
+		n, sep = 0, false
+	}
+	return false
+}
+
+// luhn is the check digit test of card numbers (ISO/IEC 7812).
+func luhn(digits []byte) bool {
+	sum := 0
+	for i, double := len(digits)-1, false; i >= 0; i, double = i-1, !double {
+		d := int(digits[i] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
 }
 
 // Mask masks the agent's recording (design §3.1–§3.3): the session is written ahead as

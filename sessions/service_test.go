@@ -504,6 +504,10 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"user id with a brace", sessions.MaskInput{UserID: "{x}"}, sessions.ErrInvalidUserID},
 		{"user id of 129 characters", sessions.MaskInput{UserID: strings.Repeat("a", 129)}, sessions.ErrInvalidUserID},
 		{"reason of 201 characters", sessions.MaskInput{UserID: "a", Reason: strings.Repeat("é", 201)}, sessions.ErrInvalidInput},
+		{"reason with a card number", sessions.MaskInput{UserID: "a", Reason: "card 4111111111111111 exp 12/29"}, sessions.ErrInvalidInput},
+		{"reason with a spaced card number", sessions.MaskInput{UserID: "a", Reason: "4111 1111 1111 1111"}, sessions.ErrInvalidInput},
+		{"reason with a dashed card number", sessions.MaskInput{UserID: "a", Reason: "pan:5500-0000-0000-0004."}, sessions.ErrInvalidInput},
+		{"reason with a 15-digit card number", sessions.MaskInput{UserID: "a", Reason: "amex 378282246310005"}, sessions.ErrInvalidInput},
 		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(0)}, sessions.ErrInvalidInput},
 		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(-5)}, sessions.ErrInvalidInput},
 		{"ttl over the maximum", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(7201)}, sessions.ErrInvalidInput},
@@ -528,6 +532,25 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		if !sessions.ValidUserID(ok) {
 			t.Errorf("ValidUserID(%q) = false", ok)
 		}
+	}
+}
+
+// A reason is free text that goes to Redis and into the audit trail: it may hold
+// numbers, but not a card number, which a PCI environment must never store.
+func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
+	for _, reason := range []string{
+		"payment", "order 4111111111111112", // 16 digits, Luhn fails
+		"ticket 123456789012",                            // 12 digits
+		"ref 41111111111111111111",                       // 20 digits: no card number
+		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
+	} {
+		if err := (sessions.MaskInput{UserID: "a", Reason: reason}).Validate(time.Hour); err != nil {
+			t.Errorf("reason %q refused: %v", reason, err)
+		}
+	}
+	err := (sessions.MaskInput{UserID: "a", Reason: "4111111111111111"}).Validate(time.Hour)
+	if !errors.Is(err, sessions.ErrInvalidInput) || strings.Contains(err.Error(), "4111") {
+		t.Errorf("a card number as reason: %v; want ErrInvalidInput, without the number", err)
 	}
 }
 
