@@ -539,9 +539,10 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 // numbers, but not a card number, which a PCI environment must never store.
 func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 	for _, reason := range []string{
-		"payment", "order 4111111111111112", // 16 digits, Luhn fails
-		"ticket 123456789012",                            // 12 digits
-		"ref 41111111111111111111",                       // 20 digits: no card number
+		"payment",
+		"order 4111111111111112",   // 16 digits, Luhn fails
+		"ticket 123456789012",      // 12 digits
+		"ref 41111111111111111111", // 20 digits: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 	} {
 		if err := (sessions.MaskInput{UserID: "a", Reason: reason}).Validate(time.Hour); err != nil {
