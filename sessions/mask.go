@@ -39,37 +39,56 @@ func (in MaskInput) Validate(maxTTL time.Duration) error {
 }
 
 // holdsCardNumber reports whether s holds what looks like a payment card number: 13 to
-// 19 digits, alone or grouped by single spaces or dashes, that pass the Luhn check. A
-// reason goes to Redis and into the audit trail, where a PCI environment must never
-// store one.
+// 19 digits that pass the Luhn check, written alone or in groups separated by single
+// spaces or dashes, also when more digits follow in the same way ("4111 1111 1111 1111
+// 12/29"). A reason goes to Redis and into the audit trail, where a PCI environment
+// must never store one.
 func holdsCardNumber(s string) bool {
-	var buf [20]byte   // 20 digits: more than a card number has
-	n, sep := 0, false // digits in the group; a space or dash just followed one
+	var chunks []string // the digit runs of one group, each followed by one space or dash
+	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
-		if i < len(s) {
-			switch c := s[i]; {
-			case c >= '0' && c <= '9':
-				if n < len(buf) {
-					buf[n] = c
-					n++
-				}
-				sep = false
-				continue
-			case (c == ' ' || c == '-') && n > 0 && !sep:
-				sep = true
-				continue
+		if i < len(s) && isDigit(s[i]) {
+			if start < 0 {
+				start = i
 			}
+			continue
 		}
-		if n >= 13 && n <= 19 && luhn(buf[:n]) {
+		if start < 0 {
+			continue
+		}
+		chunks = append(chunks, s[start:i])
+		start = -1
+		if i+1 < len(s) && (s[i] == ' ' || s[i] == '-') && isDigit(s[i+1]) {
+			continue // the group goes on after the separator
+		}
+		if cardNumberIn(chunks) {
 			return true
 		}
-		n, sep = 0, false
+		chunks = chunks[:0]
 	}
 	return false
 }
 
+// cardNumberIn reports whether consecutive chunks of one group join into a card number.
+func cardNumberIn(chunks []string) bool {
+	for i := range chunks {
+		digits := ""
+		for _, c := range chunks[i:] {
+			if digits += c; len(digits) > 19 {
+				break
+			}
+			if len(digits) >= 13 && luhn(digits) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
 // luhn is the check digit test of card numbers (ISO/IEC 7812).
-func luhn(digits []byte) bool {
+func luhn(digits string) bool {
 	sum := 0
 	for i, double := len(digits)-1, false; i >= 0; i, double = i-1, !double {
 		d := int(digits[i] - '0')
