@@ -656,7 +656,12 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 		g.do("POST", "/v1/agents/"+id+"/unmask", g.all(), "")
 	}
 	g.do("GET", "/v1/agents/nobody/mask", "garbage", "")
+	for i := range 5 { // made-up methods must not each make a series
+		g.do(fmt.Sprintf("BREW%d", i), "/v1/masks", g.all(), "")
+	}
 	allowed := map[string]bool{"route": true, "method": true, "status": true, "op": true, "grant": true, "event": true, "le": true}
+	methods := map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true,
+		"OPTIONS": true, "CONNECT": true, "TRACE": true, "other": true}
 	body := string(g.do("GET", "/metrics", "", "").body)
 	labels := regexp.MustCompile(`([a-z_]+)="`)
 	series := 0
@@ -672,6 +677,9 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 		}
 		if strings.Contains(line, "agent-") || strings.Contains(line, "nobody") {
 			t.Errorf("a user id in a metric: %s", line)
+		}
+		if m := regexp.MustCompile(`method="([^"]*)"`).FindStringSubmatch(line); m != nil && !methods[m[1]] {
+			t.Errorf("a method of the caller's own making in a metric: %s", line)
 		}
 	}
 	if series < 20 {

@@ -10,7 +10,8 @@ import (
 )
 
 // Metrics counts requests and observes their duration by route pattern (bounded: never
-// the raw path, which carries user ids), method and status.
+// the raw path, which carries user ids), method (HTTP's own, else "other": a client
+// may send any token as a method) and status.
 func Metrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "maskgate_http_requests_total",
@@ -28,8 +29,19 @@ func Metrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
 			ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
 			rt := route(r)
-			requests.WithLabelValues(rt, r.Method, strconv.Itoa(ww.Status())).Inc()
+			requests.WithLabelValues(rt, method(r), strconv.Itoa(ww.Status())).Inc()
 			duration.WithLabelValues(rt).Observe(time.Since(start).Seconds())
 		})
 	}
+}
+
+// method is the request's method as a metric label: one of HTTP's, or "other", so that
+// made-up methods cannot grow the series without bound.
+func method(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return r.Method
+	}
+	return "other"
 }
