@@ -35,6 +35,10 @@ type config struct {
 	CXone          upstream.Config
 }
 
+// requestBudget is how long one request may spend on CXone, retries included: three
+// attempts' worth (15 s by default).
+func (c config) requestBudget() time.Duration { return 3 * c.CXone.Timeout }
+
 // configError is a configuration that cannot run: main exits 2.
 type configError struct{ err error }
 

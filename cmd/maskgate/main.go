@@ -111,13 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer app.close()
-	srv := &http.Server{
-		Handler:           app.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second, // above the 15 s CXone budget of a request
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := newServer(cfg, app.handler)
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
@@ -166,6 +160,20 @@ type app struct {
 	close    func()
 }
 
+// newServer is the API's HTTP server. A request may wait up to its budget for another
+// operation on the agent and then spend its own budget on CXone: the answer must be
+// allowed to go out after both (40 s by default), or an operation that happened would
+// reach its caller as a dropped connection.
+func newServer(c config, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      2*c.requestBudget() + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
 // newApp wires the gateway from its configuration: Redis, the CXone client, the
 // authenticator, the session service, its sweeper and the HTTP server.
 func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
@@ -187,10 +195,9 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 	cx := upstream.New(cxCfg)
 	store := sessions.NewStore(rdb, cfg.RedisKeyPrefix)
 	svc := sessions.NewService(store, cx, sessions.Config{
-		DefaultTTL: cfg.MaskTTL,
-		MaxTTL:     cfg.MaskTTLMax,
-		// Three CXone attempts' worth per request (15 s by default).
-		UpstreamBudget: 3 * cfg.CXone.Timeout,
+		DefaultTTL:     cfg.MaskTTL,
+		MaxTTL:         cfg.MaskTTLMax,
+		UpstreamBudget: cfg.requestBudget(),
 		UnmaskGiveUp:   cfg.UnmaskGiveUp,
 		Registerer:     reg,
 	})

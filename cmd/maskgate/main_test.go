@@ -137,6 +137,24 @@ func TestTrustedProxies(t *testing.T) {
 	}
 }
 
+// The longest a request may take is waiting its budget for another operation on the
+// agent, then spending its own on CXone: the server must let that answer out, for any
+// CXONE_TIMEOUT (the budget is three of them). A fixed 30 s cut it at the default.
+func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
+	for _, timeout := range []string{"5s", "10s", "30s"} {
+		e := env(testkit.NewSim(t), "p")
+		e["CXONE_TIMEOUT"] = timeout
+		cfg, err := loadConfig(getenv(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		longest := 2 * cfg.requestBudget()
+		if w := newServer(cfg, http.NotFoundHandler()).WriteTimeout; w <= longest {
+			t.Errorf("CXONE_TIMEOUT=%s: write timeout %s; a request may take %s", timeout, w, longest)
+		}
+	}
+}
+
 func TestSecretsAreReadFromFiles(t *testing.T) {
 	sim := testkit.NewSim(t)
 	dir := t.TempDir()
