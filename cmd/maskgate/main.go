@@ -160,6 +160,10 @@ type app struct {
 	close    func()
 }
 
+// maxHeaderBytes bounds a request's headers: a caller's JWT is a few KiB, and Go's
+// default of 1 MiB per request lets idle clients hold memory for nothing.
+const maxHeaderBytes = 64 << 10
+
 // newServer is the API's HTTP server. A request may wait up to its budget for another
 // operation on the agent and then spend its own budget on CXone: the answer must be
 // allowed to go out after both (40 s by default), or an operation that happened would
@@ -171,6 +175,7 @@ func newServer(c config, h http.Handler) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      2*c.requestBudget() + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,6 +152,30 @@ func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
 		longest := 2 * cfg.requestBudget()
 		if w := newServer(cfg, http.NotFoundHandler()).WriteTimeout; w <= longest {
 			t.Errorf("CXONE_TIMEOUT=%s: write timeout %s; a request may take %s", timeout, w, longest)
+		}
+	}
+}
+
+// Headers over 64 KiB are refused (431) before any handler runs; a large JWT passes.
+func TestServerBoundsRequestHeaders(t *testing.T) {
+	cfg, err := loadConfig(getenv(env(testkit.NewSim(t), "p")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	srv.Config = newServer(cfg, srv.Config.Handler)
+	srv.Start()
+	defer srv.Close()
+	for size, want := range map[int]int{16 << 10: http.StatusNoContent, 128 << 10: http.StatusRequestHeaderFieldsTooLarge} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("a", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("a %d KiB header: %d; want %d", size>>10, resp.StatusCode, want)
 		}
 	}
 }
