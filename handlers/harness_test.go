@@ -111,6 +111,7 @@ type gatewaySetup struct {
 	upstream upstream.Config
 	limit    int
 	trusted  []netip.Prefix
+	origins  []string
 }
 
 // withRateLimit sets the per-caller rate limit (default: high enough not to matter).
@@ -120,6 +121,9 @@ func withRateLimit(n int) gatewayOption { return func(s *gatewaySetup) { s.limit
 func withTrustedProxies(p ...netip.Prefix) gatewayOption {
 	return func(s *gatewaySetup) { s.trusted = p }
 }
+
+// withCORS lets pages of these origins call the gateway from a browser.
+func withCORS(origins ...string) gatewayOption { return func(s *gatewaySetup) { s.origins = origins } }
 
 // withRedis gives the gateway another Redis client (a dead one, say).
 func withRedis(rdb *redis.Client) gatewayOption { return func(s *gatewaySetup) { s.rdb = rdb } }
@@ -152,7 +156,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	})
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Log: log, Sessions: svc, Replays: store, Rates: store, Limit: setup.limit, Auth: auth, Registry: reg,
-		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, TrustedProxies: setup.trusted,
+		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, TrustedProxies: setup.trusted, CORSOrigins: setup.origins,
 	}))
 	t.Cleanup(srv.Close)
 	return &gateway{t: t, url: srv.URL, sim: sim, rdb: setup.rdb, prefix: prefix, cmds: cmds, logs: logs}

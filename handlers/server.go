@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/cors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -31,6 +32,9 @@ type Deps struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For names the client
 	// (MASKGATE_TRUSTED_PROXIES); none by default.
 	TrustedProxies []netip.Prefix
+	// CORSOrigins are the web origins whose pages may call the API from a browser
+	// (MASKGATE_CORS_ORIGINS); none by default, and then no CORS header is sent.
+	CORSOrigins []string
 }
 
 // NewServer returns maskgate's HTTP handler. Every route is in routes below; the API
@@ -39,6 +43,17 @@ func NewServer(d Deps) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.AccessLog(d.Log, d.TrustedProxies), middleware.Recover,
 		middleware.Metrics(d.Registry), middleware.LimitBody(maxBody))
+	if len(d.CORSOrigins) > 0 {
+		// A browser's preflight is answered here, before authentication: it carries no
+		// token. Only the listed origins get the Access-Control headers.
+		r.Use(cors.Handler(cors.Options{
+			AllowedOrigins: d.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"},
+			ExposedHeaders: []string{"X-Request-ID", "Idempotent-Replayed", "Retry-After", "WWW-Authenticate"},
+			MaxAge:         600,
+		}))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteProblem(w, r, http.StatusNotFound, api.ProblemCodeNotFound, "no such route", 0)
 	})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type config struct {
 	DrainTimeout   time.Duration
 	LogLevel       zerolog.Level
 	TrustedProxies []netip.Prefix // whose X-Forwarded-For names the client
+	CORSOrigins    []string       // web origins allowed to call from a browser
 	CXone          upstream.Config
 }
 
@@ -132,6 +134,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 			continue
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	for origin := range strings.SplitSeq(str("MASKGATE_CORS_ORIGINS", ""), ",") {
+		if origin = strings.TrimSpace(origin); origin == "" {
+			continue
+		}
+		if u, err := url.Parse(origin); origin != "*" && (err != nil || !upstream.IsHTTPURL(origin) || u.Path != "" || u.RawQuery != "") {
+			bad("MASKGATE_CORS_ORIGINS: %q is not an origin such as https://crm.example.com (or *)", origin)
+			continue
+		}
+		c.CORSOrigins = append(c.CORSOrigins, origin)
 	}
 	level, err := zerolog.ParseLevel(str("MASKGATE_LOG_LEVEL", "info"))
 	if err != nil || level == zerolog.NoLevel {

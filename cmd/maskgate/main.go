@@ -221,6 +221,7 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 		Rates:          store,
 		Limit:          cfg.RateLimit,
 		TrustedProxies: cfg.TrustedProxies,
+		CORSOrigins:    cfg.CORSOrigins,
 		Auth:           auth,
 		Registry:       reg,
 		Checks: []handlers.Check{
