@@ -1,8 +1,6 @@
 package handlers_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -19,14 +17,9 @@ import (
 func auditLines(t *testing.T, logs string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("a log line is not JSON: %q", sc.Text())
-		}
-		if m["audit"] == true {
-			out = append(out, m)
+	for _, line := range testkit.LogLines(t, logs) {
+		if line["audit"] == true {
+			out = append(out, line)
 		}
 	}
 	return out
@@ -96,11 +89,7 @@ func TestOriginBehindATrustedProxy(t *testing.T) {
 			g.sim.StartCall("a1", false, true)
 			g.do("POST", "/v1/agents/a1/mask", g.all(), "", "X-Forwarded-For", "192.0.2.66, 203.0.113.7")
 			var seen int
-			for l := range strings.Lines(g.logs.String()) {
-				var line map[string]any
-				if err := json.Unmarshal([]byte(l), &line); err != nil {
-					t.Fatal(err)
-				}
+			for _, line := range testkit.LogLines(t, g.logs.String()) {
 				if line["audit"] == true || line["message"] == "request" {
 					seen++
 					if line["remote_ip"] != tt.remote || line["peer_ip"] != tt.peer {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
 )
 
@@ -33,11 +34,7 @@ func TestPanicIsAnsweredAsAProblemAndLogged(t *testing.T) {
 		t.Errorf("the answer shows the panic: %s", rec.Body)
 	}
 	var panicked, access bool
-	for l := range strings.Lines(logs.String()) {
-		var line map[string]any
-		if err := json.Unmarshal([]byte(l), &line); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
+	for _, line := range testkit.LogLines(t, logs.String()) {
 		switch {
 		case line["message"] == "handler panicked":
 			stack, _ := line["stack"].(string)

@@ -3,10 +3,8 @@ package sessions
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -252,11 +250,7 @@ func unmaskedAs(t *testing.T, log, id, caller string) {
 func auditLine(t *testing.T, log, event string) map[string]any {
 	t.Helper()
 	var found map[string]any
-	for l := range strings.Lines(log) {
-		var line map[string]any
-		if err := json.Unmarshal([]byte(l), &line); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
+	for _, line := range testkit.LogLines(t, log) {
 		if line["audit"] == true && line["event"] == event {
 			found = line
 		}

@@ -6,10 +6,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,4 +194,19 @@ func (h CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 func (h CommandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error { return h(ctx, cmd, next) }
+}
+
+// LogLines are the JSON lines a gateway logged, each as its fields; a line that is not
+// JSON fails the test.
+func LogLines(t testing.TB, logs string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for l := range strings.Lines(logs) {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("a log line is not JSON: %q", l)
+		}
+		out = append(out, line)
+	}
+	return out
 }
