@@ -92,18 +92,9 @@ func routes(r chi.Router, d Deps) {
 			middleware.Idempotency(d.Replays),
 			middleware.RateLimit(d.Rates, d.Limit),
 			middleware.Authorize(d.Auth),
-			noStore,
+			middleware.NoStore,
 		},
 		ErrorHandlerFunc: requestError,
-	})
-}
-
-// noStore marks every API answer, errors included, as not to be stored by any cache:
-// a session is live state, and a stale "masked" is worse than none.
-func noStore(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
 	})
 }
 
