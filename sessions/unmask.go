@@ -77,16 +77,16 @@ func (s *Service) forceUnmask(ctx context.Context, in UnmaskInput) (Session, err
 	}
 	forced := Session{UserID: in.UserID, State: StateClosed, CloseReason: CloseUnmasked,
 		UnmaskedAt: s.cfg.Now().UTC(), UnmaskedBy: in.Caller, Forced: true}
-	outcome := outcomeOf(err)
+	outcome, ended := outcomeOf(err), errors.Is(err, ErrNoActiveCall)
 	switch {
 	case err == nil && res.Accepted():
 		forced.State, outcome = StateUnmasking, "accepted"
-	case errors.Is(err, ErrNoActiveCall):
+	case ended:
 		forced.CloseReason = CloseCallEnded
 	}
 	s.auditUpstream(ctx, "forced_unmask", forced, in.Caller, status, elapsed).Err(err).Str("outcome", outcome).
 		Msg("operator forced an unmask without an open session")
-	if err != nil && forced.CloseReason != CloseCallEnded {
+	if err != nil && !ended {
 		return Session{}, err
 	}
 	return forced, nil
