@@ -32,7 +32,7 @@ func (g *gateway) send(method, path, origin string, header ...string) *http.Resp
 // required.
 func TestBrowserCallsFromListedOrigins(t *testing.T) {
 	const crm = "https://crm.example.com"
-	g := newGateway(t, withCORS(crm))
+	g := newGateway(t, withCORS(crm, "https://*.desk.example"))
 	g.sim.StartCall("a1", false, true)
 	preflight := func(origin string) *http.Response {
 		return g.send("OPTIONS", "/v1/agents/a1/mask", origin,
@@ -42,6 +42,9 @@ func TestBrowserCallsFromListedOrigins(t *testing.T) {
 	if r.StatusCode != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != crm ||
 		!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "authorization") {
 		t.Errorf("preflight from %s = %d %v; want it allowed", crm, r.StatusCode, r.Header)
+	}
+	if r := preflight("https://agent7.desk.example"); r.Header.Get("Access-Control-Allow-Origin") != "https://agent7.desk.example" {
+		t.Errorf("preflight from a subdomain of a wildcard origin = %v; want it allowed", r.Header)
 	}
 	if r := preflight("https://evil.example"); r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("preflight from another origin allowed: %v", r.Header)

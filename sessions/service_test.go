@@ -433,19 +433,31 @@ func TestUnmaskOfAnotherSessionIsAMismatchAndSendsNothing(t *testing.T) {
 	}
 }
 
+// An unmask CXone does not carry out for a while — it fails, or does not answer in
+// time — is accepted and left unmasking for the sweeper to retry: never an error.
 func TestUnmaskDuringTransientFailureStaysUnmasking(t *testing.T) {
-	f := newFixture(t)
-	f.sim.StartCall("a", false, true)
-	if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
-		t.Fatal(err)
-	}
-	f.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
-	s, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
-	if err != nil || s.State != sessions.StateUnmasking || !s.Pending() {
-		t.Fatalf("Unmask while CXone fails = %+v, %v; want accepted, unmasking", s, err)
-	}
-	if got, _ := f.svc.Get(context.Background(), "a"); got.State != sessions.StateUnmasking {
-		t.Errorf("stored state = %s; want unmasking", got.State)
+	for name, fault := range map[string]func(*testkit.Sim){
+		"outage": func(s *testkit.Sim) {
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+		},
+		"no answer": func(s *testkit.Sim) { s.SetHang("a", true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.sim.StartCall("a", false, true)
+			if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+				t.Fatal(err)
+			}
+			fault(f.sim)
+			s, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+			if err != nil || s.State != sessions.StateUnmasking || !s.Pending() {
+				t.Fatalf("Unmask while CXone fails = %+v, %v; want accepted, unmasking", s, err)
+			}
+			if got, _ := f.svc.Get(context.Background(), "a"); got.State != sessions.StateUnmasking {
+				t.Errorf("stored state = %s; want unmasking", got.State)
+			}
+			f.sim.SetHang("a", false)
+		})
 	}
 }
 

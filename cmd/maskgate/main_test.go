@@ -182,6 +182,19 @@ func TestServerBoundsRequestHeaders(t *testing.T) {
 	}
 }
 
+// The origin forms README names for MASKGATE_CORS_ORIGINS are taken as given.
+func TestCORSOrigins(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_CORS_ORIGINS"] = " https://crm.example.com, https://*.example.com ,http://localhost:3000,*"
+	cfg, err := loadConfig(getenv(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"https://crm.example.com", "https://*.example.com", "http://localhost:3000", "*"}; !slices.Equal(cfg.CORSOrigins, want) {
+		t.Errorf("CORS origins = %v; want %v", cfg.CORSOrigins, want)
+	}
+}
+
 func TestSecretsAreReadFromFiles(t *testing.T) {
 	sim := testkit.NewSim(t)
 	dir := t.TempDir()
