@@ -216,7 +216,9 @@ type Session struct {
 	// ExpiresAt The deadline after which the gateway unmasks the agent by itself.
 	ExpiresAt time.Time `json:"expiresAt"`
 
-	// Forced True on a forced unmask that found no open session.
+	// Forced True on the session a forced unmask opened because it found none. The
+	// gateway never saw that mask, so maskedAt and expiresAt are
+	// 0001-01-01T00:00:00Z and maskedBy is empty.
 	Forced   *bool     `json:"forced,omitempty"`
 	MaskedAt time.Time `json:"maskedAt"`
 
@@ -310,12 +312,12 @@ type MaskAgentParams struct {
 type UnmaskAgentParams struct {
 	// Force Operator override, which also needs scope `recordings:admin`: the unmask is sent
 	// to CXone even when the gateway has no open session for the agent (recovery
-	// after Redis lost its data). Such an answer has `forced: true`, an empty
-	// `sessionId`, and `maskedAt`/`expiresAt` of 0001-01-01T00:00:00Z (unknown).
-	// It is CXone's answer: 200 `closed` when CXone unmasked, or with `closeReason`
-	// `call_ended` when CXone has no active call for the agent; 202 `unmasking` when
-	// CXone only accepted it, which nothing confirms afterwards (there is no session):
-	// repeat it (a second unmask changes nothing at CXone) until it answers 200. With
+	// after Redis lost its data). It then opens a session of its own, `unmasking`
+	// from the start, with `forced: true` and `maskedAt`/`expiresAt` of
+	// 0001-01-01T00:00:00Z and an empty `maskedBy` (the gateway never saw that
+	// mask), and goes on as any unmask: it holds the agent's lock (a mask that
+	// crosses it waits for it), closes on CXone's 200 or 404, and is answered 202
+	// `unmasking` while the gateway confirms CXone's 202 or retries a failure. With
 	// an open session it is an ordinary unmask.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
 
@@ -1502,20 +1504,6 @@ func (response UnmaskAgent503ApplicationProblemPlusJSONResponse) VisitUnmaskAgen
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(503)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type UnmaskAgent504ApplicationProblemPlusJSONResponse Problem
-
-func (response UnmaskAgent504ApplicationProblemPlusJSONResponse) VisitUnmaskAgentResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }

@@ -15,8 +15,13 @@ func (s *Service) audit(ctx context.Context, event, userID, sessionID, caller st
 		Str("user_id", userID).Str("session_id", sessionID).Str("caller", caller)
 }
 
-// auditUpstream is an audit line of a decision that followed a CXone answer.
+// auditUpstream is an audit line of a decision that followed a CXone answer; it says
+// when the session is a forced unmask's.
 func (s *Service) auditUpstream(ctx context.Context, event string, sess Session, caller string, status int, elapsed time.Duration) *zerolog.Event {
-	return s.audit(ctx, event, sess.UserID, sess.ID, caller).
+	ev := s.audit(ctx, event, sess.UserID, sess.ID, caller).
 		Int("upstream_status", status).Float64("upstream_ms", float64(elapsed.Microseconds())/1000)
+	if sess.Forced {
+		ev.Bool("forced", true)
+	}
+	return ev
 }

@@ -22,7 +22,7 @@ func BenchmarkTransitions(b *testing.B) {
 		user := "bench-" + strconv.Itoa(i%5000)
 		benchMask(ctx, b, store, user)
 		op := uuid.NewString()
-		if _, err := store.beginUnmask(ctx, user, "", "bench", op, "fp", time.Minute, benchRate); err != nil {
+		if _, err := store.beginUnmask(ctx, user, "", "bench", op, "fp", "", time.Minute, benchRate); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := store.close(ctx, user, op, CloseUnmasked, "bench", ""); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func TestCrashDuringUnmaskIsFinishedAfterTheLease(t *testing.T) {
 	}
 
 	// The dying replica: the unmask written ahead, then nothing.
-	if _, err := svc.store.beginUnmask(ctx, "a", "", "ivr", uuid.NewString(), "fp", svc.lease(), Rate{}); err != nil {
+	if _, err := svc.store.beginUnmask(ctx, "a", "", "ivr", uuid.NewString(), "fp", "", svc.lease(), Rate{}); err != nil {
 		t.Fatal(err)
 	}
 	unmaskedAs(t, sweepUntilClosed(t, svc, "a"), opened.ID, "ivr")
@@ -259,4 +260,70 @@ func auditLine(t *testing.T, log, event string) map[string]any {
 		t.Fatalf("no %q audit line in:\n%s", event, log)
 	}
 	return found
+}
+
+// TestForcedUnmaskHoldsTheAgentsLock is an operator's forced unmask (the gateway lost
+// its record while CXone still masks the call) that a caller's mask crosses: the mask
+// waits for it and then masks. Without the lock, CXone would get the mask and then the
+// unmask, and the agent would be recorded while the gateway says it is masked.
+func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	call := sim.StartCall("a", false, true)
+	cx := &heldUnmask{CXone: upstream.New(sim.UpstreamConfig()), entered: make(chan struct{}), release: make(chan struct{})}
+	svc := NewService(NewStore(rdb, prefix), cx, Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 5 * time.Second})
+	ctx := context.Background()
+	if _, err := cx.Mask(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	forced := make(chan error, 1)
+	go func() {
+		s, err := svc.Unmask(ctx, UnmaskInput{UserID: "a", Caller: "ops", Force: true})
+		if err == nil && (s.State != StateClosed || !s.Forced) {
+			err = fmt.Errorf("forced unmask = %+v; want closed, forced", s)
+		}
+		forced <- err
+	}()
+	<-cx.entered // the forced unmask is on its way to CXone
+	masked := make(chan error, 1)
+	go func() {
+		s, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"})
+		if err == nil && (s.State != StateMasked || s.Forced) {
+			err = fmt.Errorf("mask = %+v; want masked", s)
+		}
+		masked <- err
+	}()
+	// Only a bounded wait can show that something does not happen: a mask that does
+	// not wait for the lock reaches CXone and answers in a few milliseconds here.
+	select {
+	case err := <-masked:
+		t.Fatalf("the mask answered (%v) while the forced unmask held the agent", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(cx.release)
+	if err := <-forced; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-masked; err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := sim.Call(call.ID); !c.Masked {
+		t.Errorf("call = %+v; want masked: the forced unmask undid the mask that crossed it", c)
+	}
+}
+
+// heldUnmask is CXone whose first unmask waits for release, once it has said so on
+// entered.
+type heldUnmask struct {
+	CXone
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (h *heldUnmask) Unmask(ctx context.Context, userID string) (upstream.Result, error) {
+	h.once.Do(func() {
+		close(h.entered)
+		<-h.release
+	})
+	return h.CXone.Unmask(ctx, userID)
 }

@@ -182,6 +182,49 @@ func TestUnmaskDuringAnOutageIsRetriedUntilCXoneRecovers(t *testing.T) {
 	}
 }
 
+// A forced unmask (the gateway lost its record while CXone still masks the call) that
+// CXone does not carry out at once goes on as any unmask: its session, listed as
+// unmasking, is retried through an outage and a 202 is confirmed, then it closes.
+func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(*testkit.Sim)
+		heal  func(*testkit.Sim)
+	}{
+		{"outage", func(s *testkit.Sim) {
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+		},
+			func(s *testkit.Sim) { s.SetFaults(cxonesim.Faults{}) }},
+		{"accepted", func(s *testkit.Sim) { s.SetBehaviour("a", 0, 300*time.Millisecond) }, func(*testkit.Sim) {}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(t, 1, nil)
+			call := c.sim.StartCall("a", false, true)
+			ctx := context.Background()
+			if _, err := upstream.New(c.sim.UpstreamConfig()).Mask(ctx, "a"); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(c.sim)
+			svc := c.replicas[0].svc
+			s, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ops", Force: true})
+			if err != nil || s.State != sessions.StateUnmasking || !s.Forced || s.ID == "" || s.UnmaskedBy != "ops" {
+				t.Fatalf("forced Unmask = %+v, %v; want unmasking, forced, by ops", s, err)
+			}
+			if page, err := svc.List(ctx, "", 10); err != nil || len(page.Sessions) != 1 || page.Sessions[0] != s {
+				t.Errorf("List = %+v, %v; want the forced session %+v", page, err, s)
+			}
+			tt.heal(c.sim)
+			c.closed(t, "a", 5*time.Second)
+			if got, _ := c.sim.Call(call.ID); got.Masked {
+				t.Error("the call is still masked")
+			}
+			if n := c.sim.Count("unmask", "a", http.StatusOK) + c.sim.Count("unmask", "a", http.StatusAccepted); n != 1 {
+				t.Errorf("unmasks CXone took = %d; want 1", n)
+			}
+		})
+	}
+}
+
 // An unmask that keeps failing is given up after MASKGATE_UNMASK_GIVEUP: counted, no
 // longer scheduled, left listed as unmasking for an operator, whose unmask closes it.
 func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {

@@ -47,7 +47,7 @@ type Session struct {
 	UnmaskedAt  time.Time // zero until closed
 	UnmaskedBy  string
 	CloseReason CloseReason
-	Forced      bool // a forced unmask that found no session: only UserID and the unmask are known
+	Forced      bool // opened by a forced unmask that found none: the gateway never saw the mask, so no maskedAt, expiresAt or maskedBy
 }
 
 // Pending reports whether CXone has not yet finished what the session's state promises:

@@ -149,7 +149,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // caller must wait busyFor (rate_limited). A duration, not a time: Redis's clock and this
 // replica's may differ.
 type begin struct {
-	outcome string // created, refreshed, superseded, ok, mismatch, not_masked, join, busy
+	outcome string // created, refreshed, superseded, ok, forced, mismatch, not_masked, join, busy
 	session Session
 	joinOp  string
 	busyFor time.Duration
@@ -161,10 +161,12 @@ func (s *Store) beginMask(ctx context.Context, in MaskInput, newID, opID, fp str
 		rate.PerSecond, time.Second.Milliseconds())
 }
 
-func (s *Store) beginUnmask(ctx context.Context, userID, expectedID, caller, opID, fp string, lease time.Duration, rate Rate) (begin, error) {
-	keys := []string{s.sessionKey(userID), s.due, s.unmasking, s.rateKey(rate.Caller)}
+// beginUnmask runs unmask_begin; forcedID, when not empty, is the id of the session a
+// forced unmask opens when the agent has none.
+func (s *Store) beginUnmask(ctx context.Context, userID, expectedID, caller, opID, fp, forcedID string, lease time.Duration, rate Rate) (begin, error) {
+	keys := []string{s.sessionKey(userID), s.due, s.unmasking, s.rateKey(rate.Caller), s.open}
 	return s.begin(ctx, unmaskBeginScript, keys, userID, expectedID, caller, opID, lease.Milliseconds(), fp,
-		rate.PerSecond, time.Second.Milliseconds())
+		rate.PerSecond, time.Second.Milliseconds(), forcedID)
 }
 
 func (s *Store) begin(ctx context.Context, script *redis.Script, keys []string, args ...any) (begin, error) {
@@ -397,7 +399,8 @@ func strs(vals []any) []string {
 }
 
 // decodeSession reads a session from its fields in sessionFields' order ("" for a
-// missing one), as session() and get return them.
+// missing one), as session() and get return them. Only a forced unmask's session has
+// no maskedAt (unmask_begin.lua): the gateway never saw its mask.
 func decodeSession(f []string) (Session, error) {
 	if len(f) < sessionFieldCount {
 		return Session{}, fmt.Errorf("%w: session record of %d fields", ErrStoreUnavailable, len(f))
@@ -410,6 +413,7 @@ func decodeSession(f []string) (Session, error) {
 		Reason:      f[fieldReason],
 		UnmaskedBy:  f[fieldUnmaskedBy],
 		CloseReason: CloseReason(f[fieldCloseReason]),
+		Forced:      f[fieldMaskedAt] == "",
 	}
 	var err error
 	if sess.MaskedAt, err = msTime(f[fieldMaskedAt]); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // UnmaskInput is a request to unmask an agent.
@@ -12,7 +14,7 @@ type UnmaskInput struct {
 	UserID    string
 	Caller    string
 	SessionID *string // optional precondition: the open session must be this one
-	Force     bool    // operator override: unmask at CXone even without an open session
+	Force     bool    // operator override: unmask at CXone even without an open session (it then opens one)
 	Rate      Rate    // the caller's rate limit, counted with the first transition
 }
 
@@ -35,61 +37,41 @@ func (in UnmaskInput) Validate() error {
 // (call_ended). On 202 or a transient failure the session stays "unmasking" — the
 // sweeper confirms or retries it — and the answer says so; with no open session nothing
 // is sent to CXone (ErrNotMasked).
+//
+// A forced unmask with no open session (an operator's recovery after Redis lost
+// sessions) opens one, "unmasking" from the start, and goes on as any unmask: it holds
+// the agent's lock, so a mask that crosses it waits instead of being undone at CXone,
+// and a 202 or a failure is confirmed or retried by the sweeper.
 func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 	if err := in.Validate(); err != nil {
 		return Session{}, err
 	}
-	expected := ""
+	expected, forcedID := "", ""
 	if in.SessionID != nil {
 		expected = *in.SessionID
 	}
+	if in.Force {
+		forcedID = uuid.NewString()
+	}
 	fp := fingerprint("unmask", expected)
 	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
-		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, s.lease(), only(rate, in.Rate))
+		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, forcedID, s.lease(), only(rate, in.Rate))
 	}, func(ctx context.Context, b begin, opID string) (Session, error) {
 		refused := func(err error) (Session, error) {
 			s.audit(ctx, "rejected", in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
 			return Session{}, err
 		}
-		switch {
-		case b.outcome == "not_masked" && in.Force:
-			return s.forceUnmask(ctx, in)
-		case b.outcome == "not_masked":
+		event := "unmasked"
+		switch b.outcome {
+		case "not_masked":
 			return refused(ErrNotMasked)
-		case b.outcome == "mismatch":
+		case "mismatch":
 			return refused(ErrSessionMismatch)
+		case "forced":
+			event = "forced_unmask"
 		}
-		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: "unmasked"})
+		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: event})
 	})
-}
-
-// forceUnmask sends an unmask for an agent the gateway has no session for: an
-// operator's recovery after Redis lost sessions. There is no session to lock, close or
-// confirm: the answer is CXone's (closed on 200, or on 404 as the call ended, as for
-// any unmask; unmasking on 202), and the audit line says who forced it.
-func (s *Service) forceUnmask(ctx context.Context, in UnmaskInput) (Session, error) {
-	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
-	res, err := s.cx.Unmask(uctx, in.UserID)
-	cancel()
-	status, elapsed := res.Status, res.Duration
-	if err != nil {
-		status, elapsed = upstreamStatus(err)
-	}
-	forced := Session{UserID: in.UserID, State: StateClosed, CloseReason: CloseUnmasked,
-		UnmaskedAt: s.cfg.Now().UTC(), UnmaskedBy: in.Caller, Forced: true}
-	outcome, ended := outcomeOf(err), errors.Is(err, ErrNoActiveCall)
-	switch {
-	case err == nil && res.Accepted():
-		forced.State, outcome = StateUnmasking, "accepted"
-	case ended:
-		forced.CloseReason = CloseCallEnded
-	}
-	s.auditUpstream(ctx, "forced_unmask", forced, in.Caller, status, elapsed).Err(err).Str("outcome", outcome).
-		Msg("operator forced an unmask without an open session")
-	if err != nil && !ended {
-		return Session{}, err
-	}
-	return forced, nil
 }
 
 // unmaskJob is one unmask of a session whose lock the caller holds.
@@ -139,7 +121,10 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 			reason, event = CloseCallEnded, "call_ended"
 		}
 		closed, cerr := s.store.close(ctx, sess.UserID, j.opID, reason, j.by, "")
-		ev := s.auditUpstream(ctx, event, sess, j.by, status, elapsed).Str("outcome", "done").Time("masked_at", sess.MaskedAt)
+		ev := s.auditUpstream(ctx, event, sess, j.by, status, elapsed).Str("outcome", "done")
+		if !sess.Forced {
+			ev.Time("masked_at", sess.MaskedAt)
+		}
 		if cerr != nil {
 			ev.Err(cerr).Msg("CXone unmasked but the session could not be closed; the sweeper will unmask again")
 			return inState(sess, StateUnmasking), nil
