@@ -404,6 +404,7 @@ func TestOperationalEndpoints(t *testing.T) {
 		`maskgate_cxone_requests_total{op="mask",status="200"} 1`,
 		`maskgate_cxone_token_requests_total{grant="password",status="200"} 1`,
 		`maskgate_session_events_total{event="masked"} 1`,
+		`maskgate_session_events_total{event="unmask_gave_up"} 0`, // every event from the start
 		"maskgate_open_sessions 1",
 		"maskgate_redis_up 1",
 		"maskgate_unmasks_pending 0",

@@ -128,9 +128,9 @@ func (s *Service) Mask(ctx context.Context, in MaskInput) (Session, error) {
 // caller).
 func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Session, error) {
 	sess := b.session
-	event := "masked"
+	e, pending := evMasked, evMaskedPending
 	if b.outcome == "refreshed" {
-		event = "re-masked"
+		e, pending = evReMasked, evReMaskedPending
 	}
 	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
 	res, err := s.cx.Mask(uctx, sess.UserID)
@@ -140,11 +140,11 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 	}
 	f := finishing{state: StateMasked, confirm: "0"}
 	if res.Accepted() {
-		event += "_pending"
+		e = pending
 		f = finishing{state: StateMasking, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
 	}
 	ferr := s.store.finish(ctx, sess.UserID, opID, f)
-	ev := s.auditUpstream(ctx, event, sess, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
+	ev := s.auditUpstream(ctx, e, sess, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
 	if ferr != nil {
 		ev.Str("outcome", "lock_lost").Err(ferr).Msg("CXone masked but the session could not be updated; its deadline still holds")
 	} else {
@@ -158,7 +158,7 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	sess := b.session
 	status, elapsed := upstreamStatus(err)
 	definitive := errorIsAny(err, ErrNoActiveCall, ErrInternalCall, ErrUpstreamRefused)
-	ev := s.auditUpstream(ctx, "mask_failed", sess, caller, status, elapsed).Err(err)
+	ev := s.auditUpstream(ctx, evMaskFailed, sess, caller, status, elapsed).Err(err)
 	var serr error
 	switch {
 	case definitive && b.outcome != "refreshed":
@@ -179,7 +179,7 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 			Msg("mask outcome unknown; the session stays open and its deadline will unmask the agent")
 	}
 	if serr != nil {
-		s.audit(ctx, "store_failed", sess.UserID, sess.ID, caller).Err(serr).Str("outcome", "unknown").Msg("could not record the mask's failure; the deadline still holds")
+		s.audit(ctx, evStoreFailed, sess.UserID, sess.ID, caller).Err(serr).Str("outcome", "unknown").Msg("could not record the mask's failure; the deadline still holds")
 	}
 	return Session{}, err
 }

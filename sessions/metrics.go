@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "maskgate_session_events_total",
-			Help: "Mask session decisions, by audit event (masked, re-masked, unmasked, expired, call_ended, unmask_retry, unmask_gave_up, ...).",
+			Help: "Mask session decisions, by audit event (masked, re-masked, unmasked, expired, call_ended, unmask_retry, unmask_gave_up, ...; every event from 0).",
 		}, []string{"event"}),
 		unmaskFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "maskgate_unmask_failures_total",
@@ -35,6 +35,9 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 			Help:    "How late after a session's deadline its expiry unmask was sent.",
 			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
 		}),
+	}
+	for _, e := range auditEvents {
+		m.events.WithLabelValues(e.name)
 	}
 	// Open sessions and unfinished unmasks are read from Redis at scrape time, so every
 	// replica reports the same figures; NaN while Redis cannot be read.

@@ -104,7 +104,7 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 		opID := uuid.NewString()
 		b, err := beginOp(opID, first)
 		if err != nil {
-			s.audit(ctx, "rejected", userID, "", caller).Err(err).Str("outcome", outcomeOf(err)).Msg("operation not started; CXone not called")
+			s.audit(ctx, evRejected, userID, "", caller).Err(err).Str("outcome", outcomeOf(err)).Msg("operation not started; CXone not called")
 			return Session{}, err
 		}
 		switch b.outcome {
@@ -112,7 +112,7 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 			return Session{}, &rateLimited{wait: b.busyFor}
 		case "join":
 			if sess, err, ok := s.awaitResult(ctx, b.joinOp, s.cfg.Now().Add(b.busyFor), waitUntil); ok {
-				s.audit(ctx, "coalesced", userID, sess.ID, caller).Str("op_id", b.joinOp).Str("outcome", outcomeOf(err)).
+				s.audit(ctx, evCoalesced, userID, sess.ID, caller).Str("op_id", b.joinOp).Str("outcome", outcomeOf(err)).
 					Msg("joined an identical operation in flight")
 				return sess, err
 			}
@@ -121,11 +121,11 @@ func (s *Service) operate(ctx context.Context, userID, caller string, beginOp fu
 			return run(context.WithoutCancel(ctx), b, opID)
 		}
 		if s.cfg.Now().Add(pause).After(waitUntil) {
-			s.audit(ctx, "rejected", userID, "", caller).Str("outcome", "agent_busy").Msg("another operation on the agent did not finish in time")
+			s.audit(ctx, evRejected, userID, "", caller).Str("outcome", "agent_busy").Msg("another operation on the agent did not finish in time")
 			return Session{}, ErrAgentBusy
 		}
 		if err := sleep(ctx, pause); err != nil {
-			s.audit(ctx, "rejected", userID, "", caller).Str("outcome", "caller_gone").Msg("the caller stopped waiting for the busy agent")
+			s.audit(ctx, evRejected, userID, "", caller).Str("outcome", "caller_gone").Msg("the caller stopped waiting for the busy agent")
 			return Session{}, fmt.Errorf("%w: %w", ErrAgentBusy, err)
 		}
 	}

@@ -124,14 +124,14 @@ func (w *Sweeper) work(ctx context.Context, c claimed) {
 	case (c.State == StateMasked || c.State == StateMasking) && !c.now.Before(c.ExpiresAt):
 		s.metrics.sweeperLag.Observe(c.now.Sub(c.ExpiresAt).Seconds())
 		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: CloseExpired, by: maskgateCaller,
-			event: "expired", attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
+			event: evExpired, attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	case !c.confirmUntil.IsZero():
 		w.confirm(ctx, c)
 	case c.State == StateUnmasking:
 		// Whoever asked for the unmask, a caller or the sweeper on expiry (every script
 		// that writes "unmasking" writes unmaskedBy with it).
 		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
-			event: string(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
+			event: closeEvent(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	default:
 		// Not due after all: back to its deadline.
 		if err := s.store.finish(ctx, c.UserID, c.opID, finishing{next: "expiry"}); err != nil {
@@ -149,30 +149,30 @@ func (w *Sweeper) confirm(ctx context.Context, c claimed) {
 	rec, err := s.recording(ctx, c.UserID)
 	masked := rec.ActiveCall && rec.Status.StatusReason == "Mask"
 	expired := c.now.After(c.confirmUntil)
-	ev := func(event, outcome string) {
-		s.audit(ctx, event, c.UserID, c.ID, maskgateCaller).Str("outcome", outcome).AnErr("error", err).
+	ev := func(e event, outcome string) {
+		s.audit(ctx, e, c.UserID, c.ID, maskgateCaller).Str("outcome", outcome).AnErr("error", err).
 			Str("status_reason", rec.Status.StatusReason).Msg("confirmation of CXone's 202")
 	}
 	var serr error
 	switch {
 	case err == nil && !rec.ActiveCall:
 		_, serr = s.store.close(ctx, c.UserID, c.opID, CloseCallEnded, maskgateCaller, "")
-		ev("call_ended", "done")
+		ev(evCallEnded, "done")
 	case c.State == StateMasking && err == nil && masked:
 		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{state: StateMasked, confirm: "0", next: "expiry"})
-		ev("mask_confirmed", "done")
+		ev(evMaskConfirmed, "done")
 	case c.State == StateUnmasking && err == nil && !masked:
 		_, serr = s.store.close(ctx, c.UserID, c.opID, c.closeAs, "", "")
-		ev("unmask_confirmed", "done")
+		ev(evUnmaskConfirmed, "done")
 	case !expired:
 		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{next: after(time.Second)})
 	case c.State == StateMasking:
 		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{confirm: "0", next: "expiry"})
-		ev("mask_unconfirmed", "unknown")
+		ev(evMaskUnconfirmed, "unknown")
 	default:
-		ev("unmask_unconfirmed", "retry")
+		ev(evUnmaskUnconfirmed, "retry")
 		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
-			event: string(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
+			event: closeEvent(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	}
 	if serr != nil {
 		zerolog.Ctx(ctx).Warn().Err(serr).Str("user_id", c.UserID).Msg("sweeper could not record a confirmation")

@@ -58,19 +58,19 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, forcedID, s.lease(), only(rate, in.Rate))
 	}, func(ctx context.Context, b begin, opID string) (Session, error) {
 		refused := func(err error) (Session, error) {
-			s.audit(ctx, "rejected", in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
+			s.audit(ctx, evRejected, in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
 			return Session{}, err
 		}
-		event := "unmasked"
+		e := evUnmasked
 		switch b.outcome {
 		case "not_masked":
 			return refused(ErrNotMasked)
 		case "mismatch":
 			return refused(ErrSessionMismatch)
 		case "forced":
-			event = "forced_unmask"
+			e = evForcedUnmask
 		}
-		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: event})
+		return s.unmask(ctx, unmaskJob{session: b.session, opID: opID, closeAs: CloseUnmasked, by: in.Caller, event: e})
 	})
 }
 
@@ -80,7 +80,7 @@ type unmaskJob struct {
 	opID      string
 	closeAs   CloseReason // the reason the session closes with on CXone's 200
 	by        string      // who unmasks
-	event     string      // the audit event on success
+	event     event       // the audit event on success
 	attempts  int         // failed unmasks so far
 	retryFrom time.Time   // the first failed unmask (Redis's clock), zero when none
 	now       time.Time   // Redis's clock when the sweeper claimed it; zero for a request
@@ -105,23 +105,23 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	case released:
 		// The sweeper is stopping: hand the session to another replica at once.
 		ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{next: after(0)})
-		s.auditUpstream(ctx, "released", sess, j.by, status, elapsed).Str("outcome", "pending").AnErr("store_error", ferr).
+		s.auditUpstream(ctx, evReleased, sess, j.by, status, elapsed).Str("outcome", "pending").AnErr("store_error", ferr).
 			Msg("replica stopping: unmask handed over to another replica")
 		return sess, nil
 	case err == nil && res.Accepted():
 		f := finishing{state: StateUnmasking, closeAs: j.closeAs, unmaskedBy: j.by,
 			confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
 		ferr := s.store.finish(ctx, sess.UserID, j.opID, f)
-		s.auditUpstream(ctx, "unmask_pending", sess, j.by, status, elapsed).Str("outcome", "accepted").AnErr("store_error", ferr).
+		s.auditUpstream(ctx, evUnmaskPending, sess, j.by, status, elapsed).Str("outcome", "accepted").AnErr("store_error", ferr).
 			Msg("CXone accepted the unmask; confirming it through the recording status")
 		return f.apply(sess), nil
 	case err == nil || errorIsAny(err, ErrNoActiveCall):
-		reason, event := j.closeAs, j.event
+		reason, e := j.closeAs, j.event
 		if err != nil {
-			reason, event = CloseCallEnded, "call_ended"
+			reason, e = CloseCallEnded, evCallEnded
 		}
 		closed, cerr := s.store.close(ctx, sess.UserID, j.opID, reason, j.by, "")
-		ev := s.auditUpstream(ctx, event, sess, j.by, status, elapsed).Str("outcome", "done")
+		ev := s.auditUpstream(ctx, e, sess, j.by, status, elapsed).Str("outcome", "done")
 		if !sess.Forced {
 			ev.Time("masked_at", sess.MaskedAt)
 		}
@@ -144,7 +144,7 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	if now.Sub(retryFrom) >= s.cfg.UnmaskGiveUp {
 		ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: codeOf(err), next: "none", gaveUp: true})
 		s.metrics.giveUps.Inc()
-		s.auditUpstream(ctx, "unmask_gave_up", sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
+		s.auditUpstream(ctx, evUnmaskGaveUp, sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
 			Str("outcome", "gave_up").Int("attempts", j.attempts+1).Time("retrying_since", retryFrom).
 			Msg("AUDIT ERROR: CXone did not unmask within MASKGATE_UNMASK_GIVEUP; the agent may still be masked")
 		return inState(sess, StateUnmasking), err
@@ -156,7 +156,7 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	}
 	f := finishing{code: code, state: StateUnmasking, closeAs: j.closeAs, unmaskedBy: j.by, retry: true, confirm: "0", next: after(wait)}
 	ferr := s.store.finish(ctx, sess.UserID, j.opID, f)
-	s.auditUpstream(ctx, "unmask_retry", sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
+	s.auditUpstream(ctx, evUnmaskRetry, sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
 		Str("outcome", "pending").Int("attempts", j.attempts+1).Dur("retry_in", wait).
 		Msg("CXone did not unmask; the session stays unmasking and the sweeper retries")
 	if code != "" {
