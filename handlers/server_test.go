@@ -1,7 +1,10 @@
 package handlers_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -307,6 +310,32 @@ func unsigned(g *gateway) string {
 		"iss": issuer, "aud": audience, "sub": "x", "scope": "recordings:mask", "exp": time.Now().Add(time.Hour).Unix(),
 	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	return tok
+}
+
+// A request line Go's HTTP server cannot parse (a malformed % escape in the path) is
+// refused by that server before the gateway sees it, as README says: a plain-text 400
+// that closes the connection, with no access line, and nothing read or written.
+func TestUnparsableRequestLineIsRefusedByTheServer(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/agents/a%%zz1/mask HTTP/1.1\r\nHost: maskgate\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n", g.all())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || !resp.Close {
+		t.Errorf("answer = %d %v (close %v); want net/http's plain-text 400 that closes", resp.StatusCode, resp.Header, resp.Close)
+	}
+	if lines := testkit.LogLines(t, g.logs.String()); len(lines) != 0 {
+		t.Errorf("log lines = %v; want none", lines)
+	}
+	g.untouched("an unparsable request line")
 }
 
 func TestAgentTokenActsOnItsOwnAgent(t *testing.T) {
