@@ -112,6 +112,7 @@ type gatewaySetup struct {
 	limit    int
 	trusted  []netip.Prefix
 	origins  []string
+	longest  time.Duration
 }
 
 // withRateLimit sets the per-caller rate limit (default: high enough not to matter).
@@ -125,6 +126,11 @@ func withTrustedProxies(p ...netip.Prefix) gatewayOption {
 // withCORS lets pages of these origins call the gateway from a browser.
 func withCORS(origins ...string) gatewayOption { return func(s *gatewaySetup) { s.origins = origins } }
 
+// withLongestRequest says how long a request may run (default: two upstream budgets).
+func withLongestRequest(d time.Duration) gatewayOption {
+	return func(s *gatewaySetup) { s.longest = d }
+}
+
 // withRedis gives the gateway another Redis client (a dead one, say).
 func withRedis(rdb *redis.Client) gatewayOption { return func(s *gatewaySetup) { s.rdb = rdb } }
 
@@ -133,7 +139,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	cmds := &commandCounter{}
 	rdb, prefix := testkit.Redis(t, cmds)
 	sim := testkit.NewSim(t)
-	setup := gatewaySetup{rdb: rdb, upstream: sim.UpstreamConfig(), limit: 10000}
+	setup := gatewaySetup{rdb: rdb, upstream: sim.UpstreamConfig(), limit: 10000, longest: 4 * time.Second}
 	setup.upstream.Timeout = 300 * time.Millisecond
 	for _, o := range opts {
 		o(&setup)
@@ -156,7 +162,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	})
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Log: log, Sessions: svc, Replays: store, Rates: store, Limit: setup.limit, Auth: auth, Registry: reg,
-		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, TrustedProxies: setup.trusted, CORSOrigins: setup.origins,
+		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, TrustedProxies: setup.trusted, CORSOrigins: setup.origins, LongestRequest: setup.longest,
 	}))
 	t.Cleanup(srv.Close)
 	return &gateway{t: t, url: srv.URL, sim: sim, rdb: setup.rdb, prefix: prefix, cmds: cmds, logs: logs}

@@ -69,6 +69,31 @@ func TestIdempotencyKeyInFlightIs409(t *testing.T) {
 	}
 }
 
+// A key stays reserved as long as a request may run (README: up to 6 × CXONE_TIMEOUT),
+// so that a client's retry of a request still running is 409, not a second run. It
+// was a fixed minute, less than a request may run once CXONE_TIMEOUT is over 10 s.
+func TestIdempotencyKeyStaysReservedForTheLongestRequest(t *testing.T) {
+	const longest = 3 * time.Minute
+	g := newGateway(t, withLongestRequest(longest))
+	g.sim.StartCall("a1", false, true)
+	g.sim.SetFaults(cxonesim.Faults{LatencyMs: 250})
+	done := make(chan response, 1)
+	go func() { done <- g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", "k-long") }()
+	testkit.Eventually(t, 5*time.Second, "the request to reach CXone", func() bool { return g.sim.Held() == 1 })
+	var ttl time.Duration
+	for _, k := range testkit.Keys(t, g.rdb, g.prefix) {
+		if strings.Contains(k, ":idem:") {
+			ttl = g.rdb.PTTL(context.Background(), k).Val()
+		}
+	}
+	if ttl <= longest {
+		t.Errorf("the key is reserved for %s while its request runs; want over %s", ttl, longest)
+	}
+	if first := <-done; first.status != 200 {
+		t.Errorf("first = %d", first.status)
+	}
+}
+
 // The query is part of the request a key is tied to: an unmask refused for want of a
 // session is not replayed to the same key's forced unmask, which is another request.
 func TestIdempotencyKeyWithAnotherQueryIs422(t *testing.T) {

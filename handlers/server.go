@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/cors"
@@ -35,6 +36,9 @@ type Deps struct {
 	// CORSOrigins are the web origins whose pages may call the API from a browser
 	// (MASKGATE_CORS_ORIGINS); none by default, and then no CORS header is sent.
 	CORSOrigins []string
+	// LongestRequest is the longest a request may run (waiting for another operation on
+	// the agent, then its own CXone budget): an Idempotency-Key stays reserved as long.
+	LongestRequest time.Duration
 }
 
 // NewServer returns maskgate's HTTP handler. Every route is in routes below; the API
@@ -89,7 +93,7 @@ func routes(r chi.Router, d Deps) {
 		// The last runs first: no-store on every answer, authorization, the
 		// caller's rate limit, then Idempotency-Key (both need the caller).
 		Middlewares: []api.MiddlewareFunc{
-			middleware.Idempotency(d.Replays),
+			middleware.Idempotency(d.Replays, d.LongestRequest),
 			middleware.RateLimit(d.Rates, d.Limit),
 			middleware.Authorize(d.Auth),
 			middleware.NoStore,

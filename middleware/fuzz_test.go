@@ -110,7 +110,7 @@ func FuzzIdempotencyKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, key string, body []byte) {
 		runs := 0
-		h := middleware.Idempotency(&replays{m: map[string]*sessions.Replay{}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := middleware.Idempotency(&replays{m: map[string]*sessions.Replay{}}, time.Minute)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			runs++
 			w.WriteHeader(http.StatusOK)
 		}))

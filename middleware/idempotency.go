@@ -26,10 +26,10 @@ type IdempotencyStore interface {
 const (
 	// IdempotencyRetention is how long an answer is replayed (design §2).
 	IdempotencyRetention = 24 * time.Hour
-	// idempotencyInFlight bounds how long a key stays reserved by a request that never
-	// answers (its replica died): longer than any request may run.
-	idempotencyInFlight = time.Minute
-	maxIdempotencyKey   = 255
+	// idempotencyMargin is what a key stays reserved beyond the longest a request may
+	// run, for the Redis round trips around it.
+	idempotencyMargin = 10 * time.Second
+	maxIdempotencyKey = 255
 )
 
 // Idempotency makes a POST with an Idempotency-Key header safe to retry (design §2):
@@ -39,7 +39,12 @@ const (
 // idempotency_key_reused, and a repeat while the first runs is 409
 // idempotency_key_in_flight. Answers with a 5xx status or 429 are not kept: a retry
 // runs again. It runs after Authorize: keys are scoped to the caller.
-func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
+//
+// longest is the longest a request may run: a key stays reserved that long (and a
+// margin) for a request that never answers because its replica died. Any shorter, and
+// a retry of a request still running would run it a second time.
+func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handler) http.Handler {
+	inFlight := longest + idempotencyMargin
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key := r.Header.Get("Idempotency-Key")
@@ -62,7 +67,7 @@ func Idempotency(store IdempotencyStore) func(http.Handler) http.Handler {
 			sum := sha256.Sum256(append([]byte(r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+"\x00"), body...))
 			fp := hex.EncodeToString(sum[:])
 
-			prior, err := store.ReserveIdempotency(r.Context(), who, key, fp, idempotencyInFlight)
+			prior, err := store.ReserveIdempotency(r.Context(), who, key, fp, inFlight)
 			switch {
 			case err != nil:
 				api.WriteProblem(w, r, http.StatusServiceUnavailable, api.ProblemCodeStoreUnavailable, "session store unavailable", 0)

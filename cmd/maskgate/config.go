@@ -41,6 +41,10 @@ type config struct {
 // attempts' worth (15 s by default).
 func (c config) requestBudget() time.Duration { return 3 * c.CXone.Timeout }
 
+// longestRequest is the longest a request may run: up to its budget waiting for
+// another operation on the agent, then its own budget on CXone.
+func (c config) longestRequest() time.Duration { return 2 * c.requestBudget() }
+
 // configError is a configuration that cannot run: main exits 2.
 type configError struct{ err error }
 

@@ -173,7 +173,7 @@ func newServer(c config, h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      2*c.requestBudget() + 10*time.Second,
+		WriteTimeout:      c.longestRequest() + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
@@ -222,6 +222,7 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 		Limit:          cfg.RateLimit,
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
+		LongestRequest: cfg.longestRequest(),
 		Auth:           auth,
 		Registry:       reg,
 		Checks: []handlers.Check{

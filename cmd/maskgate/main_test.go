@@ -151,7 +151,7 @@ func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		longest := 2 * cfg.requestBudget()
+		longest := cfg.longestRequest()
 		if w := newServer(cfg, http.NotFoundHandler()).WriteTimeout; w <= longest {
 			t.Errorf("CXONE_TIMEOUT=%s: write timeout %s; a request may take %s", timeout, w, longest)
 		}
