@@ -43,8 +43,9 @@ if outcome == 'ok' and ARGV[2] ~= '' and ARGV[2] ~= s.id then
 else
   s.state, s.unmaskedBy = 'unmasking', ARGV[3]
   local leaseEnd = string.format('%d', now + tonumber(ARGV[5]))
-  redis.call('HSET', h, 'id', s.id, 'user', s.user, 'state', s.state, 'unmaskedBy', s.unmaskedBy, 'closeAs', 'unmasked',
-    'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', leaseEnd)
+  -- id and user are the session's own, written again for a forced unmask's new one.
+  redis.call('HSET', h, 'id', s.id, 'user', s.user, 'state', s.state, 'unmaskedBy', s.unmaskedBy,
+    'closeAs', 'unmasked', 'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', leaseEnd)
   redis.call('ZADD', KEYS[2], leaseEnd, ARGV[1])
   redis.call('SADD', KEYS[3], ARGV[1])
 end
