@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,7 +268,8 @@ func auditLine(t *testing.T, log, event string) map[string]any {
 // waits for it and then masks. Without the lock, CXone would get the mask and then the
 // unmask, and the agent would be recorded while the gateway says it is masked.
 func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
-	rdb, prefix := testkit.Redis(t)
+	begins := &scriptsSent{sha: maskBeginScript.Hash()}
+	rdb, prefix := testkit.Redis(t, begins)
 	sim := testkit.NewSim(t)
 	call := sim.StartCall("a", false, true)
 	cx := &heldUnmask{CXone: upstream.New(sim.UpstreamConfig()), entered: make(chan struct{}), release: make(chan struct{})}
@@ -293,12 +295,10 @@ func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
 		}
 		masked <- err
 	}()
-	// Only a bounded wait can show that something does not happen: a mask that does
-	// not wait for the lock reaches CXone and answers in a few milliseconds here.
-	select {
-	case err := <-masked:
-		t.Fatalf("the mask answered (%v) while the forced unmask held the agent", err)
-	case <-time.After(300 * time.Millisecond):
+	// A mask begins again only after it was told that the agent is busy.
+	testkit.Eventually(t, 5*time.Second, "the mask to wait for the forced unmask", func() bool { return begins.n.Load() >= 2 })
+	if n := sim.Count("mask", "a", 0); n != 1 {
+		t.Fatalf("masks sent to CXone while the forced unmask held the agent = %d; want only the one before it", n)
 	}
 	close(cx.release)
 	if err := <-forced; err != nil {
@@ -309,6 +309,32 @@ func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
 	}
 	if c, _ := sim.Call(call.ID); !c.Masked {
 		t.Errorf("call = %+v; want masked: the forced unmask undid the mask that crossed it", c)
+	}
+}
+
+// scriptsSent is a redis.Hook that counts the scripts with sha sent to Redis, alone or
+// in a pipeline.
+type scriptsSent struct {
+	sha string
+	n   atomic.Int32
+}
+
+func (c *scriptsSent) count(cmd redis.Cmder) {
+	if a := cmd.Args(); len(a) > 1 && a[0] == "evalsha" && a[1] == c.sha {
+		c.n.Add(1)
+	}
+}
+
+func (c *scriptsSent) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *scriptsSent) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.count(cmd); return next(ctx, cmd) }
+}
+func (c *scriptsSent) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return next(ctx, cmds)
 	}
 }
 
