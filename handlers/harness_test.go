@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,36 +60,21 @@ var spec = func() struct {
 	}{doc, router}
 }()
 
-// commandCounter counts the commands a Redis client sends, except those on a caller's
-// rate counter (an authorized GET counts against its caller's rate before its
-// parameters are checked) and the handshake of a new connection (go-redis sends it
+// countsAsTouching is a command that reads or writes the gateway's state: not one on a
+// caller's rate counter (an authorized GET counts against its caller's rate before its
+// parameters are checked), nor the handshake of a new connection (go-redis sends it
 // through the hooks when a pipeline dials).
-type commandCounter struct{ n atomic.Int64 }
-
-func (c *commandCounter) count(cmd redis.Cmder) {
+func countsAsTouching(cmd redis.Cmder) bool {
 	switch cmd.Name() {
 	case "hello", "client", "auth", "select":
-		return
+		return false
 	}
 	for _, a := range cmd.Args() {
 		if s, ok := a.(string); ok && strings.Contains(s, ":rate:") {
-			return
+			return false
 		}
 	}
-	c.n.Add(1)
-}
-
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { c.count(cmd); return next(ctx, cmd) }
-}
-func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
+	return true
 }
 
 // gateway is a maskgate server over real HTTP, on real Redis, in front of the simulator.
@@ -100,7 +84,7 @@ type gateway struct {
 	sim    *testkit.Sim
 	rdb    *redis.Client // the gateway's own client
 	prefix string
-	cmds   *commandCounter
+	cmds   *testkit.CommandCounter
 	logs   *syncBuffer
 }
 
@@ -136,7 +120,7 @@ func withRedis(rdb *redis.Client) gatewayOption { return func(s *gatewaySetup) {
 
 func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	t.Helper()
-	cmds := &commandCounter{}
+	cmds := &testkit.CommandCounter{Match: countsAsTouching}
 	rdb, prefix := testkit.Redis(t, cmds)
 	sim := testkit.NewSim(t)
 	setup := gatewaySetup{rdb: rdb, upstream: sim.UpstreamConfig(), limit: 10000, longest: 4 * time.Second}
@@ -273,7 +257,7 @@ func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) 
 // or anything reached CXone.
 func (g *gateway) untouched(what string) {
 	g.t.Helper()
-	if n := g.cmds.n.Load(); n != 0 {
+	if n := g.cmds.N(); n != 0 {
 		g.t.Errorf("%s: %d Redis commands were sent; want none", what, n)
 	}
 	if n := len(g.sim.Requests()); n != 0 {

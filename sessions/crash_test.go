@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,7 +267,10 @@ func auditLine(t *testing.T, log, event string) map[string]any {
 // waits for it and then masks. Without the lock, CXone would get the mask and then the
 // unmask, and the agent would be recorded while the gateway says it is masked.
 func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
-	begins := &scriptsSent{sha: maskBeginScript.Hash()}
+	begins := &testkit.CommandCounter{Match: func(cmd redis.Cmder) bool {
+		a := cmd.Args()
+		return len(a) > 1 && a[0] == "evalsha" && a[1] == maskBeginScript.Hash()
+	}}
 	rdb, prefix := testkit.Redis(t, begins)
 	sim := testkit.NewSim(t)
 	call := sim.StartCall("a", false, true)
@@ -296,7 +298,7 @@ func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
 		masked <- err
 	}()
 	// A mask begins again only after it was told that the agent is busy.
-	testkit.Eventually(t, 5*time.Second, "the mask to wait for the forced unmask", func() bool { return begins.n.Load() >= 2 })
+	testkit.Eventually(t, 5*time.Second, "the mask to wait for the forced unmask", func() bool { return begins.N() >= 2 })
 	if n := sim.Count("mask", "a", 0); n != 1 {
 		t.Fatalf("masks sent to CXone while the forced unmask held the agent = %d; want only the one before it", n)
 	}
@@ -309,32 +311,6 @@ func TestForcedUnmaskHoldsTheAgentsLock(t *testing.T) {
 	}
 	if c, _ := sim.Call(call.ID); !c.Masked {
 		t.Errorf("call = %+v; want masked: the forced unmask undid the mask that crossed it", c)
-	}
-}
-
-// scriptsSent is a redis.Hook that counts the scripts with sha sent to Redis, alone or
-// in a pipeline.
-type scriptsSent struct {
-	sha string
-	n   atomic.Int32
-}
-
-func (c *scriptsSent) count(cmd redis.Cmder) {
-	if a := cmd.Args(); len(a) > 1 && a[0] == "evalsha" && a[1] == c.sha {
-		c.n.Add(1)
-	}
-}
-
-func (c *scriptsSent) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *scriptsSent) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { c.count(cmd); return next(ctx, cmd) }
-}
-func (c *scriptsSent) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		return next(ctx, cmds)
 	}
 }
 

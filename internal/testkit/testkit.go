@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +195,35 @@ func (h CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 func (h CommandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error { return h(ctx, cmd, next) }
+}
+
+// CommandCounter is a redis.Hook that counts the commands a client sends, alone or in
+// a pipeline, that Match accepts.
+type CommandCounter struct {
+	Match func(redis.Cmder) bool
+	n     atomic.Int64
+}
+
+// N is how many commands were counted.
+func (c *CommandCounter) N() int64 { return c.n.Load() }
+
+func (c *CommandCounter) count(cmd redis.Cmder) {
+	if c.Match(cmd) {
+		c.n.Add(1)
+	}
+}
+
+func (c *CommandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *CommandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.count(cmd); return next(ctx, cmd) }
+}
+func (c *CommandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // LogLines are the JSON lines a gateway logged, each as its fields; a line that is not
