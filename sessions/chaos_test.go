@@ -23,11 +23,12 @@ import (
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
-// chaos drives agents through random masks and unmasks on several replicas that share
-// Redis and a CXone simulator, while CXone fails at random and replicas crash (their
-// Redis connection is cut mid-operation, leaving their locks and claims behind), then
-// lets everything settle and checks the pairing guarantee against the simulator's own
-// records. The property test runs it for seconds, the soak test for minutes.
+// chaos drives agents through random masks and unmasks (some of them forced) on
+// several replicas that share Redis and a CXone simulator, while CXone fails at random
+// and replicas crash (their Redis connection is cut mid-operation, leaving their locks
+// and claims behind), then lets everything settle and checks the pairing guarantee
+// against the simulator's own records. The property test runs it for seconds, the soak
+// test for minutes.
 type chaos struct {
 	agents   int
 	workers  int
@@ -140,7 +141,9 @@ func (c chaos) run(t *testing.T) chaosReport {
 					record(id, ask{start: start, end: time.Now(), mask: true, ok: err == nil, ttl: time.Duration(ttl) * time.Second, expiresAt: sess.ExpiresAt})
 					masks.Add(1)
 				} else {
-					pick(r).svc.Unmask(ctx, sessions.UnmaskInput{UserID: id, Caller: "chaos"})
+					// One unmask in four is an operator's forced one, which opens a
+					// session of its own when the agent has none.
+					pick(r).svc.Unmask(ctx, sessions.UnmaskInput{UserID: id, Caller: "chaos", Force: r.IntN(4) == 0})
 					record(id, ask{start: start, end: time.Now()})
 					unmasks.Add(1)
 				}
