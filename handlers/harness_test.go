@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,7 +84,7 @@ type gateway struct {
 	rdb    *redis.Client // the gateway's own client
 	prefix string
 	cmds   *testkit.CommandCounter
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 }
 
 type gatewayOption func(*gatewaySetup)
@@ -128,7 +127,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	for _, o := range opts {
 		o(&setup)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	log := zerolog.New(testkit.LogSink(t, logs)).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	auth, err := middleware.NewAuthenticator(context.Background(), middleware.AuthConfig{
 		Issuer: issuer, Audience: audience, Leeway: 30 * time.Second, HS256Secret: secret,
@@ -266,24 +265,6 @@ func (g *gateway) untouched(what string) {
 	if n := g.sim.TokensIssued(); n != 0 {
 		g.t.Errorf("%s: %d CXone tokens were requested; want none", what, n)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // upstreamClient is a CXone client of its own on the gateway's simulator, for acting

@@ -658,7 +658,8 @@ func TestForcedUnmaskThatCXoneDoesNotCarryOut(t *testing.T) {
 			token := g.token("recordings:unmask recordings:admin recordings:read", admin)
 			r := g.do("POST", "/v1/agents/a1/unmask?force=true", token, "")
 			body := r.json(t)
-			if r.status != tt.status || body["forced"] != true || body["sessionId"] == "" || body["state"] != tt.state || body["closeReason"] != tt.closeReason {
+			if r.status != tt.status || body["forced"] != true || body["sessionId"] == "" || body["state"] != tt.state || body["closeReason"] != tt.closeReason ||
+				body["maskedAt"] != "0001-01-01T00:00:00Z" || body["expiresAt"] != "0001-01-01T00:00:00Z" || body["maskedBy"] != "" {
 				t.Errorf("forced unmask = %d %s; want %d %s", r.status, r.body, tt.status, tt.state)
 			}
 			lines := auditLines(t, g.logs.String())

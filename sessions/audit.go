@@ -59,13 +59,18 @@ func (s *Service) audit(ctx context.Context, e event, userID, sessionID, caller 
 		Str("user_id", userID).Str("session_id", sessionID).Str("caller", caller)
 }
 
-// auditUpstream is an audit line of a decision that followed a CXone answer; it says
-// when the session is a forced unmask's.
-func (s *Service) auditUpstream(ctx context.Context, e event, sess Session, caller string, status int, elapsed time.Duration) *zerolog.Event {
-	ev := s.audit(ctx, e, sess.UserID, sess.ID, caller).
-		Int("upstream_status", status).Float64("upstream_ms", float64(elapsed.Microseconds())/1000)
+// auditSession is an audit line of a decision on sess; it says when the session is a
+// forced unmask's.
+func (s *Service) auditSession(ctx context.Context, e event, sess Session, caller string) *zerolog.Event {
+	ev := s.audit(ctx, e, sess.UserID, sess.ID, caller)
 	if sess.Forced {
 		ev.Bool("forced", true)
 	}
 	return ev
+}
+
+// auditUpstream is an audit line of a decision on sess that followed a CXone answer.
+func (s *Service) auditUpstream(ctx context.Context, e event, sess Session, caller string, status int, elapsed time.Duration) *zerolog.Event {
+	return s.auditSession(ctx, e, sess, caller).
+		Int("upstream_status", status).Float64("upstream_ms", float64(elapsed.Microseconds())/1000)
 }

@@ -184,23 +184,26 @@ func TestUnmaskDuringAnOutageIsRetriedUntilCXoneRecovers(t *testing.T) {
 
 // A forced unmask (the gateway lost its record while CXone still masks the call) that
 // CXone does not carry out at once goes on as any unmask: its session, listed as
-// unmasking, is retried through an outage and a 202 is confirmed, then it closes.
+// unmasking, is retried through an outage and a 202 is confirmed, then it closes, and
+// the sweeper's audit line that closes it says it was forced.
 func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		setup func(*testkit.Sim)
-		heal  func(*testkit.Sim)
+		name   string
+		setup  func(*testkit.Sim)
+		heal   func(*testkit.Sim)
+		closed string // the audit event of the sweeper's that closes the session
 	}{
 		{"outage", func(s *testkit.Sim) {
 			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
 		},
-			func(s *testkit.Sim) { s.SetFaults(cxonesim.Faults{}) }},
+			func(s *testkit.Sim) { s.SetFaults(cxonesim.Faults{}) }, "unmasked"},
 		// CXone carries the unmask out a second after its 202: the session is still
 		// there to list before the sweeper confirms it.
-		{"accepted", func(s *testkit.Sim) { s.SetBehaviour("a", 0, time.Second) }, func(*testkit.Sim) {}},
+		{"accepted", func(s *testkit.Sim) { s.SetBehaviour("a", 0, time.Second) }, func(*testkit.Sim) {}, "unmask_confirmed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newCluster(t, 1, nil)
+			var swept testkit.LogBuffer
+			c := newCluster(t, 1, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Log = zerolog.New(&swept) })
 			call := c.sim.StartCall("a", false, true)
 			ctx := context.Background()
 			if _, err := upstream.New(c.sim.UpstreamConfig()).Mask(ctx, "a"); err != nil {
@@ -222,6 +225,18 @@ func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
 			}
 			if n := c.sim.Count("unmask", "a", http.StatusOK) + c.sim.Count("unmask", "a", http.StatusAccepted); n != 1 {
 				t.Errorf("unmasks CXone took = %d; want 1", n)
+			}
+			closing := 0
+			for _, line := range testkit.LogLines(t, swept.String()) {
+				if line["event"] == tt.closed {
+					closing++
+					if line["forced"] != true || line["session_id"] != s.ID || line["outcome"] != "done" {
+						t.Errorf("the sweeper's %s line = %v; want it done, forced, of session %s", tt.closed, line, s.ID)
+					}
+				}
+			}
+			if closing != 1 {
+				t.Errorf("the sweeper wrote %d %s lines; want 1:\n%s", closing, tt.closed, swept.String())
 			}
 		})
 	}

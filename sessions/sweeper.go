@@ -150,7 +150,7 @@ func (w *Sweeper) confirm(ctx context.Context, c claimed) {
 	masked := rec.ActiveCall && rec.Status.StatusReason == "Mask"
 	expired := c.now.After(c.confirmUntil)
 	ev := func(e event, outcome string) {
-		s.audit(ctx, e, c.UserID, c.ID, maskgateCaller).Str("outcome", outcome).AnErr("error", err).
+		s.auditSession(ctx, e, c.Session, maskgateCaller).Str("outcome", outcome).AnErr("error", err).
 			Str("status_reason", rec.Status.StatusReason).Msg("confirmation of CXone's 202")
 	}
 	var serr error

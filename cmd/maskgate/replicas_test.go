@@ -26,25 +26,7 @@ import (
 type process struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *lockedBuffer // everything it logged
-}
-
-// lockedBuffer collects a process's log lines while the test reads them.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out  *testkit.LogBuffer // everything it logged
 }
 
 func spawn(t *testing.T, env map[string]string) *process {
@@ -61,7 +43,7 @@ func spawn(t *testing.T, env map[string]string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, out: &lockedBuffer{}}
+	p := &process{cmd: cmd, out: &testkit.LogBuffer{}}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {

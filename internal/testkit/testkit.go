@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,6 +225,26 @@ func (c *CommandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 		}
 		return next(ctx, cmds)
 	}
+}
+
+// LogBuffer collects log lines that several goroutines (a server, a sweeper, a child
+// process's output) write while the test reads them.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // LogLines are the JSON lines a gateway logged, each as its fields; a line that is not
