@@ -245,7 +245,9 @@ type SessionState string
 type SessionPage struct {
 	Items []Session `json:"items"`
 
-	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	// NextCursor Pass as `cursor` for the next page; null on the last page. A page may hold
+	// fewer than `limit` sessions while more follow (a session that closed while
+	// the page was read is left out): only a null `nextCursor` ends the list.
 	NextCursor *string `json:"nextCursor"`
 }
 

@@ -44,7 +44,9 @@ func (s *Service) recording(ctx context.Context, userID string) (Recording, erro
 	return Recording{ActiveCall: true, Status: rs}, nil
 }
 
-// Page is one page of open sessions.
+// Page is one page of open sessions. It may hold fewer than its limit while more
+// follow (a session that closed while it was read is left out): only an empty Next
+// ends the list.
 type Page struct {
 	Sessions []Session
 	Next     string // the cursor of the next page; empty on the last one
@@ -57,15 +59,13 @@ func (s *Service) List(ctx context.Context, cursor string, limit int) (Page, err
 	if err != nil {
 		return Page{}, err
 	}
-	// One more than asked tells whether there is a next page.
-	found, err := s.store.list(ctx, after, limit+1)
+	found, last, err := s.store.list(ctx, after, limit)
 	if err != nil {
 		return Page{}, err
 	}
 	page := Page{Sessions: found}
-	if len(found) > limit {
-		page.Sessions = found[:limit]
-		page.Next = encodeCursor(found[limit-1].UserID)
+	if last != "" {
+		page.Next = encodeCursor(last)
 	}
 	return page, nil
 }

@@ -628,3 +628,56 @@ func TestVerifyAddsCXonesRecordingStatus(t *testing.T) {
 		t.Errorf("Verify after the call ended = %+v, %v; want no active call", rec, err)
 	}
 }
+
+// A session that closes between the list's two reads (the userIds, then their
+// sessions) is left out of the page, and the page still says whether more follow: the
+// sessions after it are on the next page, not lost.
+func TestListDoesNotEndAtASessionThatClosedWhileListed(t *testing.T) {
+	closes := &closeOnRead{}
+	f := newFixture(t, closes)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		f.sim.StartCall(id, false, true)
+		if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "crm"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closes.rdb, closes.key = f.rdb, "{"+f.prefix+"}:session:b"
+	closes.armed.Store(true)
+	var got []string
+	for cursor, pages := "", 0; pages < 5; pages++ {
+		page, err := f.svc.List(context.Background(), cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range page.Sessions {
+			got = append(got, s.UserID)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	if strings.Join(got, ",") != "a,c,d" {
+		t.Errorf("listed %v; want a, c and d (b closed while its page was read)", got)
+	}
+}
+
+// closeOnRead is a redis.Hook that, once armed, deletes the session at key just before
+// the next pipeline of session reads runs: a close that lands between a list's two reads.
+type closeOnRead struct {
+	rdb   *redis.Client
+	key   string
+	armed atomic.Bool
+}
+
+func (c *closeOnRead) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *closeOnRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *closeOnRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() == "hmget" && c.armed.CompareAndSwap(true, false) {
+			if err := c.rdb.Del(ctx, c.key).Err(); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}

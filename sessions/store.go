@@ -337,17 +337,26 @@ func (s *Store) get(ctx context.Context, userID string) (Session, error) {
 	return decodeSession(f)
 }
 
-// list returns up to limit open sessions with a userId after `after`, in userId order.
-func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, error) {
+// list returns the open sessions among the first limit userIds after `after`, in
+// userId order, and, when more userIds follow, the last of those limit (the next page
+// starts after it). A session that closed between the two reads is left out; whether
+// more follow is decided by the userIds, so that it does not end the listing.
+func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, string, error) {
 	start := "-"
 	if after != "" {
 		start = "(" + after
 	}
+	// One more than asked tells whether there is a next page.
 	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: s.open, Start: start, Stop: "+", ByLex: true, Count: int64(limit),
+		Key: s.open, Start: start, Stop: "+", ByLex: true, Count: int64(limit) + 1,
 	}).Result()
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, "", storeErr(err)
+	}
+	last := ""
+	if len(ids) > limit {
+		ids = ids[:limit]
+		last = ids[limit-1]
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ids))
@@ -356,7 +365,7 @@ func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, e
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, storeErr(err)
+			return nil, "", storeErr(err)
 		}
 	}
 	out := make([]Session, 0, len(ids))
@@ -367,11 +376,11 @@ func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, e
 		}
 		sess, err := decodeSession(fields)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, sess)
 	}
-	return out, nil
+	return out, last, nil
 }
 
 // counts returns how many sessions are open and how many unmasks are not finished.
