@@ -39,6 +39,16 @@ func TestMain(m *testing.M) {
 const hsSecret = testkit.Canary + "jwt-hs256-0123456789abcdef"
 
 // env is a complete, valid configuration for sim and the test Redis.
+// mustLoad is the configuration of environment e, which the test expects to be valid.
+func mustLoad(t *testing.T, e map[string]string) config {
+	t.Helper()
+	cfg, err := loadConfig(getenv(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func env(sim *testkit.Sim, prefix string) map[string]string {
 	return map[string]string{
 		"MASKGATE_ADDR":             "127.0.0.1:0",
@@ -127,10 +137,7 @@ func TestInvalidConfiguration(t *testing.T) {
 func TestTrustedProxies(t *testing.T) {
 	e := env(testkit.NewSim(t), "p")
 	e["MASKGATE_TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.168.1.7 ,2001:db8::1/32,"
-	cfg, err := loadConfig(getenv(e))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := mustLoad(t, e)
 	var got []string
 	for _, p := range cfg.TrustedProxies {
 		got = append(got, p.String())
@@ -147,10 +154,7 @@ func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
 	for _, timeout := range []string{"5s", "10s", "30s"} {
 		e := env(testkit.NewSim(t), "p")
 		e["CXONE_TIMEOUT"] = timeout
-		cfg, err := loadConfig(getenv(e))
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := mustLoad(t, e)
 		longest := cfg.longestRequest()
 		if w := newServer(cfg, http.NotFoundHandler()).WriteTimeout; w <= longest {
 			t.Errorf("CXONE_TIMEOUT=%s: write timeout %s; a request may take %s", timeout, w, longest)
@@ -160,10 +164,7 @@ func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
 
 // Headers over 64 KiB are refused (431) before any handler runs; a large JWT passes.
 func TestServerBoundsRequestHeaders(t *testing.T) {
-	cfg, err := loadConfig(getenv(env(testkit.NewSim(t), "p")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := mustLoad(t, env(testkit.NewSim(t), "p"))
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	srv.Config = newServer(cfg, srv.Config.Handler)
 	srv.Start()
@@ -186,10 +187,7 @@ func TestServerBoundsRequestHeaders(t *testing.T) {
 func TestCORSOrigins(t *testing.T) {
 	e := env(testkit.NewSim(t), "p")
 	e["MASKGATE_CORS_ORIGINS"] = " https://crm.example.com, https://*.example.com ,http://localhost:3000,*"
-	cfg, err := loadConfig(getenv(e))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := mustLoad(t, e)
 	if want := []string{"https://crm.example.com", "https://*.example.com", "http://localhost:3000", "*"}; !slices.Equal(cfg.CORSOrigins, want) {
 		t.Errorf("CORS origins = %v; want %v", cfg.CORSOrigins, want)
 	}
@@ -206,10 +204,7 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 		}
 		e[name+"_FILE"], e[name] = path, ""
 	}
-	cfg, err := loadConfig(getenv(e))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := mustLoad(t, e)
 	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
 		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret {
 		t.Error("secrets read from files differ from the files' contents (less the trailing newline)")
