@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -47,8 +46,7 @@ func TestRedisCluster(t *testing.T) {
 	e["MASKGATE_REDIS_URL"] = "redis+cluster://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
 	s := start(t, nil, e)
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	do := func(method, path, body string) int {
 		req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)

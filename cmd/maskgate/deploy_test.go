@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/golang-jwt/jwt/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -160,8 +159,7 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 	sim.StartCall("81", false, true)
 	s := start(t, nil, env(sim, prefix))
 	// Labelled counters appear once used: a token request and a CXone call.
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask", nil), nil)
+	token := callerToken(t, "recordings:mask")
 	if resp, err := post(t, "http://"+s.addr+"/v1/agents/81/mask", token); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("mask = %v %v", resp, err)
 	}

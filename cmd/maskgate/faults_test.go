@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -44,8 +42,7 @@ func newFaulty(t *testing.T, extra map[string]string) *faulty {
 		e[k] = v
 	}
 	f.s = start(t, nil, e)
-	f.token = testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask recordings:read", nil), nil)
+	f.token = callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	return f
 }
 

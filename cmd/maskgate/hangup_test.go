@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -27,8 +25,7 @@ func TestCallersThatHangUpLeaveNothingBehind(t *testing.T) {
 	}
 	_, prefix := testkit.Redis(t)
 	sim := testkit.NewSim(t)
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:unmask")
 	const agents = 6
 	calls := make([]string, agents)
 	for i := range agents {

@@ -66,6 +66,11 @@ func env(sim *testkit.Sim, prefix string) map[string]string {
 	}
 }
 
+// callerToken is a caller's JWT with scope, as the configuration env makes trusts.
+func callerToken(t *testing.T, scope string) string {
+	return testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret), testkit.Claims("https://idp.test", "maskgate", scope, nil), nil)
+}
+
 func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestMissingConfigurationNamesEveryVariable(t *testing.T) {
@@ -278,8 +283,7 @@ func TestRunServesAndDrainsInFlightRequestsOnShutdown(t *testing.T) {
 	e := env(sim, prefix)
 	e["MASKGATE_SHUTDOWN_DELAY"] = "300ms"
 	s := start(t, nil, e)
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask", nil), nil)
+	token := callerToken(t, "recordings:mask")
 
 	if resp, err := http.Get("http://" + s.addr + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz = %v %v", resp, err)
@@ -310,6 +314,44 @@ func TestRunServesAndDrainsInFlightRequestsOnShutdown(t *testing.T) {
 	}
 	if err := s.wait(); err != nil {
 		t.Errorf("run returned %v after shutdown; want nil", err)
+	}
+}
+
+// The wiring gives the Idempotency-Key middleware the longest a request may run: with
+// CXONE_TIMEOUT=20s a key stays reserved over two minutes while its request runs.
+func TestIdempotencyKeyIsReservedForTheConfiguredLongestRequest(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	sim.StartCall("77", false, true)
+	e := env(sim, prefix)
+	e["CXONE_TIMEOUT"] = "20s"
+	longest := mustLoad(t, e).longestRequest()
+	s := start(t, nil, e)
+	token := callerToken(t, "recordings:mask")
+	sim.SetFaults(cxonesim.Faults{LatencyMs: 300})
+	answered := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/v1/agents/77/mask", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Idempotency-Key", "k-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	testkit.Eventually(t, 5*time.Second, "the mask to reach CXone", func() bool { return sim.Held() == 1 })
+	var ttl time.Duration
+	for _, k := range testkit.Keys(t, rdb, prefix) {
+		if strings.Contains(k, ":idem:") {
+			ttl = rdb.PTTL(context.Background(), k).Val()
+		}
+	}
+	if ttl <= longest {
+		t.Errorf("the key is reserved for %s while its request runs; a request may run %s", ttl, longest)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
 	}
 }
 

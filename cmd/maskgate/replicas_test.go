@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -90,8 +88,7 @@ func TestKilledReplicasSessionsExpireOnTheSurvivor(t *testing.T) {
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
 	e["CXONE_TIMEOUT"] = "1s" // a sweeper claim's lease is 2s
 	e["MASKGATE_MASK_TTL"] = "1s"
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:read")
 
 	doomed := spawn(t, e)
 	if status := doomed.request(t, "POST", "/v1/agents/77/mask", token); status != 200 {
@@ -124,8 +121,7 @@ func TestReplicasShareSessions(t *testing.T) {
 	sim.StartCall("78", false, true)
 	e := env(sim, prefix)
 	a, b := spawn(t, e), spawn(t, e)
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	if status := a.request(t, "POST", "/v1/agents/78/mask", token); status != 200 {
 		t.Fatalf("mask on A = %d", status)
 	}
@@ -157,8 +153,7 @@ func TestPausedReplicaDoesNotActOnLostClaims(t *testing.T) {
 	e := env(sim, prefix)
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
 	e["CXONE_TIMEOUT"] = "1s" // claims last 2 s
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:read")
 
 	paused := spawn(t, e)
 	req, _ := http.NewRequest("POST", "http://"+paused.addr+"/v1/agents/82/mask", strings.NewReader(`{"ttlSeconds":1}`))
@@ -212,8 +207,7 @@ func TestReplicasKilledAtRandomPointsLoseNothing(t *testing.T) {
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
 	e["CXONE_TIMEOUT"] = "1s"
 	e["MASKGATE_MASK_TTL"] = "2s"
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	const agents = 8
 	calls := make([]string, agents)
 	for i := range agents {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -48,8 +47,7 @@ func TestSentinelFailoverLosesNothingAcknowledged(t *testing.T) {
 	e["MASKGATE_REDIS_URL"] = fmt.Sprintf("redis://%s/0?master_name=mg&addr=%s&addr=%s", sentinels[0], sentinels[1], sentinels[2])
 	e["MASKGATE_MASK_TTL"] = "10m"
 	s := start(t, nil, e)
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:unmask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	call := func(method, path string) int {
 		req, _ := http.NewRequest(method, "http://"+s.addr+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)

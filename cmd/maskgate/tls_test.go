@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/maskgate/maskgate/internal/testkit"
 )
 
@@ -70,8 +68,7 @@ func TestRedisOverTLS(t *testing.T) {
 	}
 	e["SSL_CERT_FILE"] = caFile
 	p := spawn(t, e)
-	token := testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret),
-		testkit.Claims("https://idp.test", "maskgate", "recordings:mask recordings:read", nil), nil)
+	token := callerToken(t, "recordings:mask recordings:read")
 	if status := readyz(t, p); status != 200 {
 		t.Fatalf("readyz over TLS Redis = %d", status)
 	}
