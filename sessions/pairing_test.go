@@ -226,17 +226,22 @@ func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
 			if n := c.sim.Count("unmask", "a", http.StatusOK) + c.sim.Count("unmask", "a", http.StatusAccepted); n != 1 {
 				t.Errorf("unmasks CXone took = %d; want 1", n)
 			}
-			closing := 0
-			for _, line := range testkit.LogLines(t, swept.String()) {
-				if line["event"] == tt.closed {
-					closing++
-					if line["forced"] != true || line["session_id"] != s.ID || line["outcome"] != "done" {
-						t.Errorf("the sweeper's %s line = %v; want it done, forced, of session %s", tt.closed, line, s.ID)
+			// The sweeper writes its line after it closes the session: wait for it.
+			var closing []map[string]any
+			testkit.Eventually(t, 5*time.Second, "the sweeper's "+tt.closed+" line", func() bool {
+				closing = closing[:0]
+				for _, line := range testkit.LogLines(t, swept.String()) {
+					if line["event"] == tt.closed {
+						closing = append(closing, line)
 					}
 				}
+				return len(closing) > 0
+			})
+			if len(closing) != 1 {
+				t.Errorf("the sweeper wrote %d %s lines; want 1:\n%s", len(closing), tt.closed, swept.String())
 			}
-			if closing != 1 {
-				t.Errorf("the sweeper wrote %d %s lines; want 1:\n%s", closing, tt.closed, swept.String())
+			if line := closing[0]; line["forced"] != true || line["session_id"] != s.ID || line["outcome"] != "done" {
+				t.Errorf("the sweeper's %s line = %v; want it done, forced, of session %s", tt.closed, line, s.ID)
 			}
 		})
 	}
