@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -61,11 +62,30 @@ func NewServer(d Deps) http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteProblem(w, r, http.StatusNotFound, api.ProblemCodeNotFound, "no such route", 0)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		api.WriteProblem(w, r, http.StatusMethodNotAllowed, api.ProblemCodeMethodNotAllowed, "method not allowed on this route", 0)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", allowed(r, req))
+		api.WriteProblem(w, req, http.StatusMethodNotAllowed, api.ProblemCodeMethodNotAllowed, "method not allowed on this route", 0)
 	})
 	routes(r, d)
 	return r
+}
+
+// allowed lists the methods that the route of req's path serves, for the Allow header a
+// 405 must carry (RFC 9110 §15.5.6). chi knows them but hands them only to its own 405
+// handler, not to one set with MethodNotAllowed.
+func allowed(mux chi.Routes, req *http.Request) string {
+	path := req.URL.RawPath // what chi routes by
+	if path == "" {
+		path = req.URL.Path
+	}
+	var methods []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			methods = append(methods, m)
+		}
+	}
+	return strings.Join(methods, ", ")
 }
 
 // routes is the whole HTTP surface on one screen.

@@ -465,8 +465,23 @@ func TestOperationalEndpoints(t *testing.T) {
 	if r := g.do("GET", "/nowhere", "", ""); r.status != 404 || r.json(t)["code"] != "not_found" {
 		t.Errorf("unknown route = %d %s", r.status, r.body)
 	}
-	if r := g.do("DELETE", "/v1/masks", g.all(), ""); r.status != 405 || r.json(t)["code"] != "method_not_allowed" {
-		t.Errorf("wrong method = %d %s", r.status, r.body)
+}
+
+// A method a route does not serve is 405 with the methods it does serve in Allow (RFC
+// 9110 §15.5.6), before authentication, as for a route that does not exist.
+func TestWrongMethodIsAnsweredWithTheAllowedOnes(t *testing.T) {
+	g := newGateway(t)
+	for _, tt := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/masks", "GET"},
+		{"PUT", "/v1/agents/a1/mask", "GET, POST"},
+		{"GET", "/v1/agents/a1/unmask", "POST"},
+		{"OPTIONS", "/v1/agents/a1/unmask", "POST"},
+		{"POST", "/healthz", "GET"},
+	} {
+		r := g.do(tt.method, tt.path, "", "")
+		if r.status != 405 || r.json(t)["code"] != "method_not_allowed" || r.header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s = %d, Allow %q, %s; want 405, Allow %q", tt.method, tt.path, r.status, r.header.Get("Allow"), r.body, tt.allow)
+		}
 	}
 }
 
