@@ -64,8 +64,6 @@ func TestMaskAndUnmaskRoundTrip(t *testing.T) {
 	}
 }
 
-// TestStatusTable walks every row of design §2's status table that a mask, unmask or
-// read can answer, each with the problem code the contract names.
 // A body may end in white space, as JSON encoders end theirs with a newline; only
 // something else after the value is refused (TestRejectedRequestsNeverReachRedisOrCXone).
 func TestBodyEndingInWhiteSpaceIsRead(t *testing.T) {
@@ -99,6 +97,22 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 	g.untouched("bad bodies")
 }
 
+// A body is read as JSON whatever its Content-Type (README, API): curl -d labels it a
+// form, and README's examples send it so. A form's body is still not JSON.
+func TestBodyIsReadAsJSONWhateverItsContentType(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"payment"}`, form...); r.status != 200 || r.json(t)["reason"] != "payment" {
+		t.Errorf("mask labelled a form = %d %s; want 200 with the body's reason", r.status, r.body)
+	}
+	if r := g.do("POST", "/v1/agents/a2/mask", g.all(), "reason=payment", form...); r.status != 400 || r.json(t)["code"] != "invalid_body" {
+		t.Errorf("mask with a form's body = %d %s; want 400 invalid_body", r.status, r.body)
+	}
+}
+
+// TestStatusTable walks every row of design §2's status table that a mask, unmask or
+// read can answer, each with the problem code the contract names.
 func TestStatusTable(t *testing.T) {
 	type tc struct {
 		name   string
