@@ -17,7 +17,7 @@ const ProblemContentType = "application/problem+json"
 var titles = map[ProblemCode]string{
 	ProblemCodeInvalidUserId:          "Invalid user id",
 	ProblemCodeInvalidBody:            "Invalid request body",
-	ProblemCodeInvalidParameter:       "Invalid query parameter",
+	ProblemCodeInvalidParameter:       "Invalid parameter",
 	ProblemCodeBodyTooLarge:           "Request body too large",
 	ProblemCodeUnauthorized:           "Unauthorized",
 	ProblemCodeInsufficientScope:      "Insufficient scope",

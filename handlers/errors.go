@@ -80,18 +80,21 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // requestError answers what the generated code could not bind: an empty userId (chi
-// matches /v1/agents//mask), a malformed query parameter, or a body that is not the
-// JSON the spec describes, or too large.
+// matches /v1/agents//mask), a malformed or repeated parameter, or a body that is not
+// the JSON the spec describes, or too large.
 func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	var param *api.InvalidParamFormatError
+	var repeated *api.TooManyValuesForParamError
 	switch {
 	case errors.As(err, &tooLarge):
 		api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
 	case errors.As(err, &param) && param.ParamName == "userId":
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidUserId, sessions.ErrInvalidUserID.Error(), 0)
 	case errors.As(err, &param):
-		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "query parameter "+param.ParamName+" is malformed", 0)
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "parameter "+param.ParamName+" is malformed", 0)
+	case errors.As(err, &repeated):
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "parameter "+repeated.ParamName+" must be sent once", 0)
 	default:
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidBody, bodyDetail(err), 0)
 	}

@@ -177,7 +177,9 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
-// do sends a request and checks that the answer conforms to openapi.yaml.
+// do sends a request and checks that the answer conforms to openapi.yaml. header holds
+// name, value pairs, which replace do's own headers of that name; a name given twice is
+// sent twice.
 func (g *gateway) do(method, path, token, body string, header ...string) response {
 	g.t.Helper()
 	req, err := http.NewRequest(method, g.url+path, strings.NewReader(body))
@@ -191,7 +193,10 @@ func (g *gateway) do(method, path, token, body string, header ...string) respons
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Del(header[i])
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

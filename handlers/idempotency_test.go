@@ -170,12 +170,18 @@ func TestIdempotencyDoesNotKeepARateLimitedAnswer(t *testing.T) {
 	}
 }
 
+// A key that is too long, not printable or sent twice is a bad parameter, named as one.
 func TestBadIdempotencyKeyIs400(t *testing.T) {
 	g := newGateway(t)
-	for _, key := range []string{strings.Repeat("k", 256), "tab\there"} {
-		r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", "Idempotency-Key", key)
-		if r.status != 400 || r.json(t)["code"] != "invalid_parameter" {
-			t.Errorf("key %q = %d %s; want 400", key, r.status, r.body)
+	for _, header := range [][]string{
+		{"Idempotency-Key", strings.Repeat("k", 256)},
+		{"Idempotency-Key", "tab\there"},
+		{"Idempotency-Key", "k-1", "Idempotency-Key", "k-2"},
+	} {
+		r := g.do("POST", "/v1/agents/a1/mask", g.all(), "", header...)
+		if p := r.json(t); r.status != 400 || p["code"] != "invalid_parameter" || p["title"] != "Invalid parameter" ||
+			!strings.Contains(p["detail"].(string), "Idempotency-Key") {
+			t.Errorf("%q = %d %s; want 400 invalid_parameter about Idempotency-Key", header, r.status, r.body)
 		}
 	}
 	g.untouched("bad Idempotency-Key")
@@ -198,7 +204,7 @@ func TestIdempotencyKeyWithABodyTooLargeIs413AndKeepsNothing(t *testing.T) {
 
 // When the answer cannot be kept, or the key not freed after a 5xx (Redis fails after
 // the request ran), the caller still gets the answer, the failure is logged, and the
-// key stays reserved until its minute passes: a retry meanwhile is told the first
+// key stays reserved until its reservation passes: a retry meanwhile is told the first
 // request is in flight, and nothing runs twice.
 func TestIdempotencyRecordThatCannotBeWritten(t *testing.T) {
 	for _, tt := range []struct {

@@ -614,6 +614,13 @@ func TestWhatARejectedRequestCountsAgainstTheRate(t *testing.T) {
 		t.Errorf("a mask after 5 bad bodies at 2/s = %d %s; want 200 (bad bodies not counted)", r.status, r.body)
 	}
 	reader := g.token("recordings:read", jwt.MapClaims{"sub": "reader"})
+	// A parameter not of its type is refused by the generated router, before the token
+	// is checked (README): 400 even without a token, and never counted.
+	for _, token := range []string{"", reader, reader, reader} {
+		if r := g.do("GET", "/v1/masks?limit=abc", token, ""); r.status != 400 || r.json(t)["code"] != "invalid_parameter" {
+			t.Fatalf("limit=abc = %d %s; want 400 invalid_parameter", r.status, r.body)
+		}
+	}
 	for range 2 {
 		if r := g.do("GET", "/v1/masks?limit=0", reader, ""); r.status != 400 {
 			t.Fatalf("a bad limit = %d; want 400", r.status)
