@@ -182,6 +182,55 @@ func TestUnmaskDuringAnOutageIsRetriedUntilCXoneRecovers(t *testing.T) {
 	}
 }
 
+// An expiry whose unmask CXone fails is retried as an expiry: the session stays
+// unmasking, by the gateway, through the outage, and once CXone is back it closes as
+// expired, audited and counted once as an expiry, not as a caller's unmask.
+func TestExpiryUnmaskIsRetriedAsAnExpiry(t *testing.T) {
+	var swept testkit.LogBuffer
+	c := newCluster(t, 1, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Log = zerolog.New(&swept) })
+	call := c.sim.StartCall("a", false, true)
+	svc := c.replicas[0].svc
+	ctx := context.Background()
+	s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+	var during sessions.Session
+	testkit.Eventually(t, 5*time.Second, "the expiry's unmask to fail", func() bool {
+		during, err = svc.Get(ctx, "a")
+		return err == nil && during.State == sessions.StateUnmasking
+	})
+	if during.UnmaskedBy != "maskgate" {
+		t.Errorf("session during the outage = %+v; want unmasking by maskgate", during)
+	}
+	testkit.Eventually(t, 5*time.Second, "the sweeper to retry", func() bool {
+		return c.sim.Count("unmask", "a", http.StatusServiceUnavailable) >= 6
+	})
+	c.sim.SetFaults(cxonesim.Faults{})
+	c.closed(t, "a", 5*time.Second)
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+	events := func(event string) float64 {
+		return gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", event)
+	}
+	// The sweeper counts and writes its closing line after it closes the session.
+	testkit.Eventually(t, 5*time.Second, "one expired event", func() bool { return events("expired") == 1 })
+	if n := events("unmasked"); n != 0 {
+		t.Errorf("unmasked events = %v; want 0: the gateway's expiry is no caller's unmask", n)
+	}
+	var closing []map[string]any
+	for _, line := range testkit.LogLines(t, swept.String()) {
+		if line["event"] == "expired" && line["outcome"] == "done" {
+			closing = append(closing, line)
+		}
+	}
+	if len(closing) != 1 || closing[0]["session_id"] != s.ID || closing[0]["caller"] != "maskgate" || closing[0]["upstream_status"] != float64(200) {
+		t.Errorf("expired lines = %v; want one, of session %s closed by maskgate on CXone's 200", closing, s.ID)
+	}
+}
+
 // A forced unmask (the gateway lost its record while CXone still masks the call) that
 // CXone does not carry out at once goes on as any unmask: its session, listed as
 // unmasking, is retried through an outage and a 202 is confirmed, then it closes, and
