@@ -1,0 +1,123 @@
+package sessions_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+// TestClaimOfAStoppedReplicaIsFinishedByAnother stops a replica while its expiry unmask
+// hangs in CXone: another replica finishes the expiry. (A replica killed with -9 while
+// holding a claim is cmd/maskgate's TestKilledReplicasSessionsExpireOnTheSurvivor.)
+func TestClaimOfAStoppedReplicaIsFinishedByAnother(t *testing.T) {
+	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = time.Second })
+	call := c.sim.StartCall("a", false, true)
+	r := c.start(t)
+	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{Hang: true}) // the first replica's expiry unmask hangs...
+	testkit.Eventually(t, 5*time.Second, "the first replica to claim the expiry", func() bool { return c.sim.Held() == 1 })
+	r.stop() // ...and the replica stops while holding the claim
+	c.sim.SetFaults(cxonesim.Faults{})
+	c.start(t)
+	c.closed(t, "a", 10*time.Second)
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call stayed masked")
+	}
+}
+
+func TestBurstOfExpiriesIsWorkedOffSteadily(t *testing.T) {
+	c := newCluster(t, 1, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Concurrency = 4 })
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 20})
+	const agents = 200
+	var wg sync.WaitGroup
+	for i := range agents {
+		id := fmt.Sprintf("b-%d", i)
+		c.sim.StartCall(id, false, true)
+		wg.Go(func() {
+			c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1)})
+		})
+	}
+	wg.Wait()
+	peak := peakHeld(c.sim)
+	testkit.Eventually(t, 20*time.Second, "every session to expire", func() bool {
+		page, _ := c.replicas[0].svc.List(context.Background(), "", 1000)
+		return len(page.Sessions) == 0
+	})
+	if p := peak(); p > 4 {
+		t.Errorf("%d CXone calls in flight at once; the sweeper's bound is 4", p)
+	}
+	if n := c.sim.Count("unmask", "", 0); n != agents {
+		t.Errorf("unmasks sent = %d; want %d", n, agents)
+	}
+}
+
+func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
+	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = 20 * time.Second })
+	call := c.sim.StartCall("a", false, true)
+	first := c.start(t)
+	if _, err := first.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{Hang: true})
+	testkit.Eventually(t, 5*time.Second, "the first replica to claim the expiry", func() bool { return c.sim.Held() == 1 })
+	first.stop()
+	<-first.done // it returns only once its claims are released
+	c.sim.SetFaults(cxonesim.Faults{})
+	c.start(t)
+	// Well within the 20 s lease: the claim was handed over, not left to time out.
+	c.closed(t, "a", 5*time.Second)
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+}
+
+// TestSkewedReplicaClocksAgree runs two replicas whose clocks are 30 s behind and 30 s
+// ahead: deadlines, leases and retries are Redis's time, so masks still expire within
+// the sweep interval, identical masks still coalesce, and nothing waits on a clock.
+func TestSkewedReplicaClocksAgree(t *testing.T) {
+	c := newCluster(t, 0, nil)
+	for _, skew := range []time.Duration{-30 * time.Second, 30 * time.Second} {
+		c.cfg.Now = func() time.Time { return time.Now().Add(skew) }
+		c.start(t)
+	}
+	call := c.sim.StartCall("a", false, true)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 200})
+	var wg sync.WaitGroup
+	ids := make([]string, 10)
+	for i := range ids {
+		wg.Go(func() {
+			s, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)})
+			if err != nil {
+				t.Errorf("mask on a skewed replica: %v", err)
+			}
+			ids[i] = s.ID
+		})
+	}
+	wg.Wait()
+	if n := c.sim.Count("mask", "a", 0); n != 1 {
+		t.Errorf("masks sent = %d across skewed replicas; want 1 (coalesced)", n)
+	}
+	c.sim.SetFaults(cxonesim.Faults{})
+	s, _ := c.replicas[0].svc.Get(context.Background(), "a")
+	c.closed(t, "a", 5*time.Second)
+	var sent time.Time
+	for _, r := range c.sim.Requests() {
+		if r.Op == "unmask" {
+			sent = r.At
+		}
+	}
+	if lag := sent.Sub(s.ExpiresAt); lag > c.sweep.Interval+500*time.Millisecond {
+		t.Errorf("expiry sent %s after the deadline by replicas 30 s off; want within the sweep interval", lag)
+	}
+	if got, _ := c.sim.Call(call.ID); got.Masked {
+		t.Error("the call is still masked")
+	}
+}
