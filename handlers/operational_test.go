@@ -1,0 +1,140 @@
+package handlers_test
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestOperationalEndpoints(t *testing.T) {
+	g := newGateway(t)
+	if r := g.do("GET", "/healthz", "", ""); r.status != 200 || r.json(t)["status"] != "ok" {
+		t.Errorf("healthz = %d %s", r.status, r.body)
+	}
+	if r := g.do("GET", "/readyz", "", ""); r.status != 200 {
+		t.Errorf("readyz = %d %s", r.status, r.body)
+	}
+	if r := g.do("GET", "/openapi.yaml", "", ""); r.status != 200 || !strings.Contains(string(r.body), "openapi: 3.0.3") {
+		t.Errorf("openapi.yaml = %d", r.status)
+	}
+	g.sim.StartCall("a1", false, true)
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), ""); r.status != 200 {
+		t.Fatalf("mask = %d", r.status)
+	}
+	r := g.do("GET", "/metrics", "", "")
+	for _, line := range []string{
+		`maskgate_http_requests_total{method="POST",route="/v1/agents/{userId}/mask",status="200"} 1`,
+		`maskgate_cxone_requests_total{op="mask",status="200"} 1`,
+		`maskgate_cxone_token_requests_total{grant="password",status="200"} 1`,
+		`maskgate_session_events_total{event="masked"} 1`,
+		`maskgate_session_events_total{event="unmask_gave_up"} 0`, // every event from the start
+		"maskgate_open_sessions 1",
+		"maskgate_redis_up 1",
+		"maskgate_unmasks_pending 0",
+		"maskgate_unmask_giveups_total 0",
+		"maskgate_unmask_failures_total 0",
+		"maskgate_sweeper_lag_seconds_count 0",
+	} {
+		if !strings.Contains(string(r.body), line+"\n") {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
+	// The mask's two scripts, each its own round trip here; the sweeper's may add to both.
+	sample := func(name string) float64 {
+		for line := range strings.Lines(string(r.body)) {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return f
+			}
+		}
+		t.Errorf("/metrics lacks %s", name)
+		return 0
+	}
+	if pipelines, scripts := sample("maskgate_redis_script_pipelines_total"), sample("maskgate_redis_scripts_total"); scripts < 2 || pipelines < 1 || pipelines > scripts {
+		t.Errorf("/metrics: %v script pipelines carrying %v scripts; want at least the mask's 2 scripts, in at most as many pipelines", pipelines, scripts)
+	}
+	if strings.Contains(string(r.body), `route="/v1/agents/a1`) {
+		t.Error("/metrics labels a route with a user id")
+	}
+	if r := g.do("GET", "/nowhere", "", ""); r.status != 404 || r.json(t)["code"] != "not_found" {
+		t.Errorf("unknown route = %d %s", r.status, r.body)
+	}
+}
+
+// A method a route does not serve is 405 with the methods it does serve in Allow (RFC
+// 9110 §15.5.6), before authentication, as for a route that does not exist.
+func TestWrongMethodIsAnsweredWithTheAllowedOnes(t *testing.T) {
+	g := newGateway(t)
+	for _, tt := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/masks", "GET"},
+		{"PUT", "/v1/agents/a1/mask", "GET, POST"},
+		{"GET", "/v1/agents/a1/unmask", "POST"},
+		{"OPTIONS", "/v1/agents/a1/unmask", "POST"},
+		{"POST", "/healthz", "GET"},
+	} {
+		r := g.do(tt.method, tt.path, "", "")
+		if r.status != 405 || r.json(t)["code"] != "method_not_allowed" || r.header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s = %d, Allow %q, %s; want 405, Allow %q", tt.method, tt.path, r.status, r.header.Get("Allow"), r.body, tt.allow)
+		}
+	}
+}
+
+func TestReadyzNamesAFailingCXone(t *testing.T) {
+	g := newGateway(t)
+	g.sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	r := g.do("GET", "/readyz", "", "")
+	checks, _ := r.json(t)["checks"].(map[string]any)
+	if r.status != 503 || checks["redis"] != "ok" || !strings.Contains(fmt.Sprint(checks["cxone"]), "unavailable") {
+		t.Errorf("readyz with the token endpoint down = %d %s", r.status, r.body)
+	}
+	if strings.Contains(string(r.body), g.sim.Credentials.ClientSecret) || strings.Contains(string(r.body), g.sim.Credentials.AccessKeySecret) {
+		t.Error("readyz shows a secret")
+	}
+}
+
+// TestMetricLabelsAreBounded scrapes /metrics after traffic for many agents and checks
+// that every maskgate metric uses only bounded labels: no user id, token or path.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	g := newGateway(t)
+	for i := range 20 {
+		id := fmt.Sprintf("agent-%d", i)
+		g.sim.StartCall(id, false, true)
+		g.do("POST", "/v1/agents/"+id+"/mask", g.all(), "")
+		g.do("GET", "/v1/agents/"+id+"/mask?verify=true", g.all(), "")
+		g.do("POST", "/v1/agents/"+id+"/unmask", g.all(), "")
+	}
+	g.do("GET", "/v1/agents/nobody/mask", "garbage", "")
+	for i := range 5 { // made-up methods must not each make a series
+		g.do(fmt.Sprintf("BREW%d", i), "/v1/masks", g.all(), "")
+	}
+	allowed := map[string]bool{"route": true, "method": true, "status": true, "op": true, "grant": true, "event": true, "le": true}
+	methods := map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true,
+		"OPTIONS": true, "CONNECT": true, "TRACE": true, "other": true}
+	body := string(g.do("GET", "/metrics", "", "").body)
+	labels := regexp.MustCompile(`([a-z_]+)="`)
+	series := 0
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "maskgate_") {
+			continue
+		}
+		series++
+		for _, m := range labels.FindAllStringSubmatch(line, -1) {
+			if !allowed[m[1]] {
+				t.Errorf("unbounded label %s in %s", m[1], line)
+			}
+		}
+		if strings.Contains(line, "agent-") || strings.Contains(line, "nobody") {
+			t.Errorf("a user id in a metric: %s", line)
+		}
+		if m := regexp.MustCompile(`method="([^"]*)"`).FindStringSubmatch(line); m != nil && !methods[m[1]] {
+			t.Errorf("a method of the caller's own making in a metric: %s", line)
+		}
+	}
+	if series < 20 {
+		t.Errorf("only %d maskgate series", series)
+	}
+}

@@ -1,0 +1,184 @@
+package handlers_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// A body may end in white space, as JSON encoders end theirs with a newline; only
+// something else after the value is refused (TestRejectedRequestsNeverReachRedisOrCXone).
+func TestBodyEndingInWhiteSpaceIsRead(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	r := g.do("POST", "/v1/agents/a1/mask", g.all(), "{\"reason\":\"payment\"}\n \r\n\t")
+	if r.status != 200 || r.json(t)["reason"] != "payment" {
+		t.Errorf("mask = %d %s; want 200 with the body's reason", r.status, r.body)
+	}
+}
+
+// A body refused says what is wrong in the caller's terms (JSON's types, the field's
+// name), never echoing what the caller sent.
+func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
+	g := newGateway(t)
+	for body, detail := range map[string]string{
+		`{"ttlSeconds":"30"}`:   "field ttlSeconds must be a JSON integer",
+		`{"ttlSeconds":1e2}`:    "field ttlSeconds must be a JSON integer",
+		`{"ttlSeconds":100.5}`:  "field ttlSeconds must be a JSON integer",
+		`{"reason":5}`:          "field reason must be a JSON string",
+		`{"reason":`:            "the request body is not valid JSON",
+		`[5]`:                   "the request body must be a JSON object",
+		`{"ttl":31}`:            `unknown field "ttl"`,
+		`{"reason":"x"}{"a":7}`: "the request body must be one JSON value with nothing after it",
+	} {
+		r := g.do("POST", "/v1/agents/a1/mask", g.all(), body)
+		if r.status != 400 || r.json(t)["detail"] != detail {
+			t.Errorf("%s: %d %s; want 400 %q", body, r.status, r.body, detail)
+		}
+	}
+	g.untouched("bad bodies")
+}
+
+// A body is read as JSON whatever its Content-Type (README, API): curl -d labels it a
+// form, and README's examples send it so. A form's body is still not JSON.
+func TestBodyIsReadAsJSONWhateverItsContentType(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"payment"}`, form...); r.status != 200 || r.json(t)["reason"] != "payment" {
+		t.Errorf("mask labelled a form = %d %s; want 200 with the body's reason", r.status, r.body)
+	}
+	if r := g.do("POST", "/v1/agents/a2/mask", g.all(), "reason=payment", form...); r.status != 400 || r.json(t)["code"] != "invalid_body" {
+		t.Errorf("mask with a form's body = %d %s; want 400 invalid_body", r.status, r.body)
+	}
+}
+
+// TestRejectedRequestsNeverReachRedisOrCXone covers the 4xx answers that come before
+// any work: authentication, scopes, the agent binding and input validation.
+func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		token  func(g *gateway) string
+		header []string
+		status int
+		code   string
+	}{
+		{"no token", "POST", "/v1/agents/a1/mask", "", func(*gateway) string { return "" }, nil, 401, "unauthorized"},
+		{"garbage token", "POST", "/v1/agents/a1/mask", "", func(*gateway) string { return "garbage" }, nil, 401, "unauthorized"},
+		{"basic auth", "POST", "/v1/agents/a1/mask", "", func(*gateway) string { return "" }, []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, "unauthorized"},
+		{"alg none", "POST", "/v1/agents/a1/mask", "", func(g *gateway) string {
+			return unsigned(g)
+		}, nil, 401, "unauthorized"},
+		{"expired", "POST", "/v1/agents/a1/mask", "", func(g *gateway) string {
+			return g.token("recordings:mask", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})
+		}, nil, 401, "unauthorized"},
+		{"wrong audience", "POST", "/v1/agents/a1/mask", "", func(g *gateway) string {
+			return g.token("recordings:mask", jwt.MapClaims{"aud": "other"})
+		}, nil, 401, "unauthorized"},
+		{"mask without recordings:mask", "POST", "/v1/agents/a1/mask", "", func(g *gateway) string { return g.token("recordings:read recordings:unmask", nil) }, nil, 403, "insufficient_scope"},
+		{"unmask without recordings:unmask", "POST", "/v1/agents/a1/unmask", "", func(g *gateway) string { return g.token("recordings:mask", nil) }, nil, 403, "insufficient_scope"},
+		{"get without recordings:read", "GET", "/v1/agents/a1/mask", "", func(g *gateway) string { return g.token("recordings:mask", nil) }, nil, 403, "insufficient_scope"},
+		{"list without recordings:read", "GET", "/v1/masks", "", func(g *gateway) string { return g.token("recordings:mask", nil) }, nil, 403, "insufficient_scope"},
+		{"agent token on another agent", "POST", "/v1/agents/a1/mask", "", func(g *gateway) string {
+			return g.token("recordings:mask", jwt.MapClaims{"agent_id": "a2"})
+		}, nil, 403, "agent_forbidden"},
+		{"agent token unmasking another agent", "POST", "/v1/agents/a1/unmask", "", func(g *gateway) string {
+			return g.token("recordings:unmask", jwt.MapClaims{"agent_id": "a2"})
+		}, nil, 403, "agent_forbidden"},
+		{"agent token listing", "GET", "/v1/masks", "", func(g *gateway) string {
+			return g.token("recordings:read", jwt.MapClaims{"agent_id": "a1"})
+		}, nil, 403, "agent_forbidden"},
+		{"user id with a space", "POST", "/v1/agents/a%20b/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"user id with a star", "POST", "/v1/agents/a*b/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"user id with braces", "GET", "/v1/agents/%7Bx%7D/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"user id with an encoded slash", "POST", "/v1/agents/a%2Fb/unmask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"empty user id", "POST", "/v1/agents//mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"empty user id, GET", "GET", "/v1/agents//mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"user id of 129 characters", "POST", "/v1/agents/" + long + "/mask", "", (*gateway).all, nil, 400, "invalid_user_id"},
+		{"body not JSON", "POST", "/v1/agents/a1/mask", "reason=payment", (*gateway).all, nil, 400, "invalid_body"},
+		{"body truncated", "POST", "/v1/agents/a1/mask", `{"reason":`, (*gateway).all, nil, 400, "invalid_body"},
+		{"body an array", "POST", "/v1/agents/a1/mask", `[]`, (*gateway).all, nil, 400, "invalid_body"},
+		{"body null", "POST", "/v1/agents/a1/mask", `null`, (*gateway).all, nil, 400, "invalid_body"},
+		{"a card number in the reason", "POST", "/v1/agents/a1/mask", `{"reason":"card 4111 1111 1111 1111"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"two bodies", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":60}{"ttlSeconds":1}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"body with text after it", "POST", "/v1/agents/a1/unmask", `{} and more`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unknown field", "POST", "/v1/agents/a1/mask", `{"ttl":30}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds a string", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":"30"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds a fraction", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":1.5}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds 0", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":0}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds negative", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":-1}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds over the max", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":7201}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds overflowing", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":99999999999999999999}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"reason a number", "POST", "/v1/agents/a1/mask", `{"reason":5}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"reason of 201 characters", "POST", "/v1/agents/a1/mask", `{"reason":"` + strings.Repeat("r", 201) + `"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask unknown field", "POST", "/v1/agents/a1/unmask", `{"session":"x"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask empty sessionId", "POST", "/v1/agents/a1/unmask", `{"sessionId":""}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId a number", "POST", "/v1/agents/a1/unmask", `{"sessionId":7}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"body over 16 KiB", "POST", "/v1/agents/a1/mask", `{"reason":"` + strings.Repeat("r", 17<<10) + `"}`, (*gateway).all, nil, 413, "body_too_large"},
+		{"limit 0", "GET", "/v1/masks?limit=0", "", (*gateway).all, nil, 400, "invalid_parameter"},
+		{"limit 1001", "GET", "/v1/masks?limit=1001", "", (*gateway).all, nil, 400, "invalid_parameter"},
+		{"limit not a number", "GET", "/v1/masks?limit=ten", "", (*gateway).all, nil, 400, "invalid_parameter"},
+		{"cursor not ours", "GET", "/v1/masks?cursor=%25%25", "", (*gateway).all, nil, 400, "invalid_parameter"},
+		{"verify not a boolean", "GET", "/v1/agents/a1/mask?verify=maybe", "", (*gateway).all, nil, 400, "invalid_parameter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGateway(t)
+			g.sim.StartCall("a1", false, true)
+			r := g.do(tt.method, tt.path, tt.token(g), tt.body, tt.header...)
+			if r.status != tt.status || r.json(t)["code"] != tt.code {
+				t.Fatalf("%s %s = %d %s; want %d %s", tt.method, tt.path, r.status, r.body, tt.status, tt.code)
+			}
+			if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without a Bearer challenge: %q", r.header.Get("WWW-Authenticate"))
+			}
+			g.untouched(tt.name)
+		})
+	}
+}
+
+// unsigned is an alg=none token with otherwise valid claims.
+func unsigned(g *gateway) string {
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
+		"iss": issuer, "aud": audience, "sub": "x", "scope": "recordings:mask", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	return tok
+}
+
+// A request line Go's HTTP server cannot parse (a malformed % escape in the path) is
+// refused by that server before the gateway sees it, as README says: a plain-text 400
+// that closes the connection, with no access line, and nothing read or written.
+func TestUnparsableRequestLineIsRefusedByTheServer(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/agents/a%%zz1/mask HTTP/1.1\r\nHost: maskgate\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n", g.all())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || !resp.Close {
+		t.Errorf("answer = %d %v (close %v); want net/http's plain-text 400 that closes", resp.StatusCode, resp.Header, resp.Close)
+	}
+	if lines := testkit.LogLines(t, g.logs.String()); len(lines) != 0 {
+		t.Errorf("log lines = %v; want none", lines)
+	}
+	g.untouched("an unparsable request line")
+}
