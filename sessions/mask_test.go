@@ -1,0 +1,196 @@
+package sessions_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestMaskOpensAMaskedSessionWithItsDeadline(t *testing.T) {
+	f := newFixture(t)
+	call := f.sim.StartCall("agent-1", false, true)
+	before := time.Now()
+	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "agent-1", Caller: "crm", Reason: "payment", TTLSeconds: ptr(300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != sessions.StateMasked || s.ID == "" || s.MaskedBy != "crm" || s.Reason != "payment" {
+		t.Errorf("session = %+v", s)
+	}
+	if d := s.ExpiresAt.Sub(s.MaskedAt); d != 300*time.Second {
+		t.Errorf("deadline %s after maskedAt; want 300s", d)
+	}
+	if s.MaskedAt.Before(before.Add(-time.Second)) || s.MaskedAt.After(time.Now().Add(time.Second)) {
+		t.Errorf("maskedAt %s is not now", s.MaskedAt)
+	}
+	if c, _ := f.sim.Call(call.ID); !c.Masked {
+		t.Error("CXone did not mask the call")
+	}
+	got, err := f.svc.Get(context.Background(), "agent-1")
+	if err != nil || got != s {
+		t.Errorf("Get = %+v, %v; want %+v", got, err, s)
+	}
+	var deadline float64
+	deadline, err = f.rdb.ZScore(context.Background(), "{"+f.prefix+"}:due", "agent-1").Result()
+	if err != nil || int64(deadline) != s.ExpiresAt.UnixMilli() {
+		t.Errorf("deadline in the sorted set = %v, %v; want %d", deadline, err, s.ExpiresAt.UnixMilli())
+	}
+}
+
+func TestDefaultTTLApplies(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := s.ExpiresAt.Sub(s.MaskedAt); d != 15*time.Minute {
+		t.Errorf("deadline %s after maskedAt; want the default 15m", d)
+	}
+}
+
+func TestReMaskKeepsIdentityAndMovesTheDeadline(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	first, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", Reason: "payment", TTLSeconds: ptr(60)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent joined a newer call: the re-mask must reach CXone again.
+	newer := f.sim.StartCall("a", false, true)
+	second, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ID != first.ID || !second.MaskedAt.Equal(first.MaskedAt) || second.MaskedBy != "crm" || second.Reason != "payment" {
+		t.Errorf("re-mask changed the session's identity: %+v -> %+v", first, second)
+	}
+	if !second.ExpiresAt.After(first.ExpiresAt) {
+		t.Errorf("re-mask did not move the deadline: %s -> %s", first.ExpiresAt, second.ExpiresAt)
+	}
+	if c, _ := f.sim.Call(newer.ID); !c.Masked {
+		t.Error("the re-mask was not sent to CXone: the newer call is recorded")
+	}
+	if n := f.sim.Count("mask", "a", 200); n != 2 {
+		t.Errorf("masks sent = %d; want 2", n)
+	}
+}
+
+func TestMaskRefusedByCXoneLeavesNoSession(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(*testkit.Sim)
+		want  error
+	}{
+		{"no active call", func(*testkit.Sim) {}, sessions.ErrNoActiveCall},
+		{"internal call", func(s *testkit.Sim) { s.StartCall("a", true, true) }, sessions.ErrInternalCall},
+		{"permission missing", func(s *testkit.Sim) {
+			s.StartCall("a", false, true)
+			s.SetFaults(cxonesim.Faults{DenyMasking: true})
+		}, sessions.ErrUpstreamRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			tt.setup(f.sim)
+			_, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Mask = %v; want %v", err, tt.want)
+			}
+			if _, err := f.svc.Get(context.Background(), "a"); !errors.Is(err, sessions.ErrNotMasked) {
+				t.Errorf("Get after a refused mask = %v; want ErrNotMasked", err)
+			}
+			if keys := f.stateKeys(t); len(keys) != 0 {
+				t.Errorf("keys left behind: %v", keys)
+			}
+		})
+	}
+}
+
+func TestMaskWithUnknownOutcomeKeepsTheSessionOpen(t *testing.T) {
+	for _, fault := range []cxonesim.Faults{{Hang: true}, {ErrorRate: 1, ErrorStatus: 503}} {
+		t.Run(fmt.Sprintf("%+v", fault), func(t *testing.T) {
+			f := newFixture(t)
+			f.sim.StartCall("a", false, true)
+			f.sim.SetFaults(fault)
+			_, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)})
+			if !errors.Is(err, sessions.ErrUpstreamTimeout) && !errors.Is(err, sessions.ErrUpstreamUnavailable) {
+				t.Fatalf("Mask = %v; want a timeout or unavailable", err)
+			}
+			s, err := f.svc.Get(context.Background(), "a")
+			if err != nil || s.State != sessions.StateMasking || s.ExpiresAt.IsZero() {
+				t.Errorf("session after an unknown outcome = %+v, %v; want it masking with its deadline", s, err)
+			}
+		})
+	}
+}
+
+func TestAcceptedMaskStaysMasking(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	f.sim.SetBehaviour("a", 0, time.Second)
+	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil || s.State != sessions.StateMasking || !s.Pending() {
+		t.Fatalf("Mask with CXone's 202 = %+v, %v; want masking", s, err)
+	}
+}
+
+// Finish answers "ok" and no record: the caller answers with the session it locked as
+// finish left it. Every such answer must be what is stored.
+func TestAnswersAfterFinishAreWhatIsStored(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	ctx := context.Background()
+	stored := func(step string, answered sessions.Session) {
+		t.Helper()
+		if got, err := f.svc.Get(ctx, "a"); err != nil || got != answered {
+			t.Errorf("%s answered %+v; stored %+v, %v", step, answered, got, err)
+		}
+	}
+	s, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", Reason: "payment"})
+	if err != nil || s.State != sessions.StateMasked {
+		t.Fatalf("Mask = %+v, %v", s, err)
+	}
+	stored("mask", s)
+	f.sim.SetBehaviour("a", 0, time.Hour) // 202s from now on, not confirmed during the test
+	if s, err = f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", Reason: "refund"}); err != nil || s.State != sessions.StateMasking {
+		t.Fatalf("re-mask answered 202 = %+v, %v", s, err)
+	}
+	stored("re-mask answered 202", s)
+	if s, err = f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr"}); err != nil || s.State != sessions.StateUnmasking || s.UnmaskedBy != "ivr" {
+		t.Fatalf("unmask answered 202 = %+v, %v", s, err)
+	}
+	stored("unmask answered 202", s)
+}
+
+func TestMaskSupersedesAPendingUnmask(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	old, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.SetFaults(cxonesim.Faults{})
+	fresh, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.ID == old.ID || fresh.State != sessions.StateMasked {
+		t.Errorf("mask over a pending unmask = %+v; want a new, masked session", fresh)
+	}
+	// The old session's pending unmask can no longer close the new one.
+	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: ptr(old.ID)}); !errors.Is(err, sessions.ErrSessionMismatch) {
+		t.Errorf("unmask naming the superseded session = %v; want ErrSessionMismatch", err)
+	}
+}

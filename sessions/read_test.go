@@ -1,0 +1,129 @@
+package sessions_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/maskgate/maskgate/sessions"
+)
+
+func TestListPagesThroughOpenSessionsInOrder(t *testing.T) {
+	f := newFixture(t)
+	var want []string
+	for i := range 25 {
+		id := fmt.Sprintf("agent-%02d", i)
+		want = append(want, id)
+		f.sim.StartCall(id, false, true)
+		if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "crm"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	cursor, pages := "", 0
+	for {
+		page, err := f.svc.List(context.Background(), cursor, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, s := range page.Sessions {
+			got = append(got, s.UserID)
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	if pages != 3 || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("%d pages with %v; want 3 pages with %v", pages, got, want)
+	}
+	if _, err := f.svc.List(context.Background(), "!!not-a-cursor", 10); !errors.Is(err, sessions.ErrInvalidCursor) {
+		t.Errorf("List with a bad cursor = %v; want ErrInvalidCursor", err)
+	}
+	// Closed sessions leave the list at once.
+	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "agent-00", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := f.svc.List(context.Background(), "", 1000)
+	if len(page.Sessions) != 24 || page.Sessions[0].UserID != "agent-01" || page.Next != "" {
+		t.Errorf("after closing agent-00: %d sessions starting at %s, next %q", len(page.Sessions), page.Sessions[0].UserID, page.Next)
+	}
+}
+
+func TestVerifyAddsCXonesRecordingStatus(t *testing.T) {
+	f := newFixture(t)
+	call := f.sim.StartCall("a", false, true)
+	if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	_, rec, err := f.svc.Verify(context.Background(), "a")
+	if err != nil || !rec.ActiveCall || rec.Status.StatusReason != "Mask" || rec.Status.ContactID != call.ID {
+		t.Fatalf("Verify = %+v, %v; want CXone reporting the mask", rec, err)
+	}
+	f.sim.EndCall(call.ID)
+	_, rec, err = f.svc.Verify(context.Background(), "a")
+	if err != nil || rec.ActiveCall {
+		t.Errorf("Verify after the call ended = %+v, %v; want no active call", rec, err)
+	}
+}
+
+// A session that closes between the list's two reads (the userIds, then their
+// sessions) is left out of the page, and the page still says whether more follow: the
+// sessions after it are on the next page, not lost.
+func TestListDoesNotEndAtASessionThatClosedWhileListed(t *testing.T) {
+	closes := &closeOnRead{}
+	f := newFixture(t, closes)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		f.sim.StartCall(id, false, true)
+		if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "crm"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closes.rdb, closes.key = f.rdb, "{"+f.prefix+"}:session:b"
+	closes.armed.Store(true)
+	var got []string
+	for cursor, pages := "", 0; pages < 5; pages++ {
+		page, err := f.svc.List(context.Background(), cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range page.Sessions {
+			got = append(got, s.UserID)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	if strings.Join(got, ",") != "a,c,d" {
+		t.Errorf("listed %v; want a, c and d (b closed while its page was read)", got)
+	}
+}
+
+// closeOnRead is a redis.Hook that, once armed, deletes the session at key just before
+// the next pipeline of session reads runs: a close that lands between a list's two reads.
+type closeOnRead struct {
+	rdb   *redis.Client
+	key   string
+	armed atomic.Bool
+}
+
+func (c *closeOnRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *closeOnRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (c *closeOnRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() == "hmget" && c.armed.CompareAndSwap(true, false) {
+			if err := c.rdb.Del(ctx, c.key).Err(); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}

@@ -1,0 +1,107 @@
+package sessions_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestUnmaskClosesTheSession(t *testing.T) {
+	f := newFixture(t)
+	call := f.sim.StartCall("a", false, true)
+	opened, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ivr", SessionID: ptr(opened.ID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if closed.State != sessions.StateClosed || closed.CloseReason != sessions.CloseUnmasked || closed.UnmaskedBy != "ivr" ||
+		closed.ID != opened.ID || closed.UnmaskedAt.Before(closed.MaskedAt) {
+		t.Errorf("closed session = %+v", closed)
+	}
+	if c, _ := f.sim.Call(call.ID); c.Masked {
+		t.Error("CXone still masks the call")
+	}
+	if keys := f.stateKeys(t); len(keys) != 0 {
+		t.Errorf("a closed session left keys behind: %v", keys)
+	}
+}
+
+func TestUnmaskOfAnEndedCallClosesAsCallEnded(t *testing.T) {
+	f := newFixture(t)
+	call := f.sim.StartCall("a", false, true)
+	if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.EndCall(call.ID)
+	closed, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+	if err != nil || closed.CloseReason != sessions.CloseCallEnded {
+		t.Fatalf("Unmask = %+v, %v; want closed as call_ended", closed, err)
+	}
+}
+
+func TestUnmaskWithoutOpenSessionSendsNothing(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	_, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+	if !errors.Is(err, sessions.ErrNotMasked) {
+		t.Fatalf("Unmask = %v; want ErrNotMasked", err)
+	}
+	if n := f.sim.Count("unmask", "", 0); n != 0 {
+		t.Errorf("%d unmasks reached CXone; want none", n)
+	}
+}
+
+func TestUnmaskOfAnotherSessionIsAMismatchAndSendsNothing(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	opened, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: ptr("an-older-session")})
+	if !errors.Is(err, sessions.ErrSessionMismatch) {
+		t.Fatalf("Unmask = %v; want ErrSessionMismatch", err)
+	}
+	if n := f.sim.Count("unmask", "", 0); n != 0 {
+		t.Errorf("%d unmasks reached CXone; want none", n)
+	}
+	if s, _ := f.svc.Get(context.Background(), "a"); s != opened {
+		t.Errorf("the mismatch changed the session: %+v -> %+v", opened, s)
+	}
+}
+
+// An unmask CXone does not carry out for a while — it fails, or does not answer in
+// time — is accepted and left unmasking for the sweeper to retry: never an error.
+func TestUnmaskDuringTransientFailureStaysUnmasking(t *testing.T) {
+	for name, fault := range map[string]func(*testkit.Sim){
+		"outage": func(s *testkit.Sim) {
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+		},
+		"no answer": func(s *testkit.Sim) { s.SetHang("a", true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.sim.StartCall("a", false, true)
+			if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+				t.Fatal(err)
+			}
+			fault(f.sim)
+			s, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"})
+			if err != nil || s.State != sessions.StateUnmasking || !s.Pending() {
+				t.Fatalf("Unmask while CXone fails = %+v, %v; want accepted, unmasking", s, err)
+			}
+			if got, _ := f.svc.Get(context.Background(), "a"); got.State != sessions.StateUnmasking {
+				t.Errorf("stored state = %s; want unmasking", got.State)
+			}
+			f.sim.SetHang("a", false)
+		})
+	}
+}
