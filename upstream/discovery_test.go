@@ -1,0 +1,129 @@
+package upstream_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestDiscoveryFindsTheTenantsEndpoint(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	cfg := sim.UpstreamConfig()
+	cfg.BaseURL = ""
+	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask through discovery: %v", err)
+	}
+}
+
+// The API endpoint is discovered once per process, however many requests need it at
+// once (README, Discovery).
+func TestDiscoveryIsFetchedOnce(t *testing.T) {
+	var discoveries atomic.Int32
+	sim := simIntercepting(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == cxonesim.DiscoveryPath {
+			discoveries.Add(1)
+		}
+		return false
+	})
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.Mask(context.Background(), "7"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	if n := discoveries.Load(); n != 1 {
+		t.Errorf("discovery fetched %d times for 21 masks; want 1", n)
+	}
+}
+
+// A discovery that fails leaves the mask unsent and is not remembered: the next request
+// asks again. Only a failure that may pass is tried again within the request.
+func TestDiscoveryFailures(t *testing.T) {
+	answer := func(status int, body string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) { writeJSON(w, status, body) }
+	}
+	tests := []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		want   error
+		asked  int32 // discovery requests of the failing mask
+	}{
+		{"not found", answer(http.StatusNotFound, `{}`), upstream.ErrRefused, 1},
+		{"not JSON", answer(http.StatusOK, `<html>`), upstream.ErrRefused, 1},
+		{"no api_endpoint", answer(http.StatusOK, `{"area":"na1"}`), upstream.ErrRefused, 1},
+		{"api_endpoint not HTTP", answer(http.StatusOK, `{"api_endpoint":"ftp://api.example"}`), upstream.ErrRefused, 1},
+		{"unavailable", answer(http.StatusServiceUnavailable, ``), upstream.ErrUnavailable, 3}, // UpstreamConfig's MaxAttempts
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var failing atomic.Bool
+			failing.Store(true)
+			var asked atomic.Int32
+			sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != cxonesim.DiscoveryPath || !failing.Load() {
+					return false
+				}
+				asked.Add(1)
+				tt.answer(w)
+				return true
+			})
+			call := sim.StartCall("7", false, true)
+			c := upstream.New(sim.UpstreamConfig())
+			if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, tt.want) {
+				t.Fatalf("Mask = %v; want %v", err, tt.want)
+			}
+			if n := asked.Load(); n != tt.asked {
+				t.Errorf("discovery asked %d times; want %d", n, tt.asked)
+			}
+			if got, _ := sim.Call(call.ID); got.Masked {
+				t.Fatal("the call was masked although no endpoint was found")
+			}
+			failing.Store(false)
+			if _, err := c.Mask(context.Background(), "7"); err != nil {
+				t.Fatalf("Mask once discovery answers = %v; want the endpoint found now", err)
+			}
+			if got, _ := sim.Call(call.ID); !got.Masked {
+				t.Error("the call is not masked")
+			}
+		})
+	}
+}
+
+// Without a tenant in the token there is nothing to discover: the error says what to set.
+func TestATokenWithoutTenantAsksForTheBaseURL(t *testing.T) {
+	var discoveries atomic.Int32
+	sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		case cxonesim.TokenPath:
+			writeJSON(w, http.StatusOK, `{"access_token":"at","token_type":"bearer","expires_in":3600}`)
+			return true
+		case cxonesim.DiscoveryPath:
+			discoveries.Add(1)
+		}
+		return false
+	})
+	_, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7")
+	if !errors.Is(err, upstream.ErrRefused) || !strings.Contains(err.Error(), "CXONE_API_BASE_URL") {
+		t.Fatalf("Mask = %v; want ErrRefused naming CXONE_API_BASE_URL", err)
+	}
+	if n := discoveries.Load(); n != 0 {
+		t.Errorf("discovery asked %d times without a tenant; want 0", n)
+	}
+}

@@ -1,0 +1,189 @@
+package upstream_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+func TestOneTokenServesConcurrentRequests(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			if _, err := c.Mask(context.Background(), "7"); err != nil {
+				failures.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of 50 masks failed", failures.Load())
+	}
+	if n := sim.TokensIssued(); n != 1 {
+		t.Errorf("token requests = %d for 50 concurrent calls; want 1 (no stampede)", n)
+	}
+}
+
+// maskLater masks agent 7 on a new client whose clock it controls, then again after d
+// on that clock: two masks across a token's life.
+func maskLater(t *testing.T, sim *testkit.Sim, d time.Duration) {
+	t.Helper()
+	sim.StartCall("7", false, true)
+	var now atomic.Pointer[time.Time]
+	start := time.Now()
+	now.Store(&start)
+	cfg := sim.UpstreamConfig()
+	cfg.Now = func() time.Time { return *now.Load() }
+	c := upstream.New(cfg)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	later := start.Add(d)
+	now.Store(&later)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenIsRenewedBeforeExpiryWithoutBlocking(t *testing.T) {
+	sim := testkit.NewSim(t)
+	// The simulator's tokens live one hour: 58m30s later the token is within the
+	// two-minute renewal margin but still valid.
+	maskLater(t, sim, 58*time.Minute+30*time.Second)
+	testkit.Eventually(t, 5*time.Second, "a background renewal", func() bool { return sim.TokensIssued() == 2 })
+	if n := sim.Count("mask", "7", http.StatusUnauthorized); n != 0 {
+		t.Errorf("%d masks were refused with 401; a renewal must not let any request fail", n)
+	}
+}
+
+func TestExpiredTokenIsReplacedBeforeTheRequest(t *testing.T) {
+	sim := testkit.NewSim(t)
+	maskLater(t, sim, 2*time.Hour)
+	if n := sim.TokensIssued(); n != 2 {
+		t.Errorf("tokens issued = %d; want 2", n)
+	}
+}
+
+func TestRevokedTokenIsRefreshedOnceAndTheRequestRetried(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	c := upstream.New(sim.UpstreamConfig())
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	sim.RevokeTokens()
+	res, err := c.Unmask(context.Background(), "7")
+	if err != nil || res.Status != http.StatusOK {
+		t.Fatalf("Unmask after revocation = %+v, %v; want 200 after one refresh", res, err)
+	}
+	if n := sim.TokensIssued(); n != 2 {
+		t.Errorf("tokens issued = %d; want 2", n)
+	}
+	if n := sim.Count("unmask", "7", http.StatusUnauthorized); n != 1 {
+		t.Errorf("401 answers = %d; want 1", n)
+	}
+}
+
+func TestPermissionRefusedAfterOneRefreshIsErrRefused(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	sim.SetFaults(cxonesim.Faults{DenyMasking: true})
+	c := upstream.New(sim.UpstreamConfig())
+	_, err := c.Mask(context.Background(), "7")
+	var ue *upstream.Error
+	if !errors.Is(err, upstream.ErrRefused) || !errors.As(err, &ue) || ue.Status != http.StatusForbidden {
+		t.Fatalf("Mask = %v; want ErrRefused with status 403", err)
+	}
+	if n := sim.Count("mask", "7", 0); n != 2 {
+		t.Errorf("mask requests = %d; want 2 (one, then one after a token refresh)", n)
+	}
+}
+
+func TestTokenFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*upstream.Config, *testkit.Sim)
+		want   error
+		words  string
+	}{
+		{"wrong client secret", func(c *upstream.Config, _ *testkit.Sim) { c.Credentials.ClientSecret = "nope-not-it" }, upstream.ErrRefused, "invalid_client"},
+		{"wrong access key secret", func(c *upstream.Config, _ *testkit.Sim) { c.Credentials.AccessKeySecret = "nope-not-it" }, upstream.ErrRefused, "invalid_grant"},
+		{"token endpoint down", func(_ *upstream.Config, s *testkit.Sim) { s.SetFaults(cxonesim.Faults{TokenDown: true}) }, upstream.ErrUnavailable, "503"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := testkit.NewSim(t)
+			cfg := sim.UpstreamConfig()
+			tt.mutate(&cfg, sim)
+			err := upstream.New(cfg).Ready(context.Background())
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.words) {
+				t.Fatalf("Ready = %v; want %v mentioning %q", err, tt.want, tt.words)
+			}
+			for _, secret := range []string{cfg.Credentials.ClientSecret, cfg.Credentials.AccessKeySecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error %q shows a secret", err)
+				}
+			}
+		})
+	}
+}
+
+// A token endpoint or a discovery document that fails once, as CXone's API can, is
+// asked again within the request's attempts (README, CXone calls per request).
+func TestATransientTokenOrDiscoveryFailureIsRetried(t *testing.T) {
+	for _, path := range []string{cxonesim.TokenPath, cxonesim.DiscoveryPath} {
+		t.Run(path, func(t *testing.T) {
+			var asked atomic.Int32
+			sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != path || asked.Add(1) > 1 {
+					return false
+				}
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return true
+			})
+			call := sim.StartCall("7", false, true)
+			if _, err := upstream.New(sim.UpstreamConfig()).Mask(context.Background(), "7"); err != nil {
+				t.Fatalf("Mask = %v; want it to succeed on a second attempt", err)
+			}
+			if n := asked.Load(); n != 2 {
+				t.Errorf("%s asked %d times; want 2", path, n)
+			}
+			if got, _ := sim.Call(call.ID); !got.Masked {
+				t.Error("the call is not masked")
+			}
+		})
+	}
+}
+
+// A token request the endpoint refuses (an OAuth error) is not asked again within the
+// request: the same credentials would be refused again.
+func TestARefusedTokenIsNotAskedAgain(t *testing.T) {
+	var asked atomic.Int32
+	sim := simIntercepting(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == cxonesim.TokenPath {
+			asked.Add(1)
+		}
+		return false
+	})
+	cfg := sim.UpstreamConfig()
+	cfg.Credentials.AccessKeySecret = "nope-not-it"
+	if _, err := upstream.New(cfg).Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrRefused) {
+		t.Fatalf("Mask = %v; want ErrRefused", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("token requests = %d; want 1", n)
+	}
+}
