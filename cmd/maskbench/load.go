@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,123 +271,4 @@ func (b *bench) metric(name string) float64 {
 		}
 	}
 	return 0
-}
-
-// peakRSS is a process's high-water mark of resident memory (Linux: VmHWM), which
-// shows what a runtime setting such as GOGC costs in memory.
-func peakRSS(pid int) string {
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return "unknown"
-	}
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
-
-// median is the middle value, or the mean of the two middle ones for an even count.
-func median(v []float64) float64 {
-	s := slices.Sorted(slices.Values(v))
-	mid := len(s) / 2
-	if len(s)%2 == 0 {
-		return (s[mid-1] + s[mid]) / 2
-	}
-	return s[mid]
-}
-
-func fmtRatios(r []float64) string {
-	parts := make([]string, len(r))
-	for i, v := range r {
-		parts[i] = fmt.Sprintf("%.2f", v)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// profileRound drives maskgate for one more round while its profiler records CPU and
-// allocations, and writes both to the -profile directory for `go tool pprof`; with a
-// fixed rate, then one more fixed-rate round while the runtime records an execution
-// trace, which shows what the latency's tail waits for (`go tool trace -pprof=sched`).
-func (b *bench) profileRound(ctx context.Context, out io.Writer) error {
-	if err := os.MkdirAll(b.o.profile, 0o755); err != nil {
-		return err
-	}
-	secs := max(1, int(b.o.duration.Seconds()))
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, p := range []struct{ endpoint, file string }{{"profile", "cpu.pprof"}, {"allocs", "allocs.pprof"}} {
-		wg.Go(func() { errs[i] = b.fetchProfile(p.endpoint, secs, filepath.Join(b.o.profile, p.file)) })
-	}
-	b.closedLoop(ctx, b.maskgateURL, time.Duration(secs)*time.Second)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "profiles of one more maskgate round: go tool pprof -top %s/cpu.pprof (and allocs.pprof)\n", b.o.profile)
-	if b.o.rate == 0 {
-		return nil
-	}
-	var err error
-	wg.Go(func() { err = b.fetchProfile("trace", secs, filepath.Join(b.o.profile, "trace.out")) })
-	r := b.fixedRate(ctx, b.maskgateURL, b.o.rate, time.Duration(secs)*time.Second)
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "execution trace of one more fixed-rate round (p50 %s p99 %s errors %d): go tool trace -pprof=sched %s/trace.out\n",
-		ms(r.pct(.5)), ms(r.pct(.99)), r.errors, b.o.profile)
-	return nil
-}
-
-// fetchProfile saves maskgate's named profile over the next secs seconds.
-func (b *bench) fetchProfile(name string, secs int, path string) error {
-	resp, err := http.Get(b.debugURL + "/debug/pprof/" + name + "?seconds=" + strconv.Itoa(secs))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("maskgate's %s profile: %s", name, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// printCPU shows where the shared cores went during each target's rounds: CPU seconds
-// per 1,000 requests of every process.
-func printCPU(out io.Writer, targets []target, used map[string]map[string]float64, requests map[string]int) {
-	procs := []string{"maskgate", "redis", "cxone-sim"}
-	for _, t := range targets[1:] {
-		procs = append(procs, t.name) // the other targets are a process each
-	}
-	procs = append(procs, loadGenerator)
-	fmt.Fprintf(out, "\nCPU s/1000 req by process %-8s", "")
-	for _, p := range procs {
-		fmt.Fprintf(out, " %9s", p)
-	}
-	fmt.Fprintf(out, " %9s\n", "total")
-	for _, t := range targets {
-		if requests[t.name] == 0 {
-			continue
-		}
-		fmt.Fprintf(out, "  during the %-8s rounds %-8s", t.name, "")
-		total := 0.0
-		for _, p := range procs {
-			v := used[t.name][p] / float64(requests[t.name]) * 1000
-			total += v
-			fmt.Fprintf(out, " %9.3f", v)
-		}
-		fmt.Fprintf(out, " %9.3f\n", total)
-	}
 }
