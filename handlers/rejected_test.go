@@ -132,6 +132,8 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 		{"limit not a number", "GET", "/v1/masks?limit=ten", "", (*gateway).all, nil, 400, "invalid_parameter"},
 		{"cursor not ours", "GET", "/v1/masks?cursor=%25%25", "", (*gateway).all, nil, 400, "invalid_parameter"},
 		{"verify not a boolean", "GET", "/v1/agents/a1/mask?verify=maybe", "", (*gateway).all, nil, 400, "invalid_parameter"},
+		{"force not a boolean", "POST", "/v1/agents/a1/unmask?force=yes", "", (*gateway).all, nil, 400, "invalid_parameter"},
+		{"limit sent twice", "GET", "/v1/masks?limit=1&limit=2", "", (*gateway).all, nil, 400, "invalid_parameter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
