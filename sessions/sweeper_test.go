@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
@@ -119,5 +122,49 @@ func TestSkewedReplicaClocksAgree(t *testing.T) {
 	}
 	if got, _ := c.sim.Call(call.ID); got.Masked {
 		t.Error("the call is still masked")
+	}
+}
+
+// TestLockedDueSessionsDoNotHoldBackTheOthers: a claim that finds the first due
+// sessions locked by operations under way skips them and claims the due ones after
+// them in the same sweep, instead of leaving those to the next tick.
+func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
+	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) {
+		s.Interval = time.Hour // one sweep, when the replica starts: no second chance
+		s.Concurrency = 2
+	})
+	// Masks that hang in CXone hold their agents' locks for 5 s, past their deadlines.
+	up := c.sim.UpstreamConfig()
+	up.Timeout, up.MaxAttempts, up.Registerer = 5*time.Second, 1, prometheus.NewRegistry()
+	cfg := c.cfg
+	cfg.UpstreamBudget, cfg.Registerer = 5*time.Second, prometheus.NewRegistry()
+	masker := sessions.NewService(sessions.NewStore(c.rdb, c.prefix), upstream.New(up), cfg)
+	var hung sync.WaitGroup
+	defer hung.Wait()
+	for _, id := range []string{"locked-1", "locked-2"} {
+		c.sim.StartCall(id, false, true)
+		c.sim.SetHang(id, true)
+		hung.Go(func() {
+			masker.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1)})
+		})
+	}
+	testkit.Eventually(t, 5*time.Second, "both masks to hang in CXone", func() bool { return c.sim.Held() == 2 })
+	// Due just after them, so a claim of two sees the locked ones first.
+	c.sim.StartCall("free", false, true)
+	s, err := masker.Mask(context.Background(), sessions.MaskInput{UserID: "free", Caller: "ivr", TTLSeconds: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the free session's deadline to pass", func() bool {
+		now, err := c.rdb.Time(context.Background()).Result()
+		return err == nil && !now.Before(s.ExpiresAt)
+	})
+	if c.sim.Held() != 2 {
+		t.Fatal("the hung masks ended before the sweep: the test proves nothing")
+	}
+	c.start(t)
+	c.closed(t, "free", 3*time.Second)
+	for _, id := range []string{"locked-1", "locked-2"} {
+		c.sim.SetHang(id, false)
 	}
 }

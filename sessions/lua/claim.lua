@@ -15,23 +15,32 @@
 local now = redis_now()
 local nowStr = string.format('%d', now)
 local leaseEnd = string.format('%d', now + tonumber(ARGV[3]))
-local due = redis.call('ZRANGE', KEYS[1], '-inf', nowStr, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+local n = tonumber(ARGV[2])
 local claimed = {}
-for i, user in ipairs(due) do
-  local h = ARGV[1] .. user
-  local s = redis.call('HMGET', h, 'state', 'op', 'opUntil', 'expiresAt', 'confirmUntil')
-  if not s[1] then
-    redis.call('ZREM', KEYS[1], user)
-  elseif s[2] and tonumber(s[3]) > now then
-    redis.call('ZADD', KEYS[1], s[3], user)
-  elseif (s[1] == 'masked' or s[1] == 'masking') and not s[5] and tonumber(s[4]) > now then
-    redis.call('ZADD', KEYS[1], s[4], user)
-  else
-    redis.call('HSET', h, 'op', 'sweep', 'opId', ARGV[4] .. ':' .. i, 'opFp', '', 'opUntil', leaseEnd)
-    redis.call('ZADD', KEYS[1], leaseEnd, user)
-    local c = session(h, 'opId', 'closeAs', 'attempts', 'retryFrom', 'confirmUntil')
-    c[#c + 1] = nowStr
-    claimed[#claimed + 1] = c
+-- Every entry looked at leaves the due range (claimed, rescheduled or dropped), so look
+-- again until n are claimed or none is left: entries skipped must not hold back the due
+-- ones after them until the next tick. At most 10 n entries per call keep it short.
+local looked = 0
+while #claimed < n and looked < 10 * n do
+  local due = redis.call('ZRANGE', KEYS[1], '-inf', nowStr, 'BYSCORE', 'LIMIT', 0, n - #claimed)
+  if #due == 0 then break end
+  for _, user in ipairs(due) do
+    looked = looked + 1
+    local h = ARGV[1] .. user
+    local s = redis.call('HMGET', h, 'state', 'op', 'opUntil', 'expiresAt', 'confirmUntil')
+    if not s[1] then
+      redis.call('ZREM', KEYS[1], user)
+    elseif s[2] and tonumber(s[3]) > now then
+      redis.call('ZADD', KEYS[1], s[3], user)
+    elseif (s[1] == 'masked' or s[1] == 'masking') and not s[5] and tonumber(s[4]) > now then
+      redis.call('ZADD', KEYS[1], s[4], user)
+    else
+      redis.call('HSET', h, 'op', 'sweep', 'opId', ARGV[4] .. ':' .. looked, 'opFp', '', 'opUntil', leaseEnd)
+      redis.call('ZADD', KEYS[1], leaseEnd, user)
+      local c = session(h, 'opId', 'closeAs', 'attempts', 'retryFrom', 'confirmUntil')
+      c[#c + 1] = nowStr
+      claimed[#claimed + 1] = c
+    end
   end
 end
 return claimed
