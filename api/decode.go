@@ -28,7 +28,7 @@ type bodyCodec struct{ runtime.StdJSONCodec }
 
 var (
 	errTrailingData = errors.New("the request body must be one JSON value with nothing after it")
-	errNull         = errors.New("body must be a JSON object, not null")
+	errNull         = errors.New("the request body must be a JSON object, not null")
 )
 
 func (bodyCodec) MarshalWrite(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

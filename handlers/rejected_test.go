@@ -36,6 +36,7 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		`{"reason":5}`:          "field reason must be a JSON string",
 		`{"reason":`:            "the request body is not valid JSON",
 		`[5]`:                   "the request body must be a JSON object",
+		`null`:                  "the request body must be a JSON object, not null",
 		`{"ttl":31}`:            `unknown field "ttl"`,
 		`{"reason":"x"}{"a":7}`: "the request body must be one JSON value with nothing after it",
 	} {
