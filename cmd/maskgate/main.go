@@ -50,7 +50,8 @@ func main() {
 // on shared cores each collection costs far more than its share of a CPU profile shows.
 // maskbench measured, in alternated runs: at 400 less CPU per request than at 100 (0.14
 // against 0.17-0.19 ms); at 800 no more CPU saved but about 1 ms less p99 than at 400 at
-// a fixed 2,000 requests/s; peak resident memory 28, 46 and 68 MiB (docs/PERFORMANCE.md).
+// a fixed 2,000 requests/s; peak resident memory 28, 46 and 68 MiB (docs/PERFORMANCE.md,
+// item 5, and the runs in docs/PERFORMANCE-HISTORY.md).
 const gcPercent = 800
 
 // tuneGC sets the garbage collector's target to gcPercent unless the operator chose one
