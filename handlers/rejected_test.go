@@ -37,6 +37,7 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		`{"reason":`:            "the request body is not valid JSON",
 		`[5]`:                   "the request body must be a JSON object",
 		`null`:                  "the request body must be a JSON object, not null",
+		`{"ttlSeconds":0}`:      "ttlSeconds must be between 1 and 7200",
 		`{"ttl":31}`:            `unknown field "ttl"`,
 		`{"reason":"x"}{"a":7}`: "the request body must be one JSON value with nothing after it",
 	} {

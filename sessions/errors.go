@@ -13,7 +13,8 @@ import (
 var (
 	// ErrInvalidUserID: the userId breaks the rule of ValidUserID.
 	ErrInvalidUserID = errors.New("userId must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
-	// ErrInvalidInput: a field of the request is out of range.
+	// ErrInvalidInput: a field of the request is out of range. The errors that match
+	// it say only which field and how, in the caller's terms.
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrInvalidCursor: a list cursor that this service did not hand out.
 	ErrInvalidCursor = errors.New("invalid cursor")
@@ -42,6 +43,13 @@ var (
 	// ErrUpstreamTimeout: CXone did not answer in time.
 	ErrUpstreamTimeout = upstream.ErrTimeout
 )
+
+// invalidInput is an ErrInvalidInput whose text is its detail alone, as a 400 answer
+// shows it ("ttlSeconds must be between 1 and 7200").
+type invalidInput string
+
+func (e invalidInput) Error() string        { return string(e) }
+func (e invalidInput) Is(target error) bool { return target == ErrInvalidInput }
 
 // resultCodes name the errors an operation's answer can carry to requests that joined
 // it (in another process, through Redis).

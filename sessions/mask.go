@@ -27,13 +27,13 @@ func (in MaskInput) Validate(maxTTL time.Duration) error {
 		return ErrInvalidUserID
 	}
 	if utf8.RuneCountInString(in.Reason) > MaxReasonLength {
-		return fmt.Errorf("%w: reason must be at most %d characters", ErrInvalidInput, MaxReasonLength)
+		return invalidInput(fmt.Sprintf("reason must be at most %d characters", MaxReasonLength))
 	}
 	if holdsCardNumber(in.Reason) {
-		return fmt.Errorf("%w: reason must not contain a card number", ErrInvalidInput)
+		return invalidInput("reason must not contain a card number")
 	}
 	if t := in.TTLSeconds; t != nil && (*t < 1 || int64(*t) > int64(maxTTL/time.Second)) {
-		return fmt.Errorf("%w: ttlSeconds must be between 1 and %d", ErrInvalidInput, int64(maxTTL/time.Second))
+		return invalidInput(fmt.Sprintf("ttlSeconds must be between 1 and %d", int64(maxTTL/time.Second)))
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func (in UnmaskInput) Validate() error {
 		return ErrInvalidUserID
 	}
 	if id := in.SessionID; id != nil && (*id == "" || len(*id) > maxSessionIDLength) {
-		return fmt.Errorf("%w: sessionId must be 1 to %d characters", ErrInvalidInput, maxSessionIDLength)
+		return invalidInput(fmt.Sprintf("sessionId must be 1 to %d characters", maxSessionIDLength))
 	}
 	return nil
 }
