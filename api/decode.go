@@ -31,6 +31,10 @@ var (
 	errNull         = errors.New("the request body must be a JSON object, not null")
 )
 
+// jsonSpace is JSON's white space (RFC 8259): not \v, \f or Unicode's, which
+// bytes.TrimSpace would also take away.
+const jsonSpace = " \t\n\r"
+
 func (bodyCodec) MarshalWrite(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func (bodyCodec) UnmarshalRead(r io.Reader, v any) error {
@@ -38,7 +42,7 @@ func (bodyCodec) UnmarshalRead(r io.Reader, v any) error {
 	if err != nil {
 		return err
 	}
-	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+	if bytes.Equal(bytes.Trim(data, jsonSpace), []byte("null")) {
 		return errNull
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -46,7 +50,7 @@ func (bodyCodec) UnmarshalRead(r io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+	if len(bytes.Trim(data[dec.InputOffset():], jsonSpace)) > 0 {
 		return errTrailingData
 	}
 	return nil

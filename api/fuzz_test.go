@@ -18,7 +18,7 @@ import (
 // A body it takes decodes into the same values as json.Unmarshal's; never a panic.
 func FuzzRequestBodies(f *testing.F) {
 	for _, s := range []string{`{}`, `{"reason":"payment","ttlSeconds":300}`, `{"ttl":3}`, `null`, " null\n", `[]`, `{"reason":5}`,
-		`{"sessionId":"x"}`, `{"ttlSeconds":1e400}`, `{"reason":"a","reason":"b"}`, `{"REASON":"x"}`, `{"ſessionId":"x"}`, `"x"`, ``, `{"ttlSeconds":60}{"ttlSeconds":1}`, "{}\n", `{} x`} {
+		`{"sessionId":"x"}`, `{"ttlSeconds":1e400}`, `{"reason":"a","reason":"b"}`, `{"REASON":"x"}`, `{"ſessionId":"x"}`, `"x"`, ``, `{"ttlSeconds":60}{"ttlSeconds":1}`, "{}\n", `{} x`, "{}\v", "\fnull"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -39,7 +39,7 @@ func readAs(t *testing.T, body []byte, read, want any, fields ...string) {
 		}
 		return
 	}
-	valid := json.Unmarshal(body, want) == nil && !bytes.Equal(bytes.TrimSpace(body), []byte("null")) && onlyFields(body, fields)
+	valid := json.Unmarshal(body, want) == nil && !bytes.Equal(bytes.Trim(body, " \t\n\r"), []byte("null")) && onlyFields(body, fields)
 	if (err == nil) != valid {
 		t.Fatalf("%q into %T: the server says %v; json.Unmarshal, the spec's fields and not null say valid=%v", body, read, err, valid)
 	}
