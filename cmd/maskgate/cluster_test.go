@@ -41,11 +41,26 @@ func TestRedisCluster(t *testing.T) {
 		})
 	}
 
+	// The node that holds maskgate's keys evicts any key when full; the others nothing.
+	// The gateway must report the policy of that node.
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer cc.Close()
+	holder, err := cc.MasterForKey(context.Background(), "{mgcluster}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+
 	sim := testkit.NewSim(t)
 	e := env(sim, "mgcluster")
 	e["MASKGATE_REDIS_URL"] = "redis+cluster://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
 	s := start(t, nil, e)
+	if line := s.logLine(t, "Redis may evict maskgate's keys when full; set maxmemory-policy noeviction"); line["maxmemory_policy"] != "allkeys-lru" {
+		t.Errorf("the policy reported is not that of the node holding the keys: %v", line)
+	}
 	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	do := func(method, path, body string) int {
 		req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))

@@ -127,6 +127,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	swept := make(chan struct{})
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	if !*local { // miniredis evicts nothing
+		go reportEvictionPolicy(sweepCtx, app.store, log)
+	}
 
 	select {
 	case err := <-served:
@@ -157,6 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type app struct {
 	handler  http.Handler
 	sweeper  *sessions.Sweeper
+	store    *sessions.Store
 	draining *atomic.Bool // set on SIGTERM: /readyz answers 503
 	close    func()
 }
@@ -238,7 +242,7 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 			}},
 		},
 	})
-	return &app{handler: h, sweeper: sweeper, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
+	return &app{handler: h, sweeper: sweeper, store: store, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
 }
 
 // serveDebug serves Go's profiler on its own listener, away from the API and its auth.

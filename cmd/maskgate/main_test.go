@@ -236,6 +236,27 @@ type started struct {
 	cancel context.CancelFunc // what SIGTERM does
 	wait   func() error       // run's result, once it returned
 	stderr *strings.Builder
+
+	mu    sync.Mutex
+	lines []map[string]any // the log lines after "listening"
+}
+
+// logLine waits for the first log line after "listening" whose message is msg.
+func (s *started) logLine(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	testkit.Eventually(t, 20*time.Second, "log line "+strconv.Quote(msg), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, l := range s.lines {
+			if l["message"] == msg {
+				found = l
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 func start(t *testing.T, args []string, e map[string]string) *started {
@@ -261,7 +282,17 @@ func start(t *testing.T, args []string, e map[string]string) *started {
 		cancel()
 		t.Fatalf("maskgate did not start: %v %s", s.wait(), s.stderr)
 	}
-	go io.Copy(io.Discard, pr)
+	go func() {
+		for lines.Scan() {
+			var l map[string]any
+			if json.Unmarshal(lines.Bytes(), &l) == nil {
+				s.mu.Lock()
+				s.lines = append(s.lines, l)
+				s.mu.Unlock()
+			}
+		}
+		io.Copy(io.Discard, pr) // a line too long for the scanner
+	}()
 	t.Cleanup(func() {
 		cancel()
 		_ = s.wait()

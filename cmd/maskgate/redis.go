@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/maskgate/maskgate/sessions"
 )
 
 // redisConfig is MASKGATE_REDIS_URL parsed into one of go-redis's three topologies:
@@ -94,4 +98,47 @@ func (c redisConfig) describe() string {
 	default:
 		return fmt.Sprintf("%s db %d%s", c.single.Addr, c.single.DB, withTLS(c.single.TLSConfig))
 	}
+}
+
+// reportEvictionPolicy logs, once Redis answers, what its maxmemory-policy may drop of
+// maskgate's keys (README, Redis): an error line when it may drop open sessions, a
+// warning when it may drop Idempotency-Key records or when Redis will not say (managed
+// services often refuse CONFIG). A failover or a restart may bring another policy; this
+// reads the one found at start-up.
+func reportEvictionPolicy(ctx context.Context, store *sessions.Store, log zerolog.Logger) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, redisDialTimeout+redisIOTimeout)
+		policy, err := store.EvictionPolicy(rctx)
+		cancel()
+		var reply redis.Error
+		switch {
+		case err == nil:
+			risk, sessionsAtRisk := sessions.EvictionRisk(policy)
+			switch {
+			case risk == "":
+				log.Info().Str("maxmemory_policy", policy).Msg("Redis evicts nothing of maskgate's: full, it refuses writes")
+			case sessionsAtRisk:
+				log.Error().Str("maxmemory_policy", policy).Str("may_evict", risk).Msg("Redis may evict maskgate's keys when full; set maxmemory-policy noeviction")
+			default:
+				log.Warn().Str("maxmemory_policy", policy).Str("may_evict", risk).Msg("Redis may evict maskgate's keys when full; set maxmemory-policy noeviction")
+			}
+			return
+		case errors.As(err, &reply) && refusal(reply):
+			log.Warn().Err(err).Msg("Redis did not say its maxmemory-policy; it must be noeviction")
+			return
+		}
+		log.Debug().Err(err).Msg("Redis's maxmemory-policy not read yet; asking again in 5 s")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// refusal reports whether Redis refused the command for good: CONFIG unknown (renamed
+// away) or not permitted to maskgate's user, as opposed to a reply that passes (a node
+// loading its data, a failover or a cluster settling), after which it is asked again.
+func refusal(reply redis.Error) bool {
+	return strings.HasPrefix(reply.Error(), "ERR ") || strings.HasPrefix(reply.Error(), "NOPERM")
 }

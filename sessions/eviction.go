@@ -1,0 +1,47 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EvictionPolicy reads Redis's maxmemory-policy on the node that holds the store's keys.
+// Managed services often refuse CONFIG; the error is then Redis's own reply.
+func (s *Store) EvictionPolicy(ctx context.Context) (string, error) {
+	node := redis.Cmdable(s.rdb)
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		master, err := c.MasterForKey(ctx, s.tag)
+		if err != nil {
+			return "", storeErr(err)
+		}
+		node = master
+	}
+	kv, err := node.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return "", err
+	}
+	policy, ok := kv["maxmemory-policy"]
+	if !ok {
+		return "", errors.New("Redis did not name its maxmemory-policy")
+	}
+	return policy, nil
+}
+
+// EvictionRisk says what Redis may drop of maskgate's keys when it reaches maxmemory
+// under policy, "" for nothing: with noeviction a full Redis refuses writes, and a mask
+// whose write-ahead fails never reaches CXone. sessionsAtRisk is true when open
+// sessions and their deadlines may go, which breaks the pairing guarantee.
+func EvictionRisk(policy string) (risk string, sessionsAtRisk bool) {
+	switch {
+	case policy == "noeviction":
+		return "", false
+	case strings.HasPrefix(policy, "volatile-"):
+		// Only keys with a time to live: never a session or the deadlines.
+		return "Idempotency-Key records (a retried request would run again), the answers kept for joined requests and the rate counters", false
+	default:
+		return "any key, open sessions and their deadlines included: an agent could stay masked with no unmask ever sent", true
+	}
+}
