@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/middleware"
+	"github.com/maskgate/maskgate/sessions"
 	"github.com/maskgate/maskgate/upstream"
 )
 
@@ -41,7 +42,11 @@ func checkConfig(ctx context.Context, getenv func(string) string, out io.Writer)
 
 	rdb := cfg.Redis.client()
 	defer rdb.Close()
-	report("redis", cfg.Redis.describe(), rdb.Ping(ctx).Err())
+	err = rdb.Ping(ctx).Err()
+	report("redis", cfg.Redis.describe(), err)
+	if err == nil {
+		checkEviction(ctx, sessions.NewStore(rdb, cfg.RedisKeyPrefix), out, report)
+	}
 
 	cxCfg := cfg.CXone
 	cxCfg.Registerer = prometheus.NewRegistry()
@@ -67,6 +72,25 @@ func checkConfig(ctx context.Context, getenv func(string) string, out io.Writer)
 		return &checkFailed{failed}
 	}
 	return nil
+}
+
+// checkEviction reports Redis's maxmemory-policy (README, Redis): a policy that may
+// evict open sessions fails the check; one that may evict Idempotency-Key records, or
+// a Redis that will not say, is a warning.
+func checkEviction(ctx context.Context, store *sessions.Store, out io.Writer, report func(what, found string, err error)) {
+	policy, err := store.EvictionPolicy(ctx)
+	if err != nil {
+		fmt.Fprintf(out, "redis eviction: WARNING: Redis did not say its maxmemory-policy (%v); it must be noeviction\n", err)
+		return
+	}
+	switch risk, sessionsAtRisk := sessions.EvictionRisk(policy); {
+	case sessionsAtRisk:
+		report("redis eviction", "", fmt.Errorf("maxmemory-policy %s may evict %s", policy, risk))
+	case risk != "":
+		fmt.Fprintf(out, "redis eviction: WARNING: maxmemory-policy %s may evict %s\n", policy, risk)
+	default:
+		report("redis eviction", "maxmemory-policy "+policy, nil)
+	}
 }
 
 func keySource(a middleware.AuthConfig) string {

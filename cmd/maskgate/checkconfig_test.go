@@ -32,6 +32,38 @@ func TestCheckConfigReportsWhatItFound(t *testing.T) {
 	}
 }
 
+// TestCheckConfigReportsTheEvictionPolicy runs check-config against Redis servers of
+// its own: a policy that may evict sessions fails the check, one that may evict
+// Idempotency-Key records or a Redis that will not say is a warning.
+func TestCheckConfigReportsTheEvictionPolicy(t *testing.T) {
+	cases := []struct {
+		conf   string
+		line   string
+		failed bool
+	}{
+		{"maxmemory-policy noeviction", "redis eviction: ok (maxmemory-policy noeviction)", false},
+		{"maxmemory-policy volatile-ttl", "redis eviction: WARNING: maxmemory-policy volatile-ttl may evict Idempotency-Key records", false},
+		{"maxmemory-policy allkeys-random", "redis eviction: FAILED: maxmemory-policy allkeys-random may evict any key, open sessions", true},
+		{`rename-command CONFIG ""`, "redis eviction: WARNING: Redis did not say its maxmemory-policy (ERR unknown command", false},
+	}
+	for _, c := range cases {
+		t.Run(c.conf, func(t *testing.T) {
+			redis := testkit.StartRedis(t, false, c.conf)
+			e := env(testkit.NewSim(t), "p")
+			e["MASKGATE_REDIS_URL"] = "redis://" + redis.Addr() + "/0"
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out)
+			var failed *checkFailed
+			if errors.As(err, &failed) != c.failed || !c.failed && err != nil {
+				t.Errorf("check-config = %v; want failed %v\n%s", err, c.failed, out.String())
+			}
+			if !strings.Contains(out.String(), "\n"+c.line) {
+				t.Errorf("output lacks %q:\n%s", c.line, out.String())
+			}
+		})
+	}
+}
+
 func TestCheckConfigFailsOnUnreachableParts(t *testing.T) {
 	sim := testkit.NewSim(t)
 	sim.SetFaults(cxonesim.Faults{TokenDown: true})
