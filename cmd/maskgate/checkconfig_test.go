@@ -48,9 +48,9 @@ func TestCheckConfigReportsTheEvictionPolicy(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.conf, func(t *testing.T) {
-			redis := testkit.StartRedis(t, false, c.conf)
+			proc := testkit.StartRedis(t, false, c.conf)
 			e := env(testkit.NewSim(t), "p")
-			e["MASKGATE_REDIS_URL"] = "redis://" + redis.Addr() + "/0"
+			e["MASKGATE_REDIS_URL"] = "redis://" + proc.Addr() + "/0"
 			var out bytes.Buffer
 			err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out)
 			var failed *checkFailed

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 )
@@ -34,10 +41,10 @@ func TestEvictionPolicyIsReported(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			redis := testkit.StartRedis(t, false, c.conf...)
+			proc := testkit.StartRedis(t, false, c.conf...)
 			sim := testkit.NewSim(t)
 			e := env(sim, "mgeviction")
-			e["MASKGATE_REDIS_URL"] = "redis://" + redis.Addr() + "/0"
+			e["MASKGATE_REDIS_URL"] = "redis://" + proc.Addr() + "/0"
 			line := start(t, nil, e).logLine(t, c.msg)
 			if line["level"] != c.level {
 				t.Errorf("level = %v, want %s: %v", line["level"], c.level, line)
@@ -55,16 +62,86 @@ func TestEvictionPolicyIsReported(t *testing.T) {
 // TestEvictionPolicyIsReportedOnceRedisAnswers starts the gateway while Redis is down:
 // the policy is read when Redis is back.
 func TestEvictionPolicyIsReportedOnceRedisAnswers(t *testing.T) {
-	redis := testkit.StartRedis(t, false, "maxmemory-policy allkeys-lru")
-	redis.Kill()
+	proc := testkit.StartRedis(t, false, "maxmemory-policy allkeys-lru")
+	proc.Kill()
 	sim := testkit.NewSim(t)
 	e := env(sim, "mgeviction")
-	e["MASKGATE_REDIS_URL"] = "redis://" + redis.Addr() + "/0"
+	e["MASKGATE_REDIS_URL"] = "redis://" + proc.Addr() + "/0"
 	e["MASKGATE_LOG_LEVEL"] = "debug"
 	s := start(t, nil, e)
 	s.logLine(t, "Redis's maxmemory-policy not read yet; asking again in 5 s")
-	redis.Restart(t)
+	proc.Restart(t)
 	if line := s.logLine(t, "Redis may evict maskgate's keys when full; set maxmemory-policy noeviction"); line["maxmemory_policy"] != "allkeys-lru" {
 		t.Errorf("line = %v", line)
+	}
+}
+
+// TestFullRedisRefusesUnmasksAndExpiriesWaitForMemory fills a noeviction Redis past its
+// maxmemory (README, Redis): an unmask answers 503 without reaching CXone, and an expiry
+// that falls due waits in Redis until memory is freed, then goes out once.
+func TestFullRedisRefusesUnmasksAndExpiriesWaitForMemory(t *testing.T) {
+	ctx := context.Background()
+	proc := testkit.StartRedis(t, false, "maxmemory 4mb", "maxmemory-policy noeviction")
+	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr()})
+	defer rdb.Close()
+	sim := testkit.NewSim(t)
+	e := env(sim, "mgfull")
+	e["MASKGATE_REDIS_URL"] = "redis://" + proc.Addr() + "/0"
+	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
+	s := start(t, nil, e)
+	token := callerToken(t, "recordings:mask recordings:unmask")
+	call := func(path, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var p struct{ Code string }
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		return resp.StatusCode, p.Code
+	}
+	for _, agent := range []string{"expiring", "unmasked"} {
+		sim.StartCall(agent, false, true)
+	}
+	if status, _ := call("/v1/agents/expiring/mask", `{"ttlSeconds":1}`); status != http.StatusOK {
+		t.Fatalf("mask = %d", status)
+	}
+	if status, _ := call("/v1/agents/unmasked/mask", ""); status != http.StatusOK {
+		t.Fatalf("mask = %d", status)
+	}
+
+	// Past maxmemory: the limit is lifted while the junk is written, then set again.
+	junk := strings.Repeat("x", 1000)
+	rdb.ConfigSet(ctx, "maxmemory", "0")
+	pipe := rdb.Pipeline()
+	for i := range 8000 {
+		pipe.Set(ctx, "junk:"+strconv.Itoa(i), junk, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ConfigSet(ctx, "maxmemory", "4mb")
+
+	if status, code := call("/v1/agents/unmasked/unmask", ""); status != http.StatusServiceUnavailable || code != "store_unavailable" {
+		t.Errorf("unmask with Redis full = %d %s; want 503 store_unavailable", status, code)
+	}
+	s.logLine(t, "sweeper could not claim due sessions") // the expiry is due and refused
+	if n := sim.Count("unmask", "", 0); n != 0 {
+		t.Errorf("CXone received %d unmasks while Redis was full; want none", n)
+	}
+
+	for i := range 8000 {
+		pipe.Del(ctx, "junk:"+strconv.Itoa(i))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the expiry to go out once memory is freed", func() bool {
+		return sim.Count("unmask", "expiring", 200) == 1
+	})
+	if status, _ := call("/v1/agents/unmasked/unmask", ""); status != http.StatusOK {
+		t.Errorf("unmask once memory is freed = %d", status)
 	}
 }
