@@ -42,10 +42,7 @@ func TestEvictionPolicyIsReported(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			proc := testkit.StartRedis(t, false, c.conf...)
-			sim := testkit.NewSim(t)
-			e := env(sim, "mgeviction")
-			e["MASKGATE_REDIS_URL"] = "redis://" + proc.Addr() + "/0"
-			line := start(t, nil, e).logLine(t, c.msg)
+			line := onRedis(t, testkit.NewSim(t), "redis://"+proc.Addr()+"/0", "mgeviction").logLine(t, c.msg)
 			if line["level"] != c.level {
 				t.Errorf("level = %v, want %s: %v", line["level"], c.level, line)
 			}
@@ -85,22 +82,12 @@ func TestFullRedisRefusesUnmasksAndExpiriesWaitForMemory(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr()})
 	defer rdb.Close()
 	sim := testkit.NewSim(t)
-	e := env(sim, "mgfull")
-	e["MASKGATE_REDIS_URL"] = "redis://" + proc.Addr() + "/0"
-	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
-	s := start(t, nil, e)
-	token := callerToken(t, "recordings:mask recordings:unmask")
+	s := onRedis(t, sim, "redis://"+proc.Addr()+"/0", "mgfull")
 	call := func(path, body string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		a := s.call(t, http.MethodPost, path, body, "")
 		var p struct{ Code string }
-		_ = json.NewDecoder(resp.Body).Decode(&p)
-		return resp.StatusCode, p.Code
+		_ = json.Unmarshal([]byte(a.body), &p)
+		return a.status, p.Code
 	}
 	for _, agent := range []string{"expiring", "unmasked"} {
 		sim.StartCall(agent, false, true)

@@ -300,6 +300,41 @@ func start(t *testing.T, args []string, e map[string]string) *started {
 	return s
 }
 
+// onRedis starts a gateway on the Redis at url (keys under prefix), its sweeper ticking
+// every 200 ms.
+func onRedis(t *testing.T, sim *testkit.Sim, url, prefix string) *started {
+	t.Helper()
+	e := env(sim, prefix)
+	e["MASKGATE_REDIS_URL"] = url
+	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
+	return start(t, nil, e)
+}
+
+// answer is what the gateway answered.
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// call sends a request with a token of every caller scope, and with an Idempotency-Key
+// unless idemKey is "".
+func (s *started) call(t *testing.T, method, path, body, idemKey string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+callerToken(t, "recordings:mask recordings:unmask recordings:read"))
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
 func post(t *testing.T, url, token string) (*http.Response, error) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, nil)
