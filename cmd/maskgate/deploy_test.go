@@ -184,7 +184,7 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable"} {
+	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable", "MaskgateRedisMemoryHigh"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s", want)
 		}
