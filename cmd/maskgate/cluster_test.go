@@ -23,7 +23,7 @@ func TestRedisCluster(t *testing.T) {
 	var addrs []string
 	for range 3 {
 		n := testkit.StartRedis(t, false, "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000",
-			redisACL("mgcluster", "+cluster|slots"))
+			redisACL("mgcluster", redisPassword, "+cluster|slots"))
 		addrs = append(addrs, n.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -57,7 +57,7 @@ func TestRedisCluster(t *testing.T) {
 	sim := testkit.NewSim(t)
 	e := env(sim, "mgcluster")
 	// As README's least-privilege user, with what a Cluster adds to it.
-	e["MASKGATE_REDIS_URL"] = "redis+cluster://maskgate:pw@" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+	e["MASKGATE_REDIS_URL"] = "redis+cluster://maskgate:" + redisPassword + "@" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
 	s := start(t, nil, e)
 	if line := s.logLine(t, "Redis may evict maskgate's keys when full; set maxmemory-policy noeviction"); line["maxmemory_policy"] != "allkeys-lru" {

@@ -15,13 +15,17 @@ import (
 )
 
 // redisACL is README's least-privilege Redis user for maskgate (Redis, under
-// Deployment), with the password pw, for keys under prefix; extra adds permissions (a
-// Cluster's).
-func redisACL(prefix string, extra ...string) string {
-	return "user maskgate on >pw ~{" + prefix + "}:* resetchannels -@all +@connection +select" +
+// Deployment), for keys under prefix, with a password that starts with testkit.Canary
+// (so that the scan at the end of the test run would find it in any log); extra adds
+// permissions (a Cluster's).
+func redisACL(prefix, password string, extra ...string) string {
+	return "user maskgate on >" + password + " ~{" + prefix + "}:* resetchannels -@all +@connection +select" +
 		" +evalsha +eval +get +set +del +hmget +zrange +zcard +scard +config|get" +
 		" +time +hget +hset +hsetnx +hincrby +hdel +pexpire +zadd +zrem +sadd +srem " + strings.Join(extra, " ")
 }
+
+// redisPassword is maskgate's Redis password in the tests that use redisACL.
+var redisPassword = testkit.Canary + "redis-" + testkit.RandomHex(6)
 
 // TestLeastPrivilegeRedisUser runs every use the gateway makes of Redis — masks, an
 // Idempotency-Key replay, reads, the listing, metrics, a joined request, an unmask the
@@ -29,8 +33,8 @@ func redisACL(prefix string, extra ...string) string {
 // with only README's permissions.
 func TestLeastPrivilegeRedisUser(t *testing.T) {
 	ctx := context.Background()
-	proc := testkit.StartRedis(t, false, redisACL("mgacl"))
-	as := redis.NewClient(&redis.Options{Addr: proc.Addr(), Username: "maskgate", Password: "pw"})
+	proc := testkit.StartRedis(t, false, redisACL("mgacl", redisPassword))
+	as := redis.NewClient(&redis.Options{Addr: proc.Addr(), Username: "maskgate", Password: redisPassword})
 	defer as.Close()
 	// The user is restricted: what maskgate never needs is refused.
 	for _, cmd := range [][]any{{"keys", "*"}, {"flushall"}, {"get", "other:key"}, {"config", "set", "maxmemory", "1"}} {
@@ -40,7 +44,7 @@ func TestLeastPrivilegeRedisUser(t *testing.T) {
 	}
 
 	sim := testkit.NewSim(t)
-	s := onRedis(t, sim, "redis://maskgate:pw@"+proc.Addr()+"/0", "mgacl")
+	s := onRedis(t, sim, "redis://maskgate:"+redisPassword+"@"+proc.Addr()+"/0", "mgacl")
 	want := func(method, path, body string, status int) answer {
 		t.Helper()
 		a := s.call(t, method, path, body, "")
