@@ -24,7 +24,9 @@ func TestSentinelFailoverLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five redis-server processes")
 	}
-	master := testkit.StartRedis(t, false, "appendonly yes")
+	// The master alone may evict (volatile-lru, with no maxmemory: it never does here):
+	// the gateway must report the master's policy.
+	master := testkit.StartRedis(t, false, "appendonly yes", "maxmemory-policy volatile-lru")
 	replica := testkit.StartRedis(t, false, "appendonly yes", "replicaof 127.0.0.1 "+strconv.Itoa(master.Port))
 	// The replica's initial sync takes a moment; WAIT below only counts a linked replica.
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
@@ -47,6 +49,9 @@ func TestSentinelFailoverLosesNothingAcknowledged(t *testing.T) {
 	e["MASKGATE_REDIS_URL"] = fmt.Sprintf("redis://%s/0?master_name=mg&addr=%s&addr=%s", sentinels[0], sentinels[1], sentinels[2])
 	e["MASKGATE_MASK_TTL"] = "10m"
 	s := start(t, nil, e)
+	if line := s.logLine(t, "Redis may evict maskgate's keys when full; set maxmemory-policy noeviction"); line["maxmemory_policy"] != "volatile-lru" {
+		t.Errorf("the policy reported is not the master's: %v", line)
+	}
 	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	call := func(method, path string) int {
 		req, _ := http.NewRequest(method, "http://"+s.addr+path, nil)
