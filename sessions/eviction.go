@@ -30,18 +30,41 @@ func (s *Store) EvictionPolicy(ctx context.Context) (string, error) {
 	return policy, nil
 }
 
-// EvictionRisk says what Redis may drop of maskgate's keys when it reaches maxmemory
-// under policy, "" for nothing: with noeviction a full Redis refuses writes, and a mask
-// whose write-ahead fails never reaches CXone. sessionsAtRisk is true when open
-// sessions and their deadlines may go, which breaks the pairing guarantee.
-func EvictionRisk(policy string) (risk string, sessionsAtRisk bool) {
+// Eviction is what Redis may drop of maskgate's keys when it reaches maxmemory.
+type Eviction int
+
+const (
+	// EvictsNothing is noeviction's: a full Redis refuses writes, and a mask whose
+	// write-ahead fails never reaches CXone.
+	EvictsNothing Eviction = iota
+	// EvictsExpiring is volatile-*'s: keys with a time to live, never a session or the
+	// deadlines.
+	EvictsExpiring
+	// EvictsSessions is every other policy's: any key, which breaks the pairing
+	// guarantee.
+	EvictsSessions
+)
+
+// EvictionUnder is what Redis may drop under a maxmemory-policy.
+func EvictionUnder(policy string) Eviction {
 	switch {
 	case policy == "noeviction":
-		return "", false
+		return EvictsNothing
 	case strings.HasPrefix(policy, "volatile-"):
-		// Only keys with a time to live: never a session or the deadlines.
-		return "Idempotency-Key records (a retried request would run again), the answers kept for joined requests and the rate counters", false
+		return EvictsExpiring
 	default:
-		return "any key, open sessions and their deadlines included: an agent could stay masked with no unmask ever sent", true
+		return EvictsSessions
+	}
+}
+
+// String says what may be dropped, "" for nothing.
+func (e Eviction) String() string {
+	switch e {
+	case EvictsNothing:
+		return ""
+	case EvictsExpiring:
+		return "Idempotency-Key records (a retried request would run again), the answers kept for joined requests and the rate counters"
+	default:
+		return "any key, open sessions and their deadlines included: an agent could stay masked with no unmask ever sent"
 	}
 }

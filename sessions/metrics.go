@@ -60,6 +60,21 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		}
 		return 1
 	})
+	// Read at scrape time, so that a failover to a Redis configured otherwise shows.
+	eviction := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "maskgate_redis_eviction",
+		Help: "What Redis's maxmemory-policy may evict of maskgate's keys when full: 0 nothing (noeviction), " +
+			"1 Idempotency-Key records and other keys with a time to live (volatile-*), 2 open sessions too (allkeys-*); " +
+			"NaN when Redis will not say.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		policy, err := store.EvictionPolicy(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(EvictionUnder(policy))
+	})
 	pipelines := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "maskgate_redis_script_pipelines_total",
 		Help: "Round trips that carried session scripts to Redis; concurrent requests' scripts share them.",
@@ -68,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Name: "maskgate_redis_scripts_total",
 		Help: "Session scripts sent to Redis; per pipeline, how many requests shared a round trip.",
 	}, func() float64 { return float64(store.scripts.scripts.Load()) })
-	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.sweeperLag, open, pending, up, pipelines, scripts)
+	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.sweeperLag, open, pending, up, eviction, pipelines, scripts)
 	return m
 }
 

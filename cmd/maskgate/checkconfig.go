@@ -83,13 +83,13 @@ func checkEviction(ctx context.Context, store *sessions.Store, out io.Writer, re
 		fmt.Fprintf(out, "redis eviction: WARNING: Redis did not say its maxmemory-policy (%v); it must be noeviction\n", err)
 		return
 	}
-	switch risk, sessionsAtRisk := sessions.EvictionRisk(policy); {
-	case sessionsAtRisk:
-		report("redis eviction", "", fmt.Errorf("maxmemory-policy %s may evict %s", policy, risk))
-	case risk != "":
-		fmt.Fprintf(out, "redis eviction: WARNING: maxmemory-policy %s may evict %s\n", policy, risk)
-	default:
+	switch e := sessions.EvictionUnder(policy); e {
+	case sessions.EvictsNothing:
 		report("redis eviction", "maxmemory-policy "+policy, nil)
+	case sessions.EvictsExpiring:
+		fmt.Fprintf(out, "redis eviction: WARNING: maxmemory-policy %s may evict %s\n", policy, e)
+	default:
+		report("redis eviction", "", fmt.Errorf("maxmemory-policy %s may evict %s", policy, e))
 	}
 }
 

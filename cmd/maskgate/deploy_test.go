@@ -184,7 +184,7 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable", "MaskgateRedisMemoryHigh"} {
+	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable", "MaskgateRedisMayEvict", "MaskgateRedisMemoryHigh"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s", want)
 		}

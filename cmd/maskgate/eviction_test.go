@@ -16,7 +16,8 @@ import (
 
 // TestEvictionPolicyIsReported starts the gateway on Redis servers of its own with each
 // kind of maxmemory-policy: what the policy may drop of maskgate's keys is logged once
-// Redis answers, at a level that says how bad it is (README, Redis).
+// Redis answers, at a level that says how bad it is, and exported as a metric read at
+// every scrape (README, Redis).
 func TestEvictionPolicyIsReported(t *testing.T) {
 	const evicts = "Redis may evict maskgate's keys when full; set maxmemory-policy noeviction"
 	cases := []struct {
@@ -27,22 +28,24 @@ func TestEvictionPolicyIsReported(t *testing.T) {
 		policy string // maxmemory_policy, when Redis said it
 		// mayEvict is part of may_evict; "" when the line must have none.
 		mayEvict string
+		metric   string // maskgate_redis_eviction
 	}{
-		{name: "default", msg: "Redis evicts nothing of maskgate's: full, it refuses writes", level: "info", policy: "noeviction"},
+		{name: "default", msg: "Redis evicts nothing of maskgate's: full, it refuses writes", level: "info", policy: "noeviction", metric: "0"},
 		{name: "volatile-lru", conf: []string{"maxmemory-policy volatile-lru"},
-			msg: evicts, level: "warn", policy: "volatile-lru", mayEvict: "Idempotency-Key records"},
+			msg: evicts, level: "warn", policy: "volatile-lru", mayEvict: "Idempotency-Key records", metric: "1"},
 		{name: "allkeys-lfu", conf: []string{"maxmemory-policy allkeys-lfu"},
-			msg: evicts, level: "error", policy: "allkeys-lfu", mayEvict: "open sessions"},
+			msg: evicts, level: "error", policy: "allkeys-lfu", mayEvict: "open sessions", metric: "2"},
 		// Managed services rename CONFIG away or deny it to the application's user.
 		{name: "CONFIG renamed", conf: []string{`rename-command CONFIG ""`},
-			msg: "Redis did not say its maxmemory-policy; it must be noeviction", level: "warn"},
+			msg: "Redis did not say its maxmemory-policy; it must be noeviction", level: "warn", metric: "NaN"},
 		{name: "CONFIG not permitted", conf: []string{"user default on nopass ~* &* +@all -config"},
-			msg: "Redis did not say its maxmemory-policy; it must be noeviction", level: "warn"},
+			msg: "Redis did not say its maxmemory-policy; it must be noeviction", level: "warn", metric: "NaN"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			proc := testkit.StartRedis(t, false, c.conf...)
-			line := onRedis(t, testkit.NewSim(t), "redis://"+proc.Addr()+"/0", "mgeviction").logLine(t, c.msg)
+			s := onRedis(t, testkit.NewSim(t), "redis://"+proc.Addr()+"/0", "mgeviction")
+			line := s.logLine(t, c.msg)
 			if line["level"] != c.level {
 				t.Errorf("level = %v, want %s: %v", line["level"], c.level, line)
 			}
@@ -52,7 +55,27 @@ func TestEvictionPolicyIsReported(t *testing.T) {
 			if got, _ := line["may_evict"].(string); !strings.Contains(got, c.mayEvict) || (c.mayEvict == "") != (got == "") {
 				t.Errorf("may_evict = %q, want it to name %q", got, c.mayEvict)
 			}
+			if m := s.call(t, "GET", "/metrics", "", "").body; !strings.Contains(m, "\nmaskgate_redis_eviction "+c.metric+"\n") {
+				t.Errorf("/metrics lacks maskgate_redis_eviction %s", c.metric)
+			}
 		})
+	}
+}
+
+// TestEvictionMetricFollowsRedis changes the policy of a running Redis, as a failover to
+// a Redis configured otherwise would: the next scrape shows it.
+func TestEvictionMetricFollowsRedis(t *testing.T) {
+	proc := testkit.StartRedis(t, false)
+	s := onRedis(t, testkit.NewSim(t), "redis://"+proc.Addr()+"/0", "mgeviction")
+	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr()})
+	defer rdb.Close()
+	for _, c := range []struct{ policy, metric string }{{"noeviction", "0"}, {"allkeys-lru", "2"}, {"volatile-ttl", "1"}} {
+		if err := rdb.ConfigSet(context.Background(), "maxmemory-policy", c.policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if m := s.call(t, "GET", "/metrics", "", "").body; !strings.Contains(m, "\nmaskgate_redis_eviction "+c.metric+"\n") {
+			t.Errorf("with %s, /metrics lacks maskgate_redis_eviction %s", c.policy, c.metric)
+		}
 	}
 }
 

@@ -113,14 +113,13 @@ func reportEvictionPolicy(ctx context.Context, store *sessions.Store, log zerolo
 		var reply redis.Error
 		switch {
 		case err == nil:
-			risk, sessionsAtRisk := sessions.EvictionRisk(policy)
-			switch {
-			case risk == "":
+			switch e := sessions.EvictionUnder(policy); e {
+			case sessions.EvictsNothing:
 				log.Info().Str("maxmemory_policy", policy).Msg("Redis evicts nothing of maskgate's: full, it refuses writes")
-			case sessionsAtRisk:
-				log.Error().Str("maxmemory_policy", policy).Str("may_evict", risk).Msg("Redis may evict maskgate's keys when full; set maxmemory-policy noeviction")
+			case sessions.EvictsExpiring:
+				log.Warn().Str("maxmemory_policy", policy).Str("may_evict", e.String()).Msg("Redis may evict maskgate's keys when full; set maxmemory-policy noeviction")
 			default:
-				log.Warn().Str("maxmemory_policy", policy).Str("may_evict", risk).Msg("Redis may evict maskgate's keys when full; set maxmemory-policy noeviction")
+				log.Error().Str("maxmemory_policy", policy).Str("may_evict", e.String()).Msg("Redis may evict maskgate's keys when full; set maxmemory-policy noeviction")
 			}
 			return
 		case errors.As(err, &reply) && refusal(reply):
