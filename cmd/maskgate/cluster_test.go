@@ -23,7 +23,7 @@ func TestRedisCluster(t *testing.T) {
 	var addrs []string
 	for range 3 {
 		n := testkit.StartRedis(t, false, "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000",
-			redisACL("mgcluster", redisPassword, "+cluster|slots"))
+			redisACL(t, "mgcluster", redisPassword, "+cluster|slots"))
 		addrs = append(addrs, n.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -55,25 +55,12 @@ func TestRedisCluster(t *testing.T) {
 	}
 
 	sim := testkit.NewSim(t)
-	e := env(sim, "mgcluster")
 	// As README's least-privilege user, with what a Cluster adds to it.
-	e["MASKGATE_REDIS_URL"] = "redis+cluster://maskgate:" + redisPassword + "@" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
-	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
-	s := start(t, nil, e)
+	s := onRedis(t, sim, "redis+cluster://maskgate:"+redisPassword+"@"+addrs[0]+"?addr="+addrs[1]+"&addr="+addrs[2], "mgcluster")
 	if line := s.logLine(t, "Redis may evict maskgate's keys when full; set maxmemory-policy noeviction"); line["maxmemory_policy"] != "allkeys-lru" {
 		t.Errorf("the policy reported is not that of the node holding the keys: %v", line)
 	}
-	token := callerToken(t, "recordings:mask recordings:unmask recordings:read")
-	do := func(method, path, body string) int {
-		req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	do := func(method, path, body string) int { return s.call(t, method, path, body, "").status }
 	for i := range 5 {
 		id := "c-" + strconv.Itoa(i)
 		sim.StartCall(id, false, true)

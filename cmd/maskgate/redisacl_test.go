@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,14 +16,24 @@ import (
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
-// redisACL is README's least-privilege Redis user for maskgate (Redis, under
-// Deployment), for keys under prefix, with a password that starts with testkit.Canary
-// (so that the scan at the end of the test run would find it in any log); extra adds
+// redisACL is the least-privilege Redis user README gives for maskgate (Redis, under
+// Deployment), read from README itself so that what it documents is what runs here, as
+// a config line: keys under prefix, a password that starts with testkit.Canary (so
+// that the scan at the end of the test run would find it in any log), and extra
 // permissions (a Cluster's).
-func redisACL(prefix, password string, extra ...string) string {
-	return "user maskgate on >" + password + " ~{" + prefix + "}:* resetchannels -@all +@connection +select" +
-		" +evalsha +eval +get +set +del +hmget +zrange +zcard +scard +config|get" +
-		" +time +hget +hset +hsetnx +hincrby +hdel +pexpire +zadd +zrem +sadd +srem " + strings.Join(extra, " ")
+func redisACL(t *testing.T, prefix, password string, extra ...string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = "ACL SETUSER maskgate on >PASSWORD ~{maskgate}:* "
+	_, block, ok := strings.Cut(string(readme), "```\n"+head)
+	block, _, closed := strings.Cut(block, "```")
+	if !ok || !closed {
+		t.Fatalf("README has no code block starting %q", head)
+	}
+	return "user maskgate on >" + password + " ~{" + prefix + "}:* " + strings.Join(append(strings.Fields(block), extra...), " ")
 }
 
 // redisPassword is maskgate's Redis password in the tests that use redisACL.
@@ -33,7 +45,7 @@ var redisPassword = testkit.Canary + "redis-" + testkit.RandomHex(6)
 // with only README's permissions.
 func TestLeastPrivilegeRedisUser(t *testing.T) {
 	ctx := context.Background()
-	proc := testkit.StartRedis(t, false, redisACL("mgacl", redisPassword))
+	proc := testkit.StartRedis(t, false, redisACL(t, "mgacl", redisPassword))
 	as := redis.NewClient(&redis.Options{Addr: proc.Addr(), Username: "maskgate", Password: redisPassword})
 	defer as.Close()
 	// The user is restricted: what maskgate never needs is refused.
