@@ -156,3 +156,51 @@ func TestFullRedisRefusesUnmasksAndExpiriesWaitForMemory(t *testing.T) {
 		t.Errorf("unmask once memory is freed = %d", status)
 	}
 }
+
+// TestMemoryPerSessionAndRecord holds README's sizing figures (Redis, under Deployment):
+// 0.5–0.7 KB of Redis memory per open session and about 1 KB per Idempotency-Key
+// record, measured as Redis's used_memory over a few hundred of each (it varies with
+// the allocator and the resizing of Redis's tables: the bounds are loose).
+func TestMemoryPerSessionAndRecord(t *testing.T) {
+	ctx := context.Background()
+	proc := testkit.StartRedis(t, false)
+	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr()})
+	defer rdb.Close()
+	sim := testkit.NewSim(t)
+	s := onRedis(t, sim, "redis://"+proc.Addr()+"/0", "maskgate")
+	used := func() int64 {
+		info, err := rdb.InfoMap(ctx, "memory").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+		return n
+	}
+	do := func(path, body, idemKey string) {
+		if a := s.call(t, http.MethodPost, path, body, idemKey); a.status != http.StatusOK {
+			t.Fatalf("POST %s = %d: %s", path, a.status, a.body)
+		}
+	}
+	const n = 300
+	for i := range n + 1 {
+		sim.StartCall("agent-"+strconv.Itoa(i), false, true)
+	}
+	do("/v1/agents/agent-0/mask", "", "") // the scripts loaded, the caller's rate counted
+	do("/v1/agents/agent-0/unmask", "", "")
+	before := used()
+	for i := 1; i <= n; i++ {
+		do("/v1/agents/agent-"+strconv.Itoa(i)+"/mask", `{"reason":"payment","ttlSeconds":3600}`, "")
+	}
+	perSession := (used() - before) / n
+	for i := 1; i <= n; i++ {
+		do("/v1/agents/agent-"+strconv.Itoa(i)+"/unmask", "", "9f1c2d3e-"+strconv.Itoa(100000+i)+"-4a5b-8c7d-0e1f2a3b4c5d")
+	}
+	perRecord := (used() - before) / n // the sessions are gone; the records stay
+	t.Logf("Redis memory: %d B per open session, %d B per Idempotency-Key record", perSession, perRecord)
+	if perSession < 300 || perSession > 1000 {
+		t.Errorf("%d B per open session; README says 0.5–0.7 KB", perSession)
+	}
+	if perRecord < 500 || perRecord > 1500 {
+		t.Errorf("%d B per Idempotency-Key record; README says about 1 KB", perRecord)
+	}
+}
