@@ -40,6 +40,8 @@ func checkConfig(ctx context.Context, getenv func(string) string, out io.Writer)
 		fmt.Fprintf(out, "%s: ok (%s)\n", what, found)
 	}
 
+	checkTLS(cfg.TLS, out, report)
+
 	rdb := cfg.Redis.client()
 	defer rdb.Close()
 	err = rdb.Ping(ctx).Err()
@@ -91,6 +93,21 @@ func checkEviction(ctx context.Context, store *sessions.Store, out io.Writer, re
 	default:
 		report("redis eviction", "", fmt.Errorf("maxmemory-policy %s may evict %s", policy, e))
 	}
+}
+
+// checkTLS reports the API listener's certificate: the names it is for and when it
+// expires; one not valid now fails the check.
+func checkTLS(files tlsFiles, out io.Writer, report func(what, found string, err error)) {
+	if !files.enabled() {
+		fmt.Fprintln(out, "tls: off (plain HTTP: terminate TLS in front of maskgate)")
+		return
+	}
+	_, cert, err := files.load()
+	if err != nil {
+		report("tls", "", err)
+		return
+	}
+	report("tls", "certificate for "+certNames(cert)+", expires "+cert.Leaf.NotAfter.UTC().Format(time.RFC3339), validity(cert.Leaf, time.Now()))
 }
 
 func keySource(a middleware.AuthConfig) string {

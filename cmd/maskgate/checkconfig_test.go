@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
@@ -20,7 +21,7 @@ func TestCheckConfigReportsWhatItFound(t *testing.T) {
 	if err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out); err != nil {
 		t.Fatalf("check-config = %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"configuration: ok", "redis: ok", "cxone token: ok", "cxone api endpoint: ok (" + sim.URL + ", discovered", "jwt keys: ok (HS256"} {
+	for _, want := range []string{"configuration: ok", "redis: ok", "cxone token: ok", "cxone api endpoint: ok (" + sim.URL + ", discovered", "jwt keys: ok (HS256", "tls: off (plain HTTP"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -58,6 +59,38 @@ func TestCheckConfigReportsTheEvictionPolicy(t *testing.T) {
 				t.Errorf("check-config = %v; want failed %v\n%s", err, c.failed, out.String())
 			}
 			if !strings.Contains(out.String(), "\n"+c.line) {
+				t.Errorf("output lacks %q:\n%s", c.line, out.String())
+			}
+		})
+	}
+}
+
+// TestCheckConfigReportsTheTLSCertificate: the names and the expiry of the API
+// listener's certificate, and a failure when it is not valid now.
+func TestCheckConfigReportsTheTLSCertificate(t *testing.T) {
+	ca, certFile, keyFile := writeTestPKI(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, "p")
+	e["MASKGATE_TLS_CERT_FILE"], e["MASKGATE_TLS_KEY_FILE"] = certFile, keyFile
+	now := time.Now().Truncate(time.Second)
+	for _, c := range []struct {
+		name     string
+		notAfter time.Time
+		line     string
+		failed   bool
+	}{
+		{"valid", now.Add(time.Hour), "tls: ok (certificate for 127.0.0.1, expires " + now.Add(time.Hour).UTC().Format(time.RFC3339) + ")", false},
+		{"expired", now.Add(-time.Minute), "tls: FAILED: the certificate expired at " + now.Add(-time.Minute).UTC().Format(time.RFC3339), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ca.issue(t, certFile, keyFile, 7, now.Add(-time.Hour), c.notAfter)
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out)
+			var failed *checkFailed
+			if errors.As(err, &failed) != c.failed || !c.failed && err != nil {
+				t.Errorf("check-config = %v; want failed %v\n%s", err, c.failed, out.String())
+			}
+			if !strings.Contains(out.String(), "\n"+c.line+"\n") {
 				t.Errorf("output lacks %q:\n%s", c.line, out.String())
 			}
 		})

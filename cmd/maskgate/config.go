@@ -19,7 +19,8 @@ import (
 // config is maskgate's configuration (design §6), parsed once from the environment.
 type config struct {
 	Addr           string
-	DebugAddr      string // net/http/pprof; empty: off
+	TLS            tlsFiles // the API listener's certificate; empty: plain HTTP
+	DebugAddr      string   // net/http/pprof; empty: off
 	Redis          redisConfig
 	RedisKeyPrefix string
 	Auth           middleware.AuthConfig
@@ -99,6 +100,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		UnmaskGiveUp:   duration("MASKGATE_UNMASK_GIVEUP", time.Hour),
 		ShutdownDelay:  durationFrom("MASKGATE_SHUTDOWN_DELAY", 0, 0),
 		DrainTimeout:   duration("MASKGATE_DRAIN_TIMEOUT", 25*time.Second),
+	}
+	c.TLS = tlsFiles{cert: str("MASKGATE_TLS_CERT_FILE", ""), key: str("MASKGATE_TLS_KEY_FILE", "")}
+	switch {
+	case (c.TLS.cert == "") != (c.TLS.key == ""):
+		bad("MASKGATE_TLS_CERT_FILE and MASKGATE_TLS_KEY_FILE must be set together")
+	case c.TLS.enabled():
+		if _, _, err := c.TLS.load(); err != nil {
+			bad("MASKGATE_TLS_CERT_FILE and MASKGATE_TLS_KEY_FILE: %v", err)
+		}
 	}
 	number := func(name string, def, lo, hi int) int {
 		v := str(name, "")

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"debug/elf"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,21 +152,15 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &rules); err != nil {
 		t.Fatalf("alerts.yml: %v", err)
 	}
-	_, prefix := testkit.Redis(t)
 	sim := testkit.NewSim(t)
 	sim.StartCall("81", false, true)
-	s := start(t, nil, env(sim, prefix))
+	ca, certFile, keyFile := writeTestPKI(t)
+	s := startTLS(t, sim, ca, certFile, keyFile) // the certificate's metric is exported with TLS on
 	// Labelled counters appear once used: a token request and a CXone call.
-	token := callerToken(t, "recordings:mask")
-	if resp, err := post(t, "http://"+s.addr+"/v1/agents/81/mask", token); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("mask = %v %v", resp, err)
+	if a := s.call(t, "POST", "/v1/agents/81/mask", "", ""); a.status != 200 {
+		t.Fatalf("mask = %d %s", a.status, a.body)
 	}
-	resp, err := http.Get("http://" + s.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exposed, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	exposed := s.call(t, "GET", "/metrics", "", "").body
 	names := regexp.MustCompile(`maskgate_[a-z_]+`)
 	alerts := map[string]bool{}
 	for _, g := range rules.Groups {
@@ -178,13 +170,13 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 				t.Errorf("%s lacks a severity or a summary", r.Alert)
 			}
 			for _, m := range names.FindAllString(r.Expr, -1) {
-				if !strings.Contains(string(exposed), "# TYPE "+strings.TrimSuffix(m, "_bucket")+" ") {
+				if !strings.Contains(exposed, "# TYPE "+strings.TrimSuffix(m, "_bucket")+" ") {
 					t.Errorf("%s uses %s, which the gateway does not export", r.Alert, m)
 				}
 			}
 		}
 	}
-	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable", "MaskgateRedisMayEvict", "MaskgateRedisMemoryHigh"} {
+	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable", "MaskgateRedisMayEvict", "MaskgateRedisMemoryHigh", "MaskgateTLSCertificateExpiresSoon"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s", want)
 		}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -113,6 +114,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer app.close()
 	srv := newServer(cfg, app.handler)
+	serve := func() error { return srv.Serve(ln) }
+	if app.tls != nil {
+		srv.TLSConfig = app.tls
+		serve = func() error { return srv.ServeTLS(ln, "", "") }
+	}
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
@@ -122,11 +128,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopDebug()
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serve() }()
 	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
 	swept := make(chan struct{})
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
-	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	log.Info().Str("addr", ln.Addr().String()).Bool("tls", app.tls != nil).Msg("listening")
 	if !*local { // miniredis evicts nothing
 		go reportEvictionPolicy(sweepCtx, app.store, log)
 	}
@@ -159,6 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // app is the wired gateway.
 type app struct {
 	handler  http.Handler
+	tls      *tls.Config // nil: plain HTTP
 	sweeper  *sessions.Sweeper
 	store    *sessions.Store
 	draining *atomic.Bool // set on SIGTERM: /readyz answers 503
@@ -189,6 +196,14 @@ func newServer(c config, h http.Handler) *http.Server {
 func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var tlsConfig *tls.Config
+	if cfg.TLS.enabled() {
+		cert, err := newServingCert(cfg.TLS, log, reg)
+		if err != nil {
+			return nil, &configError{err}
+		}
+		tlsConfig = cert.config()
+	}
 
 	rdb := cfg.Redis.client()
 
@@ -242,7 +257,7 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 			}},
 		},
 	})
-	return &app{handler: h, sweeper: sweeper, store: store, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
+	return &app{handler: h, tls: tlsConfig, sweeper: sweeper, store: store, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
 }
 
 // serveDebug serves Go's profiler on its own listener, away from the API and its auth.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -233,6 +234,7 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 // started runs maskgate in the background and returns its address once it listens.
 type started struct {
 	addr   string
+	https  *http.Client       // set when it serves TLS: trusts its certificate
 	cancel context.CancelFunc // what SIGTERM does
 	wait   func() error       // run's result, once it returned
 	stderr *strings.Builder
@@ -244,12 +246,19 @@ type started struct {
 // logLine waits for the first log line after "listening" whose message is msg.
 func (s *started) logLine(t *testing.T, msg string) map[string]any {
 	t.Helper()
+	return s.logLineWith(t, msg, nil)
+}
+
+// logLineWith waits for the first log line after "listening" whose message is msg and
+// whose fields include these.
+func (s *started) logLineWith(t *testing.T, msg string, fields map[string]any) map[string]any {
+	t.Helper()
 	var found map[string]any
-	testkit.Eventually(t, 20*time.Second, "log line "+strconv.Quote(msg), func() bool {
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("log line %q with %v", msg, fields), func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, l := range s.lines {
-			if l["message"] == msg {
+			if l["message"] == msg && matches(l, fields) {
 				found = l
 				return true
 			}
@@ -257,6 +266,15 @@ func (s *started) logLine(t *testing.T, msg string) map[string]any {
 		return false
 	})
 	return found
+}
+
+func matches(line, fields map[string]any) bool {
+	for k, v := range fields {
+		if line[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func start(t *testing.T, args []string, e map[string]string) *started {
@@ -315,24 +333,29 @@ type answer struct {
 	status int
 	header http.Header
 	body   string
+	proto  string // HTTP/1.1 or HTTP/2.0
 }
 
 // call sends a request with a token of every caller scope, and with an Idempotency-Key
 // unless idemKey is "".
 func (s *started) call(t *testing.T, method, path, body, idemKey string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+	base, client := "http://"+s.addr, http.DefaultClient
+	if s.https != nil {
+		base, client = "https://"+s.addr, s.https
+	}
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+callerToken(t, "recordings:mask recordings:unmask recordings:read"))
 	if idemKey != "" {
 		req.Header.Set("Idempotency-Key", idemKey)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	return answer{resp.StatusCode, resp.Header, string(b), resp.Proto}
 }
 
 func post(t *testing.T, url, token string) (*http.Response, error) {

@@ -19,44 +19,81 @@ import (
 	"github.com/maskgate/maskgate/internal/testkit"
 )
 
-// writeTestPKI writes a CA and a server certificate for 127.0.0.1 signed by it.
-func writeTestPKI(t *testing.T) (caFile, certFile, keyFile string) {
+// testCA is a certificate authority for the tests' TLS servers.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string // its certificate, PEM
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "maskgate test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "maskgate test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
 		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
+	cert, _ := x509.ParseCertificate(der)
+	ca := &testCA{cert: cert, key: key, file: filepath.Join(t.TempDir(), "ca.pem"), pool: x509.NewCertPool()}
+	ca.pool.AddCert(cert)
+	writePEM(t, ca.file, "CERTIFICATE", der)
+	return ca
+}
+
+// issue writes a certificate for 127.0.0.1 valid from notBefore to notAfter to
+// certFile, and its key to keyFile, each through a rename, as a mounted secret changes.
+func (ca *testCA) issue(t *testing.T, certFile, keyFile string, serial int64, notBefore, notAfter time.Time) {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: notBefore, NotAfter: notAfter,
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keyDER, _ := x509.MarshalECPrivateKey(key)
-	write := func(name, typ string, b []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+	if certFile != "" {
+		writePEM(t, certFile, "CERTIFICATE", der)
 	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", der), write("server.key", "EC PRIVATE KEY", keyDER)
+	if keyFile != "" {
+		writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+	}
+}
+
+// writePEM replaces path with one PEM block, atomically.
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestPKI writes a CA and a server certificate for 127.0.0.1 signed by it, valid
+// for an hour.
+func writeTestPKI(t *testing.T) (ca *testCA, certFile, keyFile string) {
+	t.Helper()
+	ca = newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	ca.issue(t, certFile, keyFile, 2, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	return ca, certFile, keyFile
 }
 
 // TestRedisOverTLS runs a replica against a Redis that only speaks TLS, trusting the
 // test CA the way a container would (SSL_CERT_FILE), with certificate verification on.
 func TestRedisOverTLS(t *testing.T) {
-	caFile, certFile, keyFile := writeTestPKI(t)
-	r := testkit.StartRedisTLS(t, certFile, keyFile, caFile)
+	ca, certFile, keyFile := writeTestPKI(t)
+	r := testkit.StartRedisTLS(t, certFile, keyFile, ca.file)
 	sim := testkit.NewSim(t)
 	sim.StartCall("79", false, true)
 	e := env(sim, "mgtls")
@@ -66,7 +103,7 @@ func TestRedisOverTLS(t *testing.T) {
 	if status := readyz(t, untrusting); status != http.StatusServiceUnavailable {
 		t.Errorf("readyz without trusting the CA = %d; want 503", status)
 	}
-	e["SSL_CERT_FILE"] = caFile
+	e["SSL_CERT_FILE"] = ca.file
 	p := spawn(t, e)
 	token := callerToken(t, "recordings:mask recordings:read")
 	if status := readyz(t, p); status != 200 {

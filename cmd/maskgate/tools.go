@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,8 +27,16 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/readyz", nil)
-	resp, err := http.DefaultClient.Do(req)
+	scheme, client := "http", http.DefaultClient
+	if strings.TrimSpace(getenv("MASKGATE_TLS_CERT_FILE")) != "" {
+		// The certificate names the service, not 127.0.0.1, and nothing is sent that
+		// needs protecting: only the answer's status is read.
+		scheme, client = "https", &http.Client{Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		}}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://127.0.0.1:"+port+"/readyz", nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
