@@ -219,7 +219,18 @@ func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) 
 	if strings.HasPrefix(req.URL.Path, "/v1/") && resp.Header.Get("Cache-Control") != "no-store" {
 		g.t.Errorf("%s %s: answered without Cache-Control: no-store", req.Method, req.URL.Path)
 	}
-	if resp.StatusCode >= 400 && req.URL.Path != "/readyz" { // readyz answers its checks, not a problem
+	head := req.Method == http.MethodHead // GET's answer without its body (RFC 9110 §9.3.2)
+	if head {
+		get := req.Clone(req.Context())
+		get.Method = http.MethodGet
+		if _, _, err := spec.router.FindRoute(get); err != nil && resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			g.t.Errorf("HEAD %s: answered %d but the spec has no GET there", req.URL.Path, resp.StatusCode)
+		}
+		if len(body) > 0 {
+			g.t.Errorf("HEAD %s: answered with a body", req.URL.Path)
+		}
+	}
+	if resp.StatusCode >= 400 && req.URL.Path != "/readyz" && !head { // readyz answers its checks, not a problem
 		var p struct {
 			Code      string `json:"code"`
 			RequestID string `json:"requestId"`
@@ -231,6 +242,9 @@ func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) 
 		if err := json.Unmarshal(body, &p); err != nil || p.Code == "" || (!replay && p.RequestID != resp.Header.Get("X-Request-ID")) {
 			g.t.Errorf("%s %s: problem %s without the request id", req.Method, req.URL.Path, body)
 		}
+	}
+	if head {
+		return
 	}
 	route, params, err := spec.router.FindRoute(req)
 	if err != nil {

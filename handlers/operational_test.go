@@ -70,16 +70,51 @@ func TestOperationalEndpoints(t *testing.T) {
 func TestWrongMethodIsAnsweredWithTheAllowedOnes(t *testing.T) {
 	g := newGateway(t)
 	for _, tt := range []struct{ method, path, allow string }{
-		{"DELETE", "/v1/masks", "GET"},
-		{"PUT", "/v1/agents/a1/mask", "GET, POST"},
+		{"DELETE", "/v1/masks", "GET, HEAD"},
+		{"PUT", "/v1/agents/a1/mask", "GET, HEAD, POST"},
 		{"GET", "/v1/agents/a1/unmask", "POST"},
 		{"OPTIONS", "/v1/agents/a1/unmask", "POST"},
-		{"POST", "/healthz", "GET"},
+		{"HEAD", "/v1/agents/a1/unmask", "POST"},
+		{"POST", "/healthz", "GET, HEAD"},
 	} {
 		r := g.do(tt.method, tt.path, "", "")
-		if r.status != 405 || r.json(t)["code"] != "method_not_allowed" || r.header.Get("Allow") != tt.allow {
+		if r.status != 405 || tt.method != "HEAD" && r.json(t)["code"] != "method_not_allowed" || r.header.Get("Allow") != tt.allow {
 			t.Errorf("%s %s = %d, Allow %q, %s; want 405, Allow %q", tt.method, tt.path, r.status, r.header.Get("Allow"), r.body, tt.allow)
 		}
+	}
+}
+
+// HEAD is answered wherever GET is (RFC 9110 §9.1), as GET would be without the body,
+// and changes nothing where GET would not.
+func TestHeadIsServedWhereverGetIs(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), ""); r.status != 200 {
+		t.Fatalf("mask = %d", r.status)
+	}
+	for _, tt := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+		{"/v1/agents/a1/mask", g.all(), 200},
+		{"/v1/masks", g.all(), 200},
+		{"/v1/agents/a1/mask", "", 401},
+		{"/v1/agents/nobody/mask", g.all(), 404},
+	} {
+		r := g.do("HEAD", tt.path, tt.token, "")
+		get := g.do("GET", tt.path, tt.token, "")
+		if r.status != tt.status || get.status != tt.status || r.header.Get("Content-Type") != get.header.Get("Content-Type") {
+			t.Errorf("HEAD %s = %d %q; GET %d %q; want both %d with one Content-Type", tt.path, r.status,
+				r.header.Get("Content-Type"), get.status, get.header.Get("Content-Type"), tt.status)
+		}
+	}
+	if r := g.do("HEAD", "/v1/agents/a1/mask", "", ""); r.header.Get("WWW-Authenticate") == "" {
+		t.Error("HEAD without a token: no WWW-Authenticate")
+	}
+	if r := g.do("GET", "/v1/agents/a1/mask", g.all(), ""); r.json(t)["state"] != "masked" {
+		t.Errorf("after the HEADs, the session is %s", r.body)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,7 +48,8 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.AccessLog(d.Log, d.TrustedProxies), middleware.Recover,
-		middleware.Metrics(d.Registry), middleware.LimitBody(maxBody))
+		middleware.Metrics(d.Registry), middleware.LimitBody(maxBody),
+		chimw.GetHead) // HEAD wherever GET is served (RFC 9110 §9.1), through the GET route
 	if len(d.CORSOrigins) > 0 {
 		// A browser's preflight is answered here, before authentication: it carries no
 		// token. Only the listed origins get the Access-Control headers.
@@ -79,10 +81,13 @@ func allowed(mux chi.Routes, req *http.Request) string {
 		path = req.URL.Path
 	}
 	var methods []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut,
 		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		if mux.Match(chi.NewRouteContext(), m, path) {
 			methods = append(methods, m)
+			if m == http.MethodGet {
+				methods = append(methods, http.MethodHead) // GetHead
+			}
 		}
 	}
 	return strings.Join(methods, ", ")
@@ -97,6 +102,8 @@ func allowed(mux chi.Routes, req *http.Request) string {
 //	POST /v1/agents/{userId}/unmask     scope recordings:unmask
 //	GET  /v1/agents/{userId}/mask       scope recordings:read
 //	GET  /v1/masks                      scope recordings:read
+//
+// and HEAD wherever GET is (GetHead, in NewServer).
 //
 // The scopes are those of each operation's `security` in openapi.yaml; Authorize reads
 // them from the context the generated router fills.
