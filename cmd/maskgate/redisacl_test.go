@@ -42,7 +42,7 @@ var redisPassword = testkit.Canary + "redis-" + testkit.RandomHex(6)
 // TestLeastPrivilegeRedisUser runs every use the gateway makes of Redis — masks, an
 // Idempotency-Key replay, reads, the listing, metrics, a joined request, an unmask the
 // sweeper retries, a 202 it confirms, an expiry, the eviction policy — as a Redis user
-// with only README's permissions.
+// with only README's permissions, and checks that each of them was needed.
 func TestLeastPrivilegeRedisUser(t *testing.T) {
 	ctx := context.Background()
 	proc := testkit.StartRedis(t, false, redisACL(t, "mgacl", redisPassword))
@@ -108,6 +108,24 @@ func TestLeastPrivilegeRedisUser(t *testing.T) {
 	})
 	want("GET", "/v1/agents/a1/mask", "", http.StatusNotFound)
 	want("GET", "/v1/agents/a2/mask", "", http.StatusNotFound)
+
+	// Every command README grants was needed: each was run (select only on a database
+	// other than 0; the connection's own commands are not counted).
+	admin := redis.NewClient(&redis.Options{Addr: proc.Addr()})
+	defer admin.Close()
+	stats, err := admin.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, grant := range strings.Fields(redisACL(t, "mgacl", redisPassword)) {
+		cmd, ok := strings.CutPrefix(grant, "+")
+		if !ok || strings.HasPrefix(cmd, "@") || cmd == "select" {
+			continue
+		}
+		if !strings.Contains(stats, "cmdstat_"+cmd+":calls=") || strings.Contains(stats, "cmdstat_"+cmd+":calls=0,") {
+			t.Errorf("README grants %s, which the gateway never ran", cmd)
+		}
+	}
 
 	// Redis refused nothing (a command refused fails with "NOPERM", or inside a script
 	// with "ERR The user executing the script can't run this command"; audit lines carry
