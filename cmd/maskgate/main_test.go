@@ -340,6 +340,15 @@ type answer struct {
 // unless idemKey is "".
 func (s *started) call(t *testing.T, method, path, body, idemKey string) answer {
 	t.Helper()
+	a, err := s.send(t, method, path, body, idemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// send is call that returns a failure to get an answer instead of ending the test.
+func (s *started) send(t *testing.T, method, path, body, idemKey string) (answer, error) {
 	base, client := "http://"+s.addr, http.DefaultClient
 	if s.https != nil {
 		base, client = "https://"+s.addr, s.https
@@ -351,11 +360,11 @@ func (s *started) call(t *testing.T, method, path, body, idemKey string) answer 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b), resp.Proto}
+	return answer{resp.StatusCode, resp.Header, string(b), resp.Proto}, nil
 }
 
 func post(t *testing.T, url, token string) (*http.Response, error) {
@@ -365,44 +374,52 @@ func post(t *testing.T, url, token string) (*http.Response, error) {
 	return http.DefaultClient.Do(req)
 }
 
+// TestRunServesAndDrainsInFlightRequestsOnShutdown: on SIGTERM /readyz turns 503, a
+// mask in flight still gets its answer, and run returns nil; over HTTP/1.1, and over
+// HTTP/2 with TLS, whose connections are closed with a GOAWAY instead.
 func TestRunServesAndDrainsInFlightRequestsOnShutdown(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	sim.StartCall("77", false, true)
-	e := env(sim, prefix)
-	e["MASKGATE_SHUTDOWN_DELAY"] = "300ms"
-	s := start(t, nil, e)
-	token := callerToken(t, "recordings:mask")
-
-	if resp, err := http.Get("http://" + s.addr + "/readyz"); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("readyz = %v %v", resp, err)
-	}
-	sim.SetFaults(cxonesim.Faults{LatencyMs: 500})
-	answered := make(chan int, 1)
-	go func() {
-		resp, err := post(t, "http://"+s.addr+"/v1/agents/77/mask", token)
-		if err != nil {
-			answered <- 0
-			return
-		}
-		resp.Body.Close()
-		answered <- resp.StatusCode
-	}()
-	testkit.Eventually(t, 5*time.Second, "the mask to reach CXone", func() bool { return sim.Held() == 1 })
-	s.cancel() // SIGTERM
-	testkit.Eventually(t, 5*time.Second, "/readyz to answer 503", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
-	if status := <-answered; status != 200 {
-		t.Errorf("the in-flight mask answered %d during shutdown; want 200", status)
-	}
-	if err := s.wait(); err != nil {
-		t.Errorf("run returned %v after shutdown; want nil", err)
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			_, prefix := testkit.Redis(t)
+			sim := testkit.NewSim(t)
+			sim.StartCall("77", false, true)
+			e := env(sim, prefix)
+			e["MASKGATE_SHUTDOWN_DELAY"] = "300ms"
+			var ca *testCA
+			if h2 {
+				var certFile, keyFile string
+				ca, certFile, keyFile = writeTestPKI(t)
+				e["MASKGATE_TLS_CERT_FILE"], e["MASKGATE_TLS_KEY_FILE"] = certFile, keyFile
+			}
+			s := start(t, nil, e)
+			if h2 {
+				s.https = ca.client(true)
+			}
+			if a := s.call(t, "GET", "/readyz", "", ""); a.status != 200 || h2 != (a.proto == "HTTP/2.0") {
+				t.Fatalf("readyz = %d %s", a.status, a.proto)
+			}
+			sim.SetFaults(cxonesim.Faults{LatencyMs: 500})
+			answered := make(chan answer, 1)
+			go func() {
+				a, err := s.send(t, "POST", "/v1/agents/77/mask", "", "")
+				if err != nil {
+					a.body = err.Error()
+				}
+				answered <- a
+			}()
+			testkit.Eventually(t, 5*time.Second, "the mask to reach CXone", func() bool { return sim.Held() == 1 })
+			s.cancel() // SIGTERM
+			testkit.Eventually(t, 5*time.Second, "/readyz to answer 503", func() bool {
+				a, err := s.send(t, "GET", "/readyz", "", "")
+				return err == nil && a.status == http.StatusServiceUnavailable
+			})
+			if a := <-answered; a.status != 200 {
+				t.Errorf("the in-flight mask answered %d %s during shutdown; want 200", a.status, a.body)
+			}
+			if err := s.wait(); err != nil {
+				t.Errorf("run returned %v after shutdown; want nil", err)
+			}
+		})
 	}
 }
 
