@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 )
@@ -187,5 +191,25 @@ func TestTLSConfiguration(t *testing.T) {
 				t.Errorf("the error shows the private key: %v", err)
 			}
 		})
+	}
+}
+
+// The start-up line names the certificate served, and is an error when it has expired.
+func TestTLSCertificateIsLoggedAtStartUp(t *testing.T) {
+	ca, certFile, keyFile := writeTestPKI(t)
+	expired := time.Now().Add(-time.Minute).Truncate(time.Second)
+	ca.issue(t, certFile, keyFile, 8, expired.Add(-time.Hour), expired)
+	var out strings.Builder
+	if _, err := newServingCert(tlsFiles{certFile, keyFile}, zerolog.New(&out), prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &line); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	want := map[string]any{"level": "error", "message": "TLS certificate loaded", "names": "127.0.0.1",
+		"expires_at": expired.UTC().Format(time.RFC3339), "error": "the certificate expired at " + expired.UTC().Format(time.RFC3339)}
+	if !matches(line, want) {
+		t.Errorf("start-up line %v; want %v", line, want)
 	}
 }
