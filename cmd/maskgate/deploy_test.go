@@ -3,11 +3,16 @@ package main
 import (
 	"bufio"
 	"debug/elf"
+	"io"
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -203,4 +208,164 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// k8sObject is what TestKubernetesExample reads of deploy/kubernetes's objects.
+type k8sObject struct {
+	Kind string
+	Spec struct {
+		Replicas int
+		Selector map[string]any // a Service's labels, or matchLabels
+		Template struct {
+			Metadata struct{ Labels map[string]any }
+			Spec     struct {
+				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				SecurityContext               struct {
+					RunAsNonRoot bool `yaml:"runAsNonRoot"`
+				} `yaml:"securityContext"`
+				Containers []struct {
+					Ports []struct {
+						Name          string
+						ContainerPort int `yaml:"containerPort"`
+					}
+					Env []struct {
+						Name, Value string
+						ValueFrom   struct {
+							SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
+						} `yaml:"valueFrom"`
+					}
+					ReadinessProbe  k8sProbe `yaml:"readinessProbe"`
+					LivenessProbe   k8sProbe `yaml:"livenessProbe"`
+					SecurityContext struct {
+						ReadOnlyRootFilesystem bool `yaml:"readOnlyRootFilesystem"`
+					} `yaml:"securityContext"`
+					VolumeMounts []struct {
+						Name      string
+						MountPath string `yaml:"mountPath"`
+					} `yaml:"volumeMounts"`
+				}
+				Volumes []struct {
+					Name   string
+					Secret struct {
+						SecretName string `yaml:"secretName"`
+					}
+				}
+			}
+		}
+		Ports []struct {
+			TargetPort string `yaml:"targetPort"`
+		}
+		MinAvailable int `yaml:"minAvailable"`
+	}
+}
+
+type k8sProbe struct {
+	HTTPGet struct{ Path, Port, Scheme string } `yaml:"httpGet"`
+}
+
+// TestKubernetesExample checks deploy/kubernetes/maskgate.yaml against maskgate itself:
+// it sets no variable maskgate does not read, and its environment passes the
+// configuration check once the Secrets it mounts are files
+// here (the TLS pair a certificate from the test CA), the grace period outlasts the
+// shutdown delay and the drain, the probes ask the listener's port in its scheme, the
+// Service and the disruption budget select what the Deployment runs, and the
+// container runs as nonroot on a read-only filesystem.
+func TestKubernetesExample(t *testing.T) {
+	f, err := os.Open(filepath.Join(repo, "deploy/kubernetes/maskgate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	objects := map[string]k8sObject{}
+	for dec := yaml.NewDecoder(f); ; {
+		var o k8sObject
+		if err := dec.Decode(&o); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		objects[o.Kind] = o
+	}
+	deploy, svc, pdb := objects["Deployment"], objects["Service"], objects["PodDisruptionBudget"]
+	pod := deploy.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers; want maskgate's one", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+
+	// The mounted Secrets as files here: the TLS Secret's keys a certificate pair, the
+	// other's made-up values.
+	secretOf := map[string]string{}
+	for _, v := range pod.Volumes {
+		secretOf[v.Name] = v.Secret.SecretName
+	}
+	ca := newTestCA(t)
+	here := map[string]string{} // mount path -> a folder here
+	for _, m := range c.VolumeMounts {
+		dir := t.TempDir()
+		here[m.MountPath] = dir
+		if secretOf[m.Name] == "maskgate-tls" {
+			ca.issue(t, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), 2, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		}
+	}
+	e := map[string]string{}
+	for _, v := range c.Env {
+		value := v.Value
+		if ref := v.ValueFrom.SecretKeyRef; ref.Key != "" {
+			if ref.Name != "maskgate" || ref.Key != "redis-url" {
+				t.Errorf("%s comes from Secret %s key %s, which the file's header does not list", v.Name, ref.Name, ref.Key)
+			}
+			value = testkit.RedisURL()
+		}
+		for mount, dir := range here {
+			if rest, ok := strings.CutPrefix(value, mount+"/"); ok {
+				value = filepath.Join(dir, rest)
+				if _, err := os.Stat(value); os.IsNotExist(err) {
+					if err := os.WriteFile(value, []byte("made-up-"+rest+"\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		e[v.Name] = value
+	}
+	asked := map[string]bool{"GOMEMLIMIT": true, "GOGC": true} // the Go runtime's
+	cfg, err := loadConfig(func(name string) string { asked[name] = true; return e[name] })
+	if err != nil {
+		t.Fatalf("the example's environment fails the configuration check: %v", err)
+	}
+	for name := range e {
+		if !asked[name] {
+			t.Errorf("the example sets %s, which maskgate does not read", name)
+		}
+	}
+
+	if grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second; grace <= cfg.ShutdownDelay+cfg.DrainTimeout {
+		t.Errorf("terminationGracePeriodSeconds %s; want more than the delay and the drain, %s", grace, cfg.ShutdownDelay+cfg.DrainTimeout)
+	}
+	_, port, _ := net.SplitHostPort(cfg.Addr)
+	if len(c.Ports) != 1 || strconv.Itoa(c.Ports[0].ContainerPort) != port {
+		t.Fatalf("container ports %v; want MASKGATE_ADDR's %s", c.Ports, port)
+	}
+	scheme := map[bool]string{false: "HTTP", true: "HTTPS"}[cfg.TLS.enabled()]
+	for path, p := range map[string]k8sProbe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
+		if p.HTTPGet.Path != path || p.HTTPGet.Port != c.Ports[0].Name || p.HTTPGet.Scheme != scheme {
+			t.Errorf("probe %+v; want %s on port %s in %s", p.HTTPGet, path, c.Ports[0].Name, scheme)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != c.Ports[0].Name {
+		t.Errorf("the Service's ports %+v; want the target %s", svc.Spec.Ports, c.Ports[0].Name)
+	}
+	pods := deploy.Spec.Template.Metadata.Labels
+	matchLabels, _ := deploy.Spec.Selector["matchLabels"].(map[string]any)
+	budget, _ := pdb.Spec.Selector["matchLabels"].(map[string]any)
+	if len(pods) == 0 || !maps.Equal(matchLabels, pods) || !maps.Equal(svc.Spec.Selector, pods) || !maps.Equal(budget, pods) {
+		t.Errorf("the pods are labelled %v; the Deployment selects %v, the Service %v, the disruption budget %v", pods, matchLabels, svc.Spec.Selector, budget)
+	}
+	if pdb.Spec.MinAvailable < 1 || pdb.Spec.MinAvailable >= deploy.Spec.Replicas {
+		t.Errorf("the disruption budget keeps %d of %d replicas; want at least one and fewer than all", pdb.Spec.MinAvailable, deploy.Spec.Replicas)
+	}
+	if !pod.SecurityContext.RunAsNonRoot || !c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Error("the pod must run as nonroot on a read-only root filesystem")
+	}
 }
