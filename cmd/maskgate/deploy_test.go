@@ -234,6 +234,9 @@ type k8sObject struct {
 							SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
 						} `yaml:"valueFrom"`
 					}
+					Resources struct {
+						Limits map[string]string
+					}
 					ReadinessProbe  k8sProbe `yaml:"readinessProbe"`
 					LivenessProbe   k8sProbe `yaml:"livenessProbe"`
 					SecurityContext struct {
@@ -259,6 +262,17 @@ type k8sObject struct {
 	}
 }
 
+// mebibytes reads a size written in mebibytes with unit ("200MiB" for Go's GOMEMLIMIT,
+// "256Mi" for a Kubernetes quantity), the form the example uses.
+func mebibytes(t *testing.T, size, unit string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSuffix(size, unit))
+	if err != nil || !strings.HasSuffix(size, unit) {
+		t.Fatalf("%q is not a whole number of %s", size, unit)
+	}
+	return n
+}
+
 type k8sProbe struct {
 	HTTPGet struct{ Path, Port, Scheme string } `yaml:"httpGet"`
 }
@@ -268,8 +282,8 @@ type k8sProbe struct {
 // configuration check once the Secrets it mounts are files
 // here (the TLS pair a certificate from the test CA), the grace period outlasts the
 // shutdown delay and the drain, the probes ask the listener's port in its scheme, the
-// Service and the disruption budget select what the Deployment runs, and the
-// container runs as nonroot on a read-only filesystem.
+// Service and the disruption budget select what the Deployment runs, GOMEMLIMIT is under
+// the memory limit, and the container runs as nonroot on a read-only filesystem.
 func TestKubernetesExample(t *testing.T) {
 	f, err := os.Open(filepath.Join(repo, "deploy/kubernetes/maskgate.yaml"))
 	if err != nil {
@@ -364,6 +378,9 @@ func TestKubernetesExample(t *testing.T) {
 	}
 	if pdb.Spec.MinAvailable < 1 || pdb.Spec.MinAvailable >= deploy.Spec.Replicas {
 		t.Errorf("the disruption budget keeps %d of %d replicas; want at least one and fewer than all", pdb.Spec.MinAvailable, deploy.Spec.Replicas)
+	}
+	if soft, hard := mebibytes(t, e["GOMEMLIMIT"], "MiB"), mebibytes(t, c.Resources.Limits["memory"], "Mi"); soft >= hard {
+		t.Errorf("GOMEMLIMIT %s is not under the memory limit %s", e["GOMEMLIMIT"], c.Resources.Limits["memory"])
 	}
 	if !pod.SecurityContext.RunAsNonRoot || !c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Error("the pod must run as nonroot on a read-only root filesystem")
