@@ -213,3 +213,22 @@ func TestTLSCertificateIsLoggedAtStartUp(t *testing.T) {
 		t.Errorf("start-up line %v; want %v", line, want)
 	}
 }
+
+// A certificate file may carry the chain after the leaf: all of it is served.
+func TestTLSCertificateFileMayCarryTheChain(t *testing.T) {
+	ca, certFile, keyFile := writeTestPKI(t)
+	leaf, _ := os.ReadFile(certFile)
+	chain, _ := os.ReadFile(ca.file) // standing in for an intermediate
+	if err := os.WriteFile(certFile, append(leaf, chain...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startTLS(t, testkit.NewSim(t), ca, certFile, keyFile)
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: ca.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := conn.ConnectionState().PeerCertificates; len(got) != 2 || !got[1].Equal(ca.cert) {
+		t.Errorf("served %d certificates; want the leaf and the one after it in the file", len(got))
+	}
+}
