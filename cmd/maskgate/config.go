@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -90,9 +91,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return v
 	}
 
+	// An address that cannot be listened on is a configuration error (exit 2), found by
+	// check-config, rather than a failure to listen.
+	address := func(name, def string) string {
+		v := str(name, def)
+		if v == "" {
+			return v
+		}
+		_, port, err := net.SplitHostPort(v)
+		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+			bad("%s must be host:port with a port number, such as :8080 or 127.0.0.1:8080", name)
+		}
+		return v
+	}
+
 	c := config{
-		Addr:           str("MASKGATE_ADDR", ":8080"),
-		DebugAddr:      str("MASKGATE_DEBUG_ADDR", ""),
+		Addr:           address("MASKGATE_ADDR", ":8080"),
+		DebugAddr:      address("MASKGATE_DEBUG_ADDR", ""),
 		RedisKeyPrefix: str("MASKGATE_REDIS_KEY_PREFIX", "maskgate"),
 		MaskTTL:        duration("MASKGATE_MASK_TTL", 15*time.Minute),
 		MaskTTLMax:     duration("MASKGATE_MASK_TTL_MAX", 2*time.Hour),

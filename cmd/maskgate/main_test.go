@@ -98,6 +98,9 @@ func TestInvalidConfiguration(t *testing.T) {
 		set  map[string]string
 		want string
 	}{
+		{"address without a port", map[string]string{"MASKGATE_ADDR": "8080"}, "MASKGATE_ADDR must be host:port"},
+		{"address with a named port", map[string]string{"MASKGATE_ADDR": ":http"}, "MASKGATE_ADDR must be host:port"},
+		{"profiler address without a port", map[string]string{"MASKGATE_DEBUG_ADDR": "localhost"}, "MASKGATE_DEBUG_ADDR must be host:port"},
 		{"bad duration", map[string]string{"MASKGATE_MASK_TTL": "soon"}, "MASKGATE_MASK_TTL must be a duration"},
 		{"negative duration", map[string]string{"CXONE_TIMEOUT": "-1s"}, "CXONE_TIMEOUT must be a duration of at least 1ms"},
 		{"negative delay", map[string]string{"MASKGATE_SHUTDOWN_DELAY": "-1s"}, "MASKGATE_SHUTDOWN_DELAY must be a duration of at least 0s"},
