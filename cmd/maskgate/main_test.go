@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -237,6 +238,7 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 // started runs maskgate in the background and returns its address once it listens.
 type started struct {
 	addr   string
+	env    map[string]string  // its environment
 	https  *http.Client       // set when it serves TLS: trusts its certificate
 	cancel context.CancelFunc // what SIGTERM does
 	wait   func() error       // run's result, once it returned
@@ -285,7 +287,7 @@ func start(t *testing.T, args []string, e map[string]string) *started {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	s := &started{cancel: cancel, wait: sync.OnceValue(func() error { return <-done }), stderr: &strings.Builder{}}
+	s := &started{env: e, cancel: cancel, wait: sync.OnceValue(func() error { return <-done }), stderr: &strings.Builder{}}
 	go func() {
 		done <- run(ctx, args, getenv(e), testkit.LogSink(t, pw), testkit.LogSink(t, s.stderr))
 		pw.Close()
@@ -514,6 +516,34 @@ func TestRedisURLForms(t *testing.T) {
 		if _, err := parseRedisURL(bad); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+// TestHealthcheckAsksTheGatewayItsConfigurationNames: the image's health check passes
+// while the gateway it is configured for is ready, fails once it has stopped, and says
+// what is wrong with a configuration the gateway could not run with.
+func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	s := start(t, nil, env(testkit.NewSim(t), prefix))
+	e := maps.Clone(s.env)
+	e["MASKGATE_ADDR"] = s.addr
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := healthcheck(ctx, getenv(e)); err != nil {
+		t.Errorf("healthcheck of a ready gateway: %v", err)
+	}
+	e["MASKGATE_MASK_TTL"] = "soon"
+	var ce *configError
+	if err := healthcheck(ctx, getenv(e)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_MASK_TTL") {
+		t.Errorf("healthcheck with a bad configuration = %v; want the configuration error", err)
+	}
+	delete(e, "MASKGATE_MASK_TTL")
+	s.cancel()
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := healthcheck(ctx, getenv(e)); err == nil {
+		t.Error("healthcheck passed with the gateway stopped")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,10 +104,14 @@ func TestAPIOverTLS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := healthcheck(ctx, getenv(map[string]string{"MASKGATE_ADDR": s.addr, "MASKGATE_TLS_CERT_FILE": certFile})); err != nil {
+	e := maps.Clone(s.env) // the container's environment, with the port the gateway got
+	e["MASKGATE_ADDR"] = s.addr
+	if err := healthcheck(ctx, getenv(e)); err != nil {
 		t.Errorf("healthcheck over TLS: %v", err)
 	}
-	if err := healthcheck(ctx, getenv(map[string]string{"MASKGATE_ADDR": s.addr})); err == nil {
+	delete(e, "MASKGATE_TLS_CERT_FILE")
+	delete(e, "MASKGATE_TLS_KEY_FILE")
+	if err := healthcheck(ctx, getenv(e)); err == nil {
 		t.Error("healthcheck in plain HTTP passed against the TLS listener")
 	}
 }

@@ -8,27 +8,27 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
 // healthcheck asks the local gateway's /readyz, for container health checks (the
-// image has no shell or curl): nil when it answers 200.
+// image has no shell or curl): nil when it answers 200. It reads the gateway's own
+// configuration, so that it asks the port and the scheme the gateway listens on.
 func healthcheck(ctx context.Context, getenv func(string) string) error {
-	addr := getenv("MASKGATE_ADDR")
-	if addr == "" {
-		addr = ":8080"
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
 	}
-	_, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return &configError{errors.New("MASKGATE_ADDR must be host:port")}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	scheme, client := "http", http.DefaultClient
-	if strings.TrimSpace(getenv("MASKGATE_TLS_CERT_FILE")) != "" {
+	if cfg.TLS.enabled() {
 		// The certificate names the service, not 127.0.0.1, and nothing is sent that
 		// needs protecting: only the answer's status is read.
 		scheme, client = "https", &http.Client{Transport: &http.Transport{
