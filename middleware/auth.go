@@ -29,10 +29,14 @@ import (
 // AuthConfig says how callers' JWTs are checked (design §4). Exactly one key source:
 // HS256Secret, PublicKeyPEM or JWKSURL.
 type AuthConfig struct {
-	Issuer       string
-	Audience     string
-	Leeway       time.Duration
-	HS256Secret  []byte
+	Issuer      string
+	Audience    string
+	Leeway      time.Duration
+	HS256Secret []byte
+	// HS256PreviousSecret is accepted beside HS256Secret while callers move to it.
+	HS256PreviousSecret []byte
+	// PublicKeyPEM holds one or more public keys: a token passes with any of them, so
+	// that the identity provider's next key can be trusted before it signs with it.
 	PublicKeyPEM []byte
 	JWKSURL      string
 	HTTPClient   *http.Client   // for the JWKS; default http.DefaultClient
@@ -75,16 +79,19 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 	var methods []string
 	switch {
 	case len(cfg.HS256Secret) > 0:
-		secret := cfg.HS256Secret
+		keys := []jwt.VerificationKey{cfg.HS256Secret}
+		if len(cfg.HS256PreviousSecret) > 0 {
+			keys = append(keys, cfg.HS256PreviousSecret)
+		}
 		methods = []string{"HS256"}
-		a.keyfunc = func(*jwt.Token) (any, error) { return secret, nil }
+		a.keyfunc = staticKeys(keys)
 	case len(cfg.PublicKeyPEM) > 0:
-		key, err := parsePublicKey(cfg.PublicKeyPEM)
+		keys, err := parsePublicKeys(cfg.PublicKeyPEM)
 		if err != nil {
 			return nil, err
 		}
 		methods = publicKeyMethods
-		a.keyfunc = func(*jwt.Token) (any, error) { return key, nil }
+		a.keyfunc = staticKeys(keys)
 	case cfg.JWKSURL != "":
 		log := cfg.Log
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
@@ -167,8 +174,9 @@ func (a *Authenticator) Authenticate(tokenString string) (Caller, error) {
 	return caller, nil
 }
 
-// remember keeps a verified token, unless its key cannot be compared (a JWKS token
-// without a kid is checked against every key of the set).
+// remember keeps a verified token with the key it was checked against: one key, or a
+// set (a JWKS token without a kid, a static source holding several keys), which must
+// then still be the same set for the token to pass again unchecked.
 func (a *Authenticator) remember(raw string, token *jwt.Token, key any, caller Caller) {
 	exp, err := token.Claims.GetExpirationTime()
 	if comparable := sameKey(key, key); err != nil || exp == nil || !comparable {
@@ -188,7 +196,17 @@ func (a *Authenticator) remember(raw string, token *jwt.Token, key any, caller C
 	}
 }
 
-// sameKey reports whether two verification keys are the same key.
+// staticKeys is the keyfunc of keys that never change: the key, or the set that
+// golang-jwt tries in turn when there are several (a key rotation under way).
+func staticKeys(keys []jwt.VerificationKey) jwt.Keyfunc {
+	var key any = jwt.VerificationKeySet{Keys: keys}
+	if len(keys) == 1 {
+		key = keys[0]
+	}
+	return func(*jwt.Token) (any, error) { return key, nil }
+}
+
+// sameKey reports whether two verification keys, or sets of them, are the same.
 func sameKey(a, b any) bool {
 	switch a := a.(type) {
 	case []byte:
@@ -196,6 +214,9 @@ func sameKey(a, b any) bool {
 		return ok && bytes.Equal(a, b)
 	case interface{ Equal(crypto.PublicKey) bool }:
 		return a.Equal(b)
+	case jwt.VerificationKeySet:
+		b, ok := b.(jwt.VerificationKeySet)
+		return ok && slices.EqualFunc(a.Keys, b.Keys, func(x, y jwt.VerificationKey) bool { return sameKey(x, y) })
 	}
 	return false
 }
@@ -241,12 +262,24 @@ func agentOf(c jwt.MapClaims) (string, error) {
 	return "", errors.New("token has an agent_id that is no agent's id")
 }
 
-// parsePublicKey reads a PEM public key (PKIX, PKCS#1 RSA, or a certificate).
-func parsePublicKey(data []byte) (crypto.PublicKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
+// parsePublicKeys reads every PEM block of a public key file, each a key.
+func parsePublicKeys(data []byte) ([]jwt.VerificationKey, error) {
+	var keys []jwt.VerificationKey
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		key, err := parsePublicKey(block)
+		if err != nil {
+			return nil, fmt.Errorf("JWT public key (PEM block %d): %w", len(keys)+1, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
 		return nil, errors.New("JWT public key: no PEM block")
 	}
+	return keys, nil
+}
+
+// parsePublicKey reads a PEM public key (PKIX, PKCS#1 RSA, or a certificate).
+func parsePublicKey(block *pem.Block) (crypto.PublicKey, error) {
 	var key any
 	var err error
 	switch block.Type {
@@ -260,21 +293,21 @@ func parsePublicKey(data []byte) (crypto.PublicKey, error) {
 			key = cert.PublicKey
 		}
 	default:
-		return nil, fmt.Errorf("JWT public key: unsupported PEM block %q", block.Type)
+		return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("JWT public key: %w", err)
+		return nil, err
 	}
 	switch k := key.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
 			// ES256 is the one ECDSA algorithm accepted: a key on another curve would
 			// start, then refuse every token.
-			return nil, fmt.Errorf("JWT public key: an ECDSA key must be on P-256 (ES256), not %s", k.Curve.Params().Name)
+			return nil, fmt.Errorf("an ECDSA key must be on P-256 (ES256), not %s", k.Curve.Params().Name)
 		}
 		return key, nil
 	case *rsa.PublicKey, ed25519.PublicKey:
 		return key, nil
 	}
-	return nil, fmt.Errorf("JWT public key: unsupported key type %T", key)
+	return nil, fmt.Errorf("unsupported key type %T", key)
 }

@@ -139,6 +139,58 @@ func TestKeySourcesAcceptValidTokensAndRefuseTheRest(t *testing.T) {
 	}
 }
 
+// A key rotation without downtime: while a static key source holds the next key beside
+// the one in use, a token signed with either passes, and passes again from the cache,
+// and a token of any other key is refused.
+func TestStaticKeySourcesAcceptEveryKeyTheyHold(t *testing.T) {
+	rsaOld, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaNew, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaOther, _ := rsa.GenerateKey(rand.Reader, 2048)
+	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	hsNew := []byte("fedcba9876543210fedcba9876543210")
+	type signer struct {
+		method jwt.SigningMethod
+		key    any
+	}
+	tests := []struct {
+		name    string
+		cfg     middleware.AuthConfig
+		signers []signer
+		other   signer
+	}{
+		{"HS256 secret and the previous one", middleware.AuthConfig{HS256Secret: hsNew, HS256PreviousSecret: hsSecret},
+			[]signer{{jwt.SigningMethodHS256, hsNew}, {jwt.SigningMethodHS256, hsSecret}},
+			signer{jwt.SigningMethodHS256, []byte("another-secret-another-secret-00")}},
+		{"two RSA keys in the file", middleware.AuthConfig{PublicKeyPEM: append(pemOf(t, &rsaOld.PublicKey), pemOf(t, &rsaNew.PublicKey)...)},
+			[]signer{{jwt.SigningMethodRS256, rsaOld}, {jwt.SigningMethodPS256, rsaNew}},
+			signer{jwt.SigningMethodRS256, rsaOther}},
+		{"an RSA and an Ed25519 key in the file", middleware.AuthConfig{PublicKeyPEM: append(pemOf(t, &rsaOld.PublicKey), pemOf(t, edPub)...)},
+			[]signer{{jwt.SigningMethodRS256, rsaOld}, {jwt.SigningMethodEdDSA, edKey}},
+			signer{jwt.SigningMethodRS256, rsaOther}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAuth(t, tt.cfg)
+			for i, s := range tt.signers {
+				tok := testkit.Token(t, s.method, s.key, valid(nil), nil)
+				for try := range 2 {
+					if _, err := a.Authenticate(tok); err != nil {
+						t.Errorf("key %d, try %d: %v", i+1, try+1, err)
+					}
+				}
+			}
+			if n := a.Verified(); n != int64(len(tt.signers)) {
+				t.Errorf("%d tokens remembered; want %d", n, len(tt.signers))
+			}
+			for name, tok := range jwtFailures(t, tt.signers[0].method, tt.signers[0].key, tt.other.key, nil) {
+				if _, err := a.Authenticate(tok); err == nil {
+					t.Errorf("%s: accepted", name)
+				}
+			}
+		})
+	}
+}
+
 func TestPublicKeySourceRefusesHS256EvenWithTheRightBytes(t *testing.T) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pub := pemOf(t, &rsaKey.PublicKey)
@@ -319,10 +371,11 @@ func TestAuthenticatorConfigurationErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]middleware.AuthConfig{
-		"no key source":   {},
-		"not PEM":         {PublicKeyPEM: []byte("hello")},
-		"private key PEM": {PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})},
-		"P-384 key":       {PublicKeyPEM: pemOf(t, &p384.PublicKey)}, // only ES256 is accepted
+		"no key source":                {},
+		"not PEM":                      {PublicKeyPEM: []byte("hello")},
+		"private key PEM":              {PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})},
+		"P-384 key":                    {PublicKeyPEM: pemOf(t, &p384.PublicKey)}, // only ES256 is accepted
+		"a good key, then a P-384 one": {PublicKeyPEM: append(pemOf(t, ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))), pemOf(t, &p384.PublicKey)...)},
 	} {
 		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
