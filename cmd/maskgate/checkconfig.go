@@ -112,6 +112,8 @@ func checkTLS(files tlsFiles, out io.Writer, report func(what, found string, err
 
 func keySource(a middleware.AuthConfig) string {
 	switch {
+	case len(a.HS256PreviousSecret) > 0:
+		return "HS256 shared secret, and the previous one"
 	case len(a.HS256Secret) > 0:
 		return "HS256 shared secret"
 	case len(a.PublicKeyPEM) > 0:

@@ -6,11 +6,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/middleware"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
@@ -30,6 +35,47 @@ func TestCheckConfigReportsWhatItFound(t *testing.T) {
 		if strings.Contains(out.String(), secret) {
 			t.Error("check-config printed a secret")
 		}
+	}
+}
+
+// TestHS256PreviousSecretIsAcceptedBesideTheNewOne: during a rotation of the shared
+// secret, tokens signed with either pass, check-config says both are loaded, and the
+// previous one alone is a configuration error.
+func TestHS256PreviousSecretIsAcceptedBesideTheNewOne(t *testing.T) {
+	sim := testkit.NewSim(t)
+	e := env(sim, "p")
+	newSecret := "the-next-shared-secret-0123456789"
+	previousFile := filepath.Join(t.TempDir(), "previous")
+	if err := os.WriteFile(previousFile, []byte(hsSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e["MASKGATE_JWT_HS256_SECRET"], e["MASKGATE_JWT_HS256_PREVIOUS_SECRET_FILE"] = newSecret, previousFile
+	cfg := mustLoad(t, e)
+	a, err := middleware.NewAuthenticator(context.Background(), cfg.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := testkit.Claims("https://idp.test", "maskgate", "recordings:read", nil)
+	for _, key := range []string{newSecret, hsSecret} {
+		if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodHS256, []byte(key), claims, nil)); err != nil {
+			t.Errorf("a token of the %d-byte secret: %v", len(key), err)
+		}
+	}
+	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodHS256, []byte("neither-of-the-two-secrets-012345"), claims, nil)); err == nil {
+		t.Error("a token of another secret passed")
+	}
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check-config"}, getenv(e), &out, &out); err != nil || !strings.Contains(out.String(), "jwt keys: ok (HS256 shared secret, and the previous one;") {
+		t.Errorf("check-config = %v:\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), hsSecret) || strings.Contains(out.String(), newSecret) {
+		t.Error("check-config printed a secret")
+	}
+
+	delete(e, "MASKGATE_JWT_HS256_SECRET")
+	if _, err := loadConfig(getenv(e)); err == nil || !strings.Contains(err.Error(), "MASKGATE_JWT_HS256_PREVIOUS_SECRET is accepted beside MASKGATE_JWT_HS256_SECRET only") {
+		t.Errorf("the previous secret alone: %v", err)
 	}
 }
 

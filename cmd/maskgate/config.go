@@ -186,7 +186,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Audience:    required("MASKGATE_JWT_AUDIENCE"),
 		Leeway:      duration("MASKGATE_JWT_LEEWAY", 30*time.Second),
 		HS256Secret: []byte(secret("MASKGATE_JWT_HS256_SECRET")),
-		JWKSURL:     str("MASKGATE_JWT_JWKS_URL", ""),
+		// The secret callers are moving away from, accepted too until they have (README,
+		// Rotating keys and secrets).
+		HS256PreviousSecret: []byte(secret("MASKGATE_JWT_HS256_PREVIOUS_SECRET")),
+		JWKSURL:             str("MASKGATE_JWT_JWKS_URL", ""),
 	}
 	if path := str("MASKGATE_JWT_PUBLIC_KEY_FILE", ""); path != "" {
 		pemBytes, err := os.ReadFile(path)
@@ -209,6 +212,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if len(c.Auth.HS256Secret) > 0 && len(c.Auth.HS256Secret) < 32 {
 		bad("MASKGATE_JWT_HS256_SECRET must be at least 32 bytes")
+	}
+	switch previous := c.Auth.HS256PreviousSecret; {
+	case len(previous) > 0 && len(c.Auth.HS256Secret) == 0:
+		bad("MASKGATE_JWT_HS256_PREVIOUS_SECRET is accepted beside MASKGATE_JWT_HS256_SECRET only; set that too")
+	case len(previous) > 0 && len(previous) < 32:
+		bad("MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes")
 	}
 	if c.Auth.JWKSURL != "" && !upstream.IsHTTPURL(c.Auth.JWKSURL) {
 		bad("MASKGATE_JWT_JWKS_URL must be an http(s) URL")

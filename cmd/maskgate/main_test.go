@@ -109,6 +109,7 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
 		{"two key sources", map[string]string{"MASKGATE_JWT_JWKS_URL": "https://idp/jwks"}, "exactly one of"},
 		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
+		{"short previous HS256 secret", map[string]string{"MASKGATE_JWT_HS256_PREVIOUS_SECRET": "short"}, "MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes"},
 		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
 		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
 		{"bad log level", map[string]string{"MASKGATE_LOG_LEVEL": "loud"}, "MASKGATE_LOG_LEVEL"},
@@ -141,6 +142,36 @@ func TestInvalidConfiguration(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigurationTableNamesEveryVariable: README's Configuration table documents every
+// variable maskgate reads (a secret's _FILE variant beside its name), and no other.
+func TestConfigurationTableNamesEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	table, _, _ = strings.Cut(table, "\n### ")
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([A-Z][A-Z0-9_]+)`").FindAllStringSubmatch(table, -1) {
+		documented[m[1]] = true
+	}
+	asked := map[string]bool{}
+	_, _ = loadConfig(func(name string) string { asked[name] = true; return "" })
+	for name := range asked {
+		if !documented[name] && !documented[strings.TrimSuffix(name, "_FILE")] {
+			t.Errorf("maskgate reads %s, which README's Configuration table does not name", name)
+		}
+	}
+	for name := range documented {
+		if (strings.HasPrefix(name, "MASKGATE_") || strings.HasPrefix(name, "CXONE_")) && !asked[name] {
+			t.Errorf("README's Configuration table names %s, which maskgate does not read", name)
+		}
+	}
+	if len(asked) < 30 {
+		t.Fatalf("loadConfig read only %d variables; the recording is broken", len(asked))
 	}
 }
 
