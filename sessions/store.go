@@ -59,6 +59,9 @@ const resultTTL = time.Minute
 //	{prefix}:result:<opId>     string, an operation's answer, kept only when requests joined it (1 min)
 //	{prefix}:idem:<hash>       string, an Idempotency-Key's record (24 h)
 //	{prefix}:rate:<hash>       hash, a caller's request count per window, under the window's index (2 windows)
+//
+// Two versions share these keys during a rolling upgrade: testdata/redis-layout.txt holds
+// them, fields and all, and TestRedisLayoutIsWhatTheLastVersionWrote fails on a change.
 type Store struct {
 	rdb           redis.UniversalClient
 	scripts       *batcher
