@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -117,6 +118,10 @@ func keySource(a middleware.AuthConfig) string {
 	case len(a.HS256Secret) > 0:
 		return "HS256 shared secret"
 	case len(a.PublicKeyPEM) > 0:
+		// Each PEM block is a key, and the authenticator has loaded every one of them.
+		if n := bytes.Count(a.PublicKeyPEM, []byte("-----BEGIN ")); n > 1 {
+			return fmt.Sprintf("public key file, %d keys", n)
+		}
 		return "public key file"
 	default:
 		return "JWKS " + a.JWKSURL

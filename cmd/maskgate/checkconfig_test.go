@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -76,6 +80,42 @@ func TestHS256PreviousSecretIsAcceptedBesideTheNewOne(t *testing.T) {
 	delete(e, "MASKGATE_JWT_HS256_SECRET")
 	if _, err := loadConfig(getenv(e)); err == nil || !strings.Contains(err.Error(), "MASKGATE_JWT_HS256_PREVIOUS_SECRET is accepted beside MASKGATE_JWT_HS256_SECRET only") {
 		t.Errorf("the previous secret alone: %v", err)
+	}
+}
+
+// TestCheckConfigCountsThePublicKeys: during a rotation the public key file holds two
+// keys, and check-config says it loaded both, or which block does not load.
+func TestCheckConfigCountsThePublicKeys(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	delete(e, "MASKGATE_JWT_HS256_SECRET")
+	var keys []byte
+	for range 2 {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKIXPublicKey(pub)
+		keys = append(keys, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...)
+	}
+	file := filepath.Join(t.TempDir(), "keys.pem")
+	e["MASKGATE_JWT_PUBLIC_KEY_FILE"] = file
+	for _, c := range []struct {
+		name, content, want string
+	}{
+		{"two keys", string(keys), "jwt keys: ok (public key file, 2 keys; iss"},
+		{"a key, then a block that is none", string(keys[:len(keys)/2]) + "-----BEGIN PRIVATE KEY-----\nAQ==\n-----END PRIVATE KEY-----\n",
+			`jwt keys: FAILED: JWT public key (PEM block 2): unsupported PEM block "PRIVATE KEY"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(c.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			_ = run(context.Background(), []string{"check-config"}, getenv(e), &out, &out)
+			if !strings.Contains(out.String(), c.want) {
+				t.Errorf("check-config lacks %q:\n%s", c.want, out.String())
+			}
+		})
 	}
 }
 
