@@ -186,19 +186,38 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 				continue
 			}
 			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
-				if v, ok := n.(*parser.VectorSelector); ok && strings.HasPrefix(v.Name, "maskgate_") &&
-					!strings.Contains(exposed, "# TYPE "+strings.TrimSuffix(v.Name, "_bucket")+" ") {
+				v, ok := n.(*parser.VectorSelector)
+				if !ok || !strings.HasPrefix(v.Name, "maskgate_") {
+					return nil
+				}
+				if !strings.Contains(exposed, "# TYPE "+strings.TrimSuffix(v.Name, "_bucket")+" ") {
 					t.Errorf("%s uses %s, which the gateway does not export", r.Alert, v.Name)
+				}
+				// A label the metric does not have would make the alert match nothing, ever.
+				for _, m := range v.LabelMatchers {
+					if m.Name != "__name__" && !hasLabel(exposed, v.Name, m.Name) {
+						t.Errorf("%s selects %s by label %s, which it does not have", r.Alert, v.Name, m.Name)
+					}
 				}
 				return nil
 			})
 		}
 	}
-	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateRedisUnavailable", "MaskgateRedisMayEvict", "MaskgateRedisMemoryHigh", "MaskgateTLSCertificateExpiresSoon"} {
+	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateCallersRefused", "MaskgateRedisUnavailable", "MaskgateRedisMayEvict", "MaskgateRedisMemoryHigh", "MaskgateTLSCertificateExpiresSoon"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s", want)
 		}
 	}
+}
+
+// hasLabel reports whether a series of metric in the exposition carries label.
+func hasLabel(exposition, metric, label string) bool {
+	for line := range strings.Lines(exposition) {
+		if rest, ok := strings.CutPrefix(line, metric+"{"); ok && (strings.HasPrefix(rest, label+`="`) || strings.Contains(rest, ","+label+`="`)) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
