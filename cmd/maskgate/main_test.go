@@ -563,6 +563,13 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	if err := healthcheck(ctx, getenv(e)); err != nil {
 		t.Errorf("healthcheck of a ready gateway: %v", err)
 	}
+	// One bound to a single address other than 127.0.0.1 is asked there.
+	one := maps.Clone(s.env)
+	one["MASKGATE_ADDR"] = "127.0.0.2:" + strconv.Itoa(testkit.FreePort(t))
+	other := start(t, nil, one)
+	if err := healthcheck(ctx, getenv(one)); err != nil || !strings.HasPrefix(other.addr, "127.0.0.2:") {
+		t.Errorf("healthcheck of a gateway listening on %s only: %v", other.addr, err)
+	}
 	e["MASKGATE_MASK_TTL"] = "soon"
 	var ce *configError
 	if err := healthcheck(ctx, getenv(e)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_MASK_TTL") {

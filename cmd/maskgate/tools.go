@@ -21,21 +21,23 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	_, port, err := net.SplitHostPort(cfg.Addr)
-	if err != nil {
-		return &configError{errors.New("MASKGATE_ADDR must be host:port")}
+	// Where the gateway listens (loadConfig checked that the address splits): loopback
+	// when it listens on every address, else the one address it listens on.
+	host, port, _ := net.SplitHostPort(cfg.Addr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	scheme, client := "http", http.DefaultClient
 	if cfg.TLS.enabled() {
-		// The certificate names the service, not 127.0.0.1, and nothing is sent that
-		// needs protecting: only the answer's status is read.
+		// The certificate names the service, not the address asked, and nothing is sent
+		// that needs protecting: only the answer's status is read.
 		scheme, client = "https", &http.Client{Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 		}}
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://127.0.0.1:"+port+"/readyz", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/readyz", nil)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
