@@ -46,6 +46,7 @@ func TestDockerfileBuildsStaticBinaries(t *testing.T) {
 		builds++
 		cmd := exec.Command("sh", "-c", "CGO_ENABLED=0 go build "+strings.ReplaceAll(cmdline, "/out/", out+"/"))
 		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "VERSION=v9.8.7-test", "REVISION=0123abcd") // the image's build arguments
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", line, err, b)
 		}
@@ -64,6 +65,12 @@ func TestDockerfileBuildsStaticBinaries(t *testing.T) {
 			}
 		}
 		f.Close()
+		if bin == "maskgate" {
+			v, err := exec.Command(filepath.Join(out, bin), "version").Output()
+			if err != nil || !strings.HasPrefix(string(v), "maskgate v9.8.7-test (revision 0123abcd, go") {
+				t.Errorf("maskgate version of the image's binary = %q, %v; want the VERSION and REVISION it was built with", v, err)
+			}
+		}
 		if !strings.Contains(string(raw), "COPY --from=build /out/"+bin+" /"+bin) || !strings.Contains(string(raw), `ENTRYPOINT ["/`+bin) {
 			t.Errorf("the Dockerfile does not ship /%s as its entrypoint", bin)
 		}

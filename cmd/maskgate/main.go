@@ -66,7 +66,7 @@ func tuneGC(getenv func(string) string) {
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or
 // when the server cannot start. Subcommands instead of serving: check-config (the
 // configuration and what it points at), healthcheck (the local /readyz, for
-// containers), dev-token (a token signed with the configured HS256 secret).
+// containers), dev-token (a token signed with the configured HS256 secret), version.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -76,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return healthcheck(ctx, getenv)
 		case "dev-token":
 			return devToken(getenv, stdout)
+		case "version":
+			return printVersion(stdout)
 		}
 	}
 	fs := flag.NewFlagSet("maskgate", flag.ContinueOnError)
@@ -132,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
 	swept := make(chan struct{})
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
-	log.Info().Str("addr", ln.Addr().String()).Bool("tls", app.tls != nil).Msg("listening")
+	log.Info().Str("addr", ln.Addr().String()).Bool("tls", app.tls != nil).Str("version", buildVersion()).Msg("listening")
 	if !*local { // miniredis evicts nothing
 		go reportEvictionPolicy(sweepCtx, app.store, log)
 	}
@@ -195,7 +197,7 @@ func newServer(c config, h http.Handler) *http.Server {
 // authenticator, the session service, its sweeper and the HTTP server.
 func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
 	var tlsConfig *tls.Config
 	if cfg.TLS.enabled() {
 		cert, err := newServingCert(cfg.TLS, log, reg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -268,12 +270,13 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 
 // started runs maskgate in the background and returns its address once it listens.
 type started struct {
-	addr   string
-	env    map[string]string  // its environment
-	https  *http.Client       // set when it serves TLS: trusts its certificate
-	cancel context.CancelFunc // what SIGTERM does
-	wait   func() error       // run's result, once it returned
-	stderr *strings.Builder
+	addr    string
+	version string             // as its "listening" line says
+	env     map[string]string  // its environment
+	https   *http.Client       // set when it serves TLS: trusts its certificate
+	cancel  context.CancelFunc // what SIGTERM does
+	wait    func() error       // run's result, once it returned
+	stderr  *strings.Builder
 
 	mu    sync.Mutex
 	lines []map[string]any // the log lines after "listening"
@@ -325,10 +328,10 @@ func start(t *testing.T, args []string, e map[string]string) *started {
 	}()
 	lines := bufio.NewScanner(pr)
 	for lines.Scan() {
-		var entry struct{ Message, Addr string }
+		var entry struct{ Message, Addr, Version string }
 		_ = json.Unmarshal(lines.Bytes(), &entry)
 		if entry.Message == "listening" {
-			s.addr = entry.Addr
+			s.addr, s.version = entry.Addr, entry.Version
 			break
 		}
 	}
@@ -582,6 +585,26 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	}
 	if err := healthcheck(ctx, getenv(e)); err == nil {
 		t.Error("healthcheck passed with the gateway stopped")
+	}
+}
+
+// TestVersionIsReported: the version subcommand, the start-up line and
+// maskgate_build_info name the same version, so that the replicas of a rolling upgrade
+// can be told apart.
+func TestVersionIsReported(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, getenv(nil), &out, &out); err != nil ||
+		!strings.HasPrefix(out.String(), "maskgate "+buildVersion()+" (revision ") || !strings.Contains(out.String(), runtime.Version()) {
+		t.Errorf("maskgate version = %q, %v", out.String(), err)
+	}
+	_, prefix := testkit.Redis(t)
+	s := start(t, nil, env(testkit.NewSim(t), prefix))
+	if s.version != buildVersion() || s.version == "" {
+		t.Errorf("the listening line says version %q; want %q", s.version, buildVersion())
+	}
+	want := regexp.MustCompile(`\nmaskgate_build_info\{[^\n]*goversion="` + regexp.QuoteMeta(runtime.Version()) + `"[^\n]*version="` + regexp.QuoteMeta(buildVersion()) + `"\} 1\n`)
+	if metrics := s.call(t, "GET", "/metrics", "", "").body; !want.MatchString(metrics) {
+		t.Errorf("/metrics lacks maskgate_build_info with the version:\n%s", metrics)
 	}
 }
 
