@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -109,21 +108,4 @@ func checkTLS(files tlsFiles, out io.Writer, report func(what, found string, err
 		return
 	}
 	report("tls", "certificate for "+certNames(cert)+", expires "+cert.Leaf.NotAfter.UTC().Format(time.RFC3339), validity(cert.Leaf, time.Now()))
-}
-
-func keySource(a middleware.AuthConfig) string {
-	switch {
-	case len(a.HS256PreviousSecret) > 0:
-		return "HS256 shared secret, and the previous one"
-	case len(a.HS256Secret) > 0:
-		return "HS256 shared secret"
-	case len(a.PublicKeyPEM) > 0:
-		// Each PEM block is a key, and the authenticator has loaded every one of them.
-		if n := bytes.Count(a.PublicKeyPEM, []byte("-----BEGIN ")); n > 1 {
-			return fmt.Sprintf("public key file, %d keys", n)
-		}
-		return "public key file"
-	default:
-		return "JWKS " + a.JWKSURL
-	}
 }

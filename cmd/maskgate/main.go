@@ -104,6 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *local {
 		log.Warn().Msg("LOCAL MODE: embedded miniredis and CXone simulator, dev JWT secret; NOT FOR PRODUCTION")
 	}
+	logConfiguration(log, cfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -278,6 +278,8 @@ type started struct {
 	wait    func() error       // run's result, once it returned
 	stderr  *strings.Builder
 
+	startup []map[string]any // the log lines before "listening"
+
 	mu    sync.Mutex
 	lines []map[string]any // the log lines after "listening"
 }
@@ -333,6 +335,10 @@ func start(t *testing.T, args []string, e map[string]string) *started {
 		if entry.Message == "listening" {
 			s.addr, s.version = entry.Addr, entry.Version
 			break
+		}
+		var line map[string]any
+		if json.Unmarshal(lines.Bytes(), &line) == nil {
+			s.startup = append(s.startup, line)
 		}
 	}
 	if s.addr == "" {
@@ -605,6 +611,35 @@ func TestVersionIsReported(t *testing.T) {
 	want := regexp.MustCompile(`\nmaskgate_build_info\{[^\n]*goversion="` + regexp.QuoteMeta(runtime.Version()) + `"[^\n]*version="` + regexp.QuoteMeta(buildVersion()) + `"\} 1\n`)
 	if metrics := s.call(t, "GET", "/metrics", "", "").body; !want.MatchString(metrics) {
 		t.Errorf("/metrics lacks maskgate_build_info with the version:\n%s", metrics)
+	}
+}
+
+// TestConfigurationIsLoggedAtStartUp: the gateway records what it runs with, for the
+// audit trail, and no secret of it.
+func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["MASKGATE_MASK_TTL"], e["MASKGATE_TRUSTED_PROXIES"] = "5m", "10.0.0.0/8"
+	s := start(t, nil, e)
+	want := map[string]any{"message": "configuration", "redis_key_prefix": prefix, "jwt_keys": "HS256 shared secret",
+		"jwt_issuer": "https://idp.test", "mask_ttl": "5m0s", "mask_ttl_max": "2h0m0s", "rate_limit": float64(100000),
+		"cxone_api": "discovered from the token's tenant", "cxone_access_key_id": sim.Credentials.AccessKeyID,
+		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1)}
+	var found map[string]any
+	for _, l := range s.startup {
+		if l["message"] == "configuration" {
+			found = l
+		}
+	}
+	if !matches(found, want) {
+		t.Fatalf("start-up lines %v; want one with %v", s.startup, want)
+	}
+	raw, _ := json.Marshal(found)
+	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the configuration line shows a secret: %s", raw)
+		}
 	}
 }
 
