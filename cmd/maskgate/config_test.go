@@ -1,0 +1,239 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// mustLoad is the configuration of environment e, which the test expects to be valid.
+func mustLoad(t *testing.T, e map[string]string) config {
+	t.Helper()
+	cfg, err := loadConfig(getenv(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestMissingConfigurationNamesEveryVariable(t *testing.T) {
+	_, err := loadConfig(getenv(nil))
+	var ce *configError
+	if !errors.As(err, &ce) {
+		t.Fatalf("loadConfig with nothing = %v; want a configError", err)
+	}
+	for _, name := range []string{"MASKGATE_REDIS_URL", "MASKGATE_JWT_ISSUER", "MASKGATE_JWT_AUDIENCE",
+		"MASKGATE_JWT_HS256_SECRET(_FILE), MASKGATE_JWT_PUBLIC_KEY_FILE, MASKGATE_JWT_JWKS_URL",
+		"CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_ID", "CXONE_ACCESS_KEY_SECRET"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s:\n%s", name, err)
+		}
+	}
+}
+
+func TestInvalidConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	tests := []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"address without a port", map[string]string{"MASKGATE_ADDR": "8080"}, "MASKGATE_ADDR must be host:port"},
+		{"address with a named port", map[string]string{"MASKGATE_ADDR": ":http"}, "MASKGATE_ADDR must be host:port"},
+		{"profiler address without a port", map[string]string{"MASKGATE_DEBUG_ADDR": "localhost"}, "MASKGATE_DEBUG_ADDR must be host:port"},
+		{"bad duration", map[string]string{"MASKGATE_MASK_TTL": "soon"}, "MASKGATE_MASK_TTL must be a duration"},
+		{"negative duration", map[string]string{"CXONE_TIMEOUT": "-1s"}, "CXONE_TIMEOUT must be a duration of at least 1ms"},
+		{"negative delay", map[string]string{"MASKGATE_SHUTDOWN_DELAY": "-1s"}, "MASKGATE_SHUTDOWN_DELAY must be a duration of at least 0s"},
+		{"bad rate limit", map[string]string{"MASKGATE_RATE_LIMIT": "lots"}, "MASKGATE_RATE_LIMIT must be a whole number"},
+		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
+		{"two key sources", map[string]string{"MASKGATE_JWT_JWKS_URL": "https://idp/jwks"}, "exactly one of"},
+		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
+		{"short previous HS256 secret", map[string]string{"MASKGATE_JWT_HS256_PREVIOUS_SECRET": "short"}, "MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes"},
+		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
+		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
+		{"bad log level", map[string]string{"MASKGATE_LOG_LEVEL": "loud"}, "MASKGATE_LOG_LEVEL"},
+		{"secret and its file", map[string]string{"CXONE_CLIENT_SECRET_FILE": empty}, "CXONE_CLIENT_SECRET and CXONE_CLIENT_SECRET_FILE are both set"},
+		{"empty secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": empty}, "names an empty file"},
+		{"missing secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": filepath.Join(dir, "nope")}, "no such file"},
+		{"missing public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": filepath.Join(dir, "nope")}, "MASKGATE_JWT_PUBLIC_KEY_FILE"},
+		{"empty public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": empty}, "MASKGATE_JWT_PUBLIC_KEY_FILE is empty"},
+		{"key prefix with a hash tag", map[string]string{"MASKGATE_REDIS_KEY_PREFIX": "a{b}"}, "MASKGATE_REDIS_KEY_PREFIX must not contain"},
+		{"bad API base URL", map[string]string{"CXONE_API_BASE_URL": "api.example.com"}, "CXONE_API_BASE_URL must be"},
+		{"bad trusted proxy", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, `MASKGATE_TRUSTED_PROXIES: "lb.internal" is not`},
+		{"bad trusted range", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/33"}, `MASKGATE_TRUSTED_PROXIES: "10.0.0.0/33" is not`},
+		{"CORS origin with a path", map[string]string{"MASKGATE_CORS_ORIGINS": "https://crm.example.com/app"}, `MASKGATE_CORS_ORIGINS: "https://crm.example.com/app" is not an origin`},
+		{"CORS origin without a scheme", map[string]string{"MASKGATE_CORS_ORIGINS": "crm.example.com"}, `MASKGATE_CORS_ORIGINS: "crm.example.com" is not an origin`},
+	}
+	sim := testkit.NewSim(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := env(sim, "p")
+			for k, v := range tt.set {
+				e[k] = v
+			}
+			_, err := loadConfig(getenv(e))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("loadConfig = %v; want it to say %q", err, tt.want)
+			}
+			for _, s := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("the error shows a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigurationTableNamesEveryVariable: README's Configuration table documents every
+// variable maskgate reads (a secret's _FILE variant beside its name), and no other.
+func TestConfigurationTableNamesEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	table, _, _ = strings.Cut(table, "\n### ")
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([A-Z][A-Z0-9_]+)`").FindAllStringSubmatch(table, -1) {
+		documented[m[1]] = true
+	}
+	asked := map[string]bool{}
+	_, _ = loadConfig(func(name string) string { asked[name] = true; return "" })
+	for name := range asked {
+		if !documented[name] && !documented[strings.TrimSuffix(name, "_FILE")] {
+			t.Errorf("maskgate reads %s, which README's Configuration table does not name", name)
+		}
+	}
+	for name := range documented {
+		if (strings.HasPrefix(name, "MASKGATE_") || strings.HasPrefix(name, "CXONE_")) && !asked[name] {
+			t.Errorf("README's Configuration table names %s, which maskgate does not read", name)
+		}
+	}
+	if len(asked) < 30 {
+		t.Fatalf("loadConfig read only %d variables; the recording is broken", len(asked))
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.168.1.7 ,2001:db8::1/32,"
+	cfg := mustLoad(t, e)
+	var got []string
+	for _, p := range cfg.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"}; !slices.Equal(got, want) {
+		t.Errorf("trusted proxies = %v; want %v", got, want)
+	}
+}
+
+// The origin forms README names for MASKGATE_CORS_ORIGINS are taken as given.
+func TestCORSOrigins(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_CORS_ORIGINS"] = " https://crm.example.com, https://*.example.com ,http://localhost:3000,*"
+	cfg := mustLoad(t, e)
+	if want := []string{"https://crm.example.com", "https://*.example.com", "http://localhost:3000", "*"}; !slices.Equal(cfg.CORSOrigins, want) {
+		t.Errorf("CORS origins = %v; want %v", cfg.CORSOrigins, want)
+	}
+}
+
+func TestSecretsAreReadFromFiles(t *testing.T) {
+	sim := testkit.NewSim(t)
+	dir := t.TempDir()
+	e := env(sim, "p")
+	for _, name := range []string{"CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_SECRET", "MASKGATE_JWT_HS256_SECRET"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(e[name]+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e[name+"_FILE"], e[name] = path, ""
+	}
+	cfg := mustLoad(t, e)
+	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
+		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret {
+		t.Error("secrets read from files differ from the files' contents (less the trailing newline)")
+	}
+}
+
+func TestInvalidConfigurationExits2(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"MASKGATE_RUN_MAIN=1", "MASKGATE_REDIS_URL=redis://127.0.0.1:6379"}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v; want status 2\n%s", err, out)
+	}
+	lines := strings.Count(string(out), "is required")
+	if lines < 6 || !strings.Contains(string(out), "MASKGATE_JWT_ISSUER is required\n") {
+		t.Errorf("want one line per missing variable, got:\n%s", out)
+	}
+}
+
+func TestRedisURLForms(t *testing.T) {
+	tests := []struct {
+		url, want string
+	}{
+		{"redis://127.0.0.1:6379/2", "127.0.0.1:6379 db 2"},
+		{"rediss://user:pw@redis.internal:6380/0", "redis.internal:6380 db 0, TLS"},
+		{"redis://:pw@s1:26379/0?master_name=mymaster&addr=s2:26379&addr=s3:26379", `sentinel master "mymaster" via s1:26379,s2:26379,s3:26379 db 0`},
+		{"redis+cluster://n1:7000?addr=n2:7001&addr=n3:7002", "cluster seeds n1:7000,n2:7001,n3:7002"},
+		{"rediss+cluster://:pw@n1:7000", "cluster seeds n1:7000, TLS"},
+	}
+	for _, tt := range tests {
+		c, err := parseRedisURL(tt.url)
+		if err != nil {
+			t.Errorf("%s: %v", tt.url, err)
+			continue
+		}
+		if got := c.describe(); got != tt.want {
+			t.Errorf("%s describes as %q; want %q", tt.url, got, tt.want)
+		}
+		if strings.Contains(c.describe(), "pw") {
+			t.Errorf("%s: description shows the password", tt.url)
+		}
+	}
+	for _, bad := range []string{"mysql://x", "redis://x?bogus_option=1", "redis+cluster://x?master_name=m"} {
+		if _, err := parseRedisURL(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestConfigurationIsLoggedAtStartUp: the gateway records what it runs with, for the
+// audit trail, and no secret of it.
+func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["MASKGATE_MASK_TTL"], e["MASKGATE_TRUSTED_PROXIES"] = "5m", "10.0.0.0/8"
+	s := start(t, nil, e)
+	want := map[string]any{"message": "configuration", "redis_key_prefix": prefix, "jwt_keys": "HS256 shared secret",
+		"jwt_issuer": "https://idp.test", "mask_ttl": "5m0s", "mask_ttl_max": "2h0m0s", "rate_limit": float64(100000),
+		"cxone_api": "discovered from the token's tenant", "cxone_access_key_id": sim.Credentials.AccessKeyID,
+		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1)}
+	var found map[string]any
+	for _, l := range s.startup {
+		if l["message"] == "configuration" {
+			found = l
+		}
+	}
+	if !matches(found, want) {
+		t.Fatalf("start-up lines %v; want one with %v", s.startup, want)
+	}
+	raw, _ := json.Marshal(found)
+	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the configuration line shows a secret: %s", raw)
+		}
+	}
+}
