@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -380,6 +381,44 @@ func TestAuthenticatorConfigurationErrors(t *testing.T) {
 		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// A certificate file with its chain after it (as identity providers hand out a signing
+// certificate) trusts the signing certificate only: the certificate authority's key,
+// which signs certificates and not tokens, does not pass tokens, and its key type need
+// not be one tokens use.
+func TestPublicKeyFileWithACertificateChainTrustsTheLeafOnly(t *testing.T) {
+	certPEM := func(t *testing.T, tmpl, parent *x509.Certificate, pub, signer any) []byte {
+		t.Helper()
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	leaf, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaCA, _ := rsa.GenerateKey(rand.Reader, 2048)
+	p384CA, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	for name, ca := range map[string]crypto.Signer{"RSA authority": rsaCA, "P-384 authority": p384CA} {
+		t.Run(name, func(t *testing.T) {
+			caPEM := certPEM(t, caTmpl, caTmpl, ca.Public(), ca)
+			caCert, _ := x509.ParseCertificate(func() []byte { b, _ := pem.Decode(caPEM); return b.Bytes }())
+			file := append(certPEM(t, leafTmpl, caCert, &leaf.PublicKey, ca), caPEM...)
+			a := newAuth(t, middleware.AuthConfig{PublicKeyPEM: file})
+			if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, leaf, valid(nil), nil)); err != nil {
+				t.Errorf("a token of the signing certificate's key: %v", err)
+			}
+			if rsaKey, ok := ca.(*rsa.PrivateKey); ok {
+				if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, rsaKey, valid(nil), nil)); err == nil {
+					t.Error("a token of the certificate authority's key passed")
+				}
+			}
+		})
 	}
 }
 
