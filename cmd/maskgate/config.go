@@ -47,6 +47,10 @@ func (c config) requestBudget() time.Duration { return 3 * c.CXone.Timeout }
 // another operation on the agent, then its own budget on CXone.
 func (c config) longestRequest() time.Duration { return 2 * c.requestBudget() }
 
+// maxLeeway bounds MASKGATE_JWT_LEEWAY: clock skew between an identity provider and
+// maskgate is seconds, not minutes.
+const maxLeeway = 5 * time.Minute
+
 // configError is a configuration that cannot run: main exits 2.
 type configError struct{ err error }
 
@@ -184,7 +188,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Auth = middleware.AuthConfig{
 		Issuer:      required("MASKGATE_JWT_ISSUER"),
 		Audience:    required("MASKGATE_JWT_AUDIENCE"),
-		Leeway:      duration("MASKGATE_JWT_LEEWAY", 30*time.Second),
+		Leeway:      durationFrom("MASKGATE_JWT_LEEWAY", 30*time.Second, 0),
 		HS256Secret: []byte(secret("MASKGATE_JWT_HS256_SECRET")),
 		// The secret callers are moving away from, accepted too until they have (README,
 		// Rotating keys and secrets).
@@ -218,6 +222,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		bad("MASKGATE_JWT_HS256_PREVIOUS_SECRET is accepted beside MASKGATE_JWT_HS256_SECRET only; set that too")
 	case len(previous) > 0 && len(previous) < 32:
 		bad("MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes")
+	}
+	if c.Auth.Leeway > maxLeeway {
+		// A typo such as 30m for 30s would let every expired token pass for half an hour.
+		bad("MASKGATE_JWT_LEEWAY must be at most %s: it is how long after exp a token still passes", maxLeeway)
 	}
 	if c.Auth.JWKSURL != "" && !upstream.IsHTTPURL(c.Auth.JWKSURL) {
 		bad("MASKGATE_JWT_JWKS_URL must be an http(s) URL")

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 )
@@ -54,6 +55,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"bad duration", map[string]string{"MASKGATE_MASK_TTL": "soon"}, "MASKGATE_MASK_TTL must be a duration"},
 		{"negative duration", map[string]string{"CXONE_TIMEOUT": "-1s"}, "CXONE_TIMEOUT must be a duration of at least 1ms"},
 		{"negative delay", map[string]string{"MASKGATE_SHUTDOWN_DELAY": "-1s"}, "MASKGATE_SHUTDOWN_DELAY must be a duration of at least 0s"},
+		{"leeway of half an hour", map[string]string{"MASKGATE_JWT_LEEWAY": "30m"}, "MASKGATE_JWT_LEEWAY must be at most 5m0s"},
+		{"negative leeway", map[string]string{"MASKGATE_JWT_LEEWAY": "-1s"}, "MASKGATE_JWT_LEEWAY must be a duration of at least 0s"},
 		{"bad rate limit", map[string]string{"MASKGATE_RATE_LIMIT": "lots"}, "MASKGATE_RATE_LIMIT must be a whole number"},
 		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
 		{"two key sources", map[string]string{"MASKGATE_JWT_JWKS_URL": "https://idp/jwks"}, "exactly one of"},
@@ -234,6 +237,17 @@ func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
 	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("the configuration line shows a secret: %s", raw)
+		}
+	}
+}
+
+// A leeway of 0s checks exp, nbf and iat to the second; the bound is 5m.
+func TestJWTLeewayMayBeZeroAndUpTo5m(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	for value, want := range map[string]time.Duration{"0s": 0, "5m": 5 * time.Minute} {
+		e["MASKGATE_JWT_LEEWAY"] = value
+		if got := mustLoad(t, e).Auth.Leeway; got != want {
+			t.Errorf("MASKGATE_JWT_LEEWAY=%s gives %s", value, got)
 		}
 	}
 }
