@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -102,6 +103,9 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
 			RateLimitWaitMax:  time.Second,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				if parsed, err := url.Parse(u); err == nil {
+					u = parsed.Redacted() // a password in the URL is not logged
+				}
 				return func(_ context.Context, err error) {
 					log.Error().Err(err).Str("jwks_url", u).Msg("JWKS refresh failed")
 				}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
@@ -281,6 +282,22 @@ func TestJWKSUnreachableIsNotReady(t *testing.T) {
 	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
 	if err := a.Ready(context.Background()); err == nil {
 		t.Error("Ready with no keys loaded = nil")
+	}
+}
+
+// A JWKS URL may carry a password (basic authentication to the identity provider): a
+// failed refresh is logged with the URL, never with the password.
+func TestJWKSRefreshFailureDoesNotLogThePassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	password := testkit.Canary + "jwks-password"
+	var logs testkit.LogBuffer
+	newAuth(t, middleware.AuthConfig{JWKSURL: strings.Replace(srv.URL, "http://", "http://reader:"+password+"@", 1), Log: zerolog.New(&logs)})
+	testkit.Eventually(t, 10*time.Second, "the failed refresh to be logged", func() bool { return strings.Contains(logs.String(), "JWKS refresh failed") })
+	if strings.Contains(logs.String(), password) || !strings.Contains(logs.String(), "reader:xxxxx@") {
+		t.Errorf("the refresh failure was logged as %s", logs.String())
 	}
 }
 

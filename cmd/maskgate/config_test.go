@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/middleware"
 )
 
 // mustLoad is the configuration of environment e, which the test expects to be valid.
@@ -249,5 +250,14 @@ func TestJWTLeewayMayBeZeroAndUpTo5m(t *testing.T) {
 		if got := mustLoad(t, e).Auth.Leeway; got != want {
 			t.Errorf("MASKGATE_JWT_LEEWAY=%s gives %s", value, got)
 		}
+	}
+}
+
+// The JWKS URL is shown where the key source is (check-config, the configuration line),
+// but not a password it may carry.
+func TestKeySourceHidesAJWKSPassword(t *testing.T) {
+	got := keySource(middleware.AuthConfig{JWKSURL: "https://jwks-reader:" + hsSecret + "@idp.example/jwks"})
+	if strings.Contains(got, hsSecret) || !strings.Contains(got, "https://jwks-reader:xxxxx@idp.example/jwks") {
+		t.Errorf("key source %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 
 	"github.com/rs/zerolog"
 
@@ -41,6 +42,9 @@ func keySource(a middleware.AuthConfig) string {
 		}
 		return "public key file"
 	default:
-		return "JWKS " + a.JWKSURL
+		if u, err := url.Parse(a.JWKSURL); err == nil {
+			return "JWKS " + u.Redacted() // a password in the URL is not shown
+		}
+		return "JWKS"
 	}
 }
