@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -259,5 +260,20 @@ func TestKeySourceHidesAJWKSPassword(t *testing.T) {
 	got := keySource(middleware.AuthConfig{JWKSURL: "https://jwks-reader:" + hsSecret + "@idp.example/jwks"})
 	if strings.Contains(got, hsSecret) || !strings.Contains(got, "https://jwks-reader:xxxxx@idp.example/jwks") {
 		t.Errorf("key source %q", got)
+	}
+}
+
+// TestUsage: -h lists the subcommands and exits 0; an argument that names none is a
+// usage error (exit 2), not a gateway started without it.
+func TestUsage(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-h"}, getenv(nil), &out, &out); err != nil ||
+		!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | version") {
+		t.Errorf("-h = %v:\n%s", err, out.String())
+	}
+	out.Reset()
+	var ce *configError
+	if err := run(context.Background(), []string{"chek-config"}, getenv(nil), &out, &out); !errors.As(err, &ce) || !strings.Contains(err.Error(), `unknown command "chek-config"`) {
+		t.Errorf("a misspelt subcommand = %v; want a usage error", err)
 	}
 }

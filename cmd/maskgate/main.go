@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -63,28 +64,52 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
+// subcommands are what maskgate does instead of serving, when the first argument
+// names one: check-config (the configuration and what it points at), healthcheck (the
+// local /readyz, for containers), dev-token (a token signed with the configured HS256
+// secret), version.
+var subcommands = []struct {
+	name string
+	run  func(ctx context.Context, getenv func(string) string, stdout io.Writer) error
+}{
+	{"check-config", checkConfig},
+	{"healthcheck", func(ctx context.Context, getenv func(string) string, _ io.Writer) error {
+		return healthcheck(ctx, getenv)
+	}},
+	{"dev-token", func(_ context.Context, getenv func(string) string, stdout io.Writer) error {
+		return devToken(getenv, stdout)
+	}},
+	{"version", func(_ context.Context, _ func(string) string, stdout io.Writer) error { return printVersion(stdout) }},
+}
+
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or
-// when the server cannot start. Subcommands instead of serving: check-config (the
-// configuration and what it points at), healthcheck (the local /readyz, for
-// containers), dev-token (a token signed with the configured HS256 secret), version.
+// when the server cannot start, unless args name one of the subcommands.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "check-config":
-			return checkConfig(ctx, getenv, stdout)
-		case "healthcheck":
-			return healthcheck(ctx, getenv)
-		case "dev-token":
-			return devToken(getenv, stdout)
-		case "version":
-			return printVersion(stdout)
+	for _, sub := range subcommands {
+		if len(args) > 0 && args[0] == sub.name {
+			return sub.run(ctx, getenv, stdout)
 		}
 	}
 	fs := flag.NewFlagSet("maskgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	local := fs.Bool("local", false, "run with an embedded Redis and CXone simulator, for trying maskgate out (not for production)")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		names := make([]string, len(subcommands))
+		for i, sub := range subcommands {
+			names[i] = sub.name
+		}
+		fmt.Fprintf(stderr, "usage: maskgate [-local]         serve (configured by the environment: README, Configuration)\n"+
+			"       maskgate %s\n", strings.Join(names, " | "))
+		fs.PrintDefaults()
+	}
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return nil
+	case err != nil:
 		return &configError{err}
+	case fs.NArg() > 0:
+		fs.Usage()
+		return &configError{fmt.Errorf("unknown command %q", fs.Arg(0))}
 	}
 	var (
 		cfg config
