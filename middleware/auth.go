@@ -266,6 +266,13 @@ func agentOf(c jwt.MapClaims) (string, error) {
 	return "", errors.New("token has an agent_id that is no agent's id")
 }
 
+// PublicKeyCount is how many token-signing keys a public key file holds, read as the
+// authenticator reads it (a certificate's chain is not counted).
+func PublicKeyCount(data []byte) (int, error) {
+	keys, err := parsePublicKeys(data)
+	return len(keys), err
+}
+
 // parsePublicKeys reads the keys of a public key file: each PEM block is one, except a
 // certificate that issued another certificate in the file, which is that one's chain
 // and signs no tokens.

@@ -97,12 +97,16 @@ func TestCheckConfigCountsThePublicKeys(t *testing.T) {
 		der, _ := x509.MarshalPKIXPublicKey(pub)
 		keys = append(keys, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...)
 	}
+	ca, leafFile, _ := writeTestPKI(t) // a certificate, and the test CA that issued it
+	leaf, _ := os.ReadFile(leafFile)
+	chain, _ := os.ReadFile(ca.file)
 	file := filepath.Join(t.TempDir(), "keys.pem")
 	e["MASKGATE_JWT_PUBLIC_KEY_FILE"] = file
 	for _, c := range []struct {
 		name, content, want string
 	}{
 		{"two keys", string(keys), "jwt keys: ok (public key file, 2 keys; iss"},
+		{"a signing certificate and its chain", string(leaf) + string(chain), "jwt keys: ok (public key file; iss"},
 		{"a key, then a block that is none", string(keys[:len(keys)/2]) + "-----BEGIN PRIVATE KEY-----\nAQ==\n-----END PRIVATE KEY-----\n",
 			`jwt keys: FAILED: JWT public key (PEM block 2): unsupported PEM block "PRIVATE KEY"`},
 	} {

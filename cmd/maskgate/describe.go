@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/url"
 
@@ -36,8 +35,7 @@ func keySource(a middleware.AuthConfig) string {
 	case len(a.HS256Secret) > 0:
 		return "HS256 shared secret"
 	case len(a.PublicKeyPEM) > 0:
-		// Each PEM block is a key, and the authenticator has loaded every one of them.
-		if n := bytes.Count(a.PublicKeyPEM, []byte("-----BEGIN ")); n > 1 {
+		if n, err := middleware.PublicKeyCount(a.PublicKeyPEM); err == nil && n > 1 {
 			return fmt.Sprintf("public key file, %d keys", n)
 		}
 		return "public key file"
