@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -111,7 +112,7 @@ func TestComposeFileIsWhatTheREADMEPromises(t *testing.T) {
 	if !strings.Contains(strings.Join(redis.Command, " "), "--appendonly yes") || len(redis.Healthcheck.Test) == 0 {
 		t.Errorf("redis: command %v, healthcheck %v; want appendonly and a healthcheck", redis.Command, redis.Healthcheck.Test)
 	}
-	if sim.Build["target"] != "cxone-sim" || !contains(sim.Ports, "8090:8090") {
+	if sim.Build["target"] != "cxone-sim" || !slices.Contains(sim.Ports, "8090:8090") {
 		t.Errorf("cxone-sim: build %v ports %v", sim.Build, sim.Ports)
 	}
 	for name, port := range map[string]string{"maskgate-1": "8081:8080", "maskgate-2": "8082:8080"} {
@@ -119,7 +120,7 @@ func TestComposeFileIsWhatTheREADMEPromises(t *testing.T) {
 		if !ok {
 			t.Fatalf("no service %s", name)
 		}
-		if m.Build["target"] != "maskgate" || !contains(m.Ports, port) || strings.Join(m.Healthcheck.Test, " ") != "CMD /maskgate healthcheck" {
+		if m.Build["target"] != "maskgate" || !slices.Contains(m.Ports, port) || strings.Join(m.Healthcheck.Test, " ") != "CMD /maskgate healthcheck" {
 			t.Errorf("%s: build %v ports %v healthcheck %v", name, m.Build, m.Ports, m.Healthcheck.Test)
 		}
 		if m.DependsOn["redis"].Condition != "service_healthy" {
@@ -221,15 +222,6 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 func hasLabel(exposition, metric, label string) bool {
 	for line := range strings.Lines(exposition) {
 		if rest, ok := strings.CutPrefix(line, metric+"{"); ok && (strings.HasPrefix(rest, label+`="`) || strings.Contains(rest, ","+label+`="`)) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
 			return true
 		}
 	}
