@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -144,88 +142,6 @@ func TestComposeFileIsWhatTheREADMEPromises(t *testing.T) {
 			t.Errorf("README lacks %q", want)
 		}
 	}
-}
-
-// TestAlertRulesUseExportedMetrics parses the example alert rules, each expression with
-// Prometheus's own PromQL parser, and checks every maskgate metric they use against a
-// live gateway's /metrics.
-func TestAlertRulesUseExportedMetrics(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repo, "deploy/prometheus/alerts.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert       string            `yaml:"alert"`
-				Expr        string            `yaml:"expr"`
-				For         string            `yaml:"for"`
-				Labels      map[string]string `yaml:"labels"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(raw, &rules); err != nil {
-		t.Fatalf("alerts.yml: %v", err)
-	}
-	sim := testkit.NewSim(t)
-	sim.StartCall("81", false, true)
-	ca, certFile, keyFile := writeTestPKI(t)
-	s := startTLS(t, sim, ca, certFile, keyFile) // the certificate's metric is exported with TLS on
-	// Labelled counters appear once used: a token request and a CXone call.
-	if a := s.call(t, "POST", "/v1/agents/81/mask", "", ""); a.status != 200 {
-		t.Fatalf("mask = %d %s", a.status, a.body)
-	}
-	exposed := s.call(t, "GET", "/metrics", "", "").body
-	promql := parser.NewParser(parser.Options{})
-	alerts := map[string]bool{}
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			alerts[r.Alert] = true
-			if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
-				t.Errorf("%s lacks a severity or a summary", r.Alert)
-			}
-			if _, err := model.ParseDuration(r.For); r.For != "" && err != nil {
-				t.Errorf("%s: for: %v", r.Alert, err)
-			}
-			expr, err := promql.ParseExpr(r.Expr)
-			if err != nil {
-				t.Errorf("%s: %v", r.Alert, err)
-				continue
-			}
-			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
-				v, ok := n.(*parser.VectorSelector)
-				if !ok || !strings.HasPrefix(v.Name, "maskgate_") {
-					return nil
-				}
-				if !strings.Contains(exposed, "# TYPE "+strings.TrimSuffix(v.Name, "_bucket")+" ") {
-					t.Errorf("%s uses %s, which the gateway does not export", r.Alert, v.Name)
-				}
-				// A label the metric does not have would make the alert match nothing, ever.
-				for _, m := range v.LabelMatchers {
-					if m.Name != "__name__" && !hasLabel(exposed, v.Name, m.Name) {
-						t.Errorf("%s selects %s by label %s, which it does not have", r.Alert, v.Name, m.Name)
-					}
-				}
-				return nil
-			})
-		}
-	}
-	for _, want := range []string{"MaskgateSweeperLagging", "MaskgateUnmaskGivenUp", "MaskgateCXoneErrorRate", "MaskgateCXoneTokenFailures", "MaskgateCallersRefused", "MaskgateRedisUnavailable", "MaskgateRedisMayEvict", "MaskgateRedisMemoryHigh", "MaskgateTLSCertificateExpiresSoon"} {
-		if !alerts[want] {
-			t.Errorf("no alert %s", want)
-		}
-	}
-}
-
-// hasLabel reports whether a series of metric in the exposition carries label.
-func hasLabel(exposition, metric, label string) bool {
-	for line := range strings.Lines(exposition) {
-		if rest, ok := strings.CutPrefix(line, metric+"{"); ok && (strings.HasPrefix(rest, label+`="`) || strings.Contains(rest, ","+label+`="`)) {
-			return true
-		}
-	}
-	return false
 }
 
 // k8sObject is what TestKubernetesExample reads of deploy/kubernetes's objects.

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+	"gopkg.in/yaml.v3"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// alertRule is one rule of deploy/prometheus/alerts.yml.
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// alertRules reads the example alert rules, by name.
+func alertRules(t *testing.T) map[string]alertRule {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repo, "deploy/prometheus/alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Rules []alertRule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &file); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	rules := map[string]alertRule{}
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			rules[r.Alert] = r
+		}
+	}
+	return rules
+}
+
+// TestAlertRulesUseExportedMetrics parses the example alert rules, each expression with
+// Prometheus's own PromQL parser, and checks every maskgate metric they use against a
+// live gateway's /metrics.
+func TestAlertRulesUseExportedMetrics(t *testing.T) {
+	rules := alertRules(t)
+	sim := testkit.NewSim(t)
+	sim.StartCall("81", false, true)
+	ca, certFile, keyFile := writeTestPKI(t)
+	s := startTLS(t, sim, ca, certFile, keyFile) // the certificate's metric is exported with TLS on
+	// Labelled counters appear once used: a token request and a CXone call.
+	if a := s.call(t, "POST", "/v1/agents/81/mask", "", ""); a.status != 200 {
+		t.Fatalf("mask = %d %s", a.status, a.body)
+	}
+	exposed := s.call(t, "GET", "/metrics", "", "").body
+	promql := parser.NewParser(parser.Options{})
+	for _, r := range rules {
+		if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+			t.Errorf("%s lacks a severity or a summary", r.Alert)
+		}
+		if _, err := model.ParseDuration(r.For); r.For != "" && err != nil {
+			t.Errorf("%s: for: %v", r.Alert, err)
+		}
+		expr, err := promql.ParseExpr(r.Expr)
+		if err != nil {
+			t.Errorf("%s: %v", r.Alert, err)
+			continue
+		}
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			v, ok := n.(*parser.VectorSelector)
+			if !ok || !strings.HasPrefix(v.Name, "maskgate_") {
+				return nil
+			}
+			if !strings.Contains(exposed, "# TYPE "+strings.TrimSuffix(v.Name, "_bucket")+" ") {
+				t.Errorf("%s uses %s, which the gateway does not export", r.Alert, v.Name)
+			}
+			// A label the metric does not have would make the alert match nothing, ever.
+			for _, m := range v.LabelMatchers {
+				if m.Name != "__name__" && !hasLabel(exposed, v.Name, m.Name) {
+					t.Errorf("%s selects %s by label %s, which it does not have", r.Alert, v.Name, m.Name)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// hasLabel reports whether a series of metric in the exposition carries label.
+func hasLabel(exposition, metric, label string) bool {
+	for line := range strings.Lines(exposition) {
+		if rest, ok := strings.CutPrefix(line, metric+"{"); ok && (strings.HasPrefix(rest, label+`="`) || strings.Contains(rest, ","+label+`="`)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAlertsFireOnTheTroubleTheyAreFor evaluates each example alert with Prometheus's own
+// query engine, over series that show the trouble the alert is for and series that do
+// not, as `promtool test rules` would. Every alert has a case of each kind, so that one
+// which could never fire, or would fire all the time, fails here.
+func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
+	const mask = `route="/v1/agents/{userId}/mask"`
+	lag := func(under2, under5, under10 float64) []testSeries {
+		return []testSeries{
+			{`maskgate_sweeper_lag_seconds_bucket{le="2"}`, rising(0, under2, 30)},
+			{`maskgate_sweeper_lag_seconds_bucket{le="5"}`, rising(0, under2+under5, 30)},
+			{`maskgate_sweeper_lag_seconds_bucket{le="10"}`, rising(0, under2+under5+under10, 30)},
+			{`maskgate_sweeper_lag_seconds_bucket{le="+Inf"}`, rising(0, under2+under5+under10, 30)},
+		}
+	}
+	cases := []struct {
+		alert, when string
+		series      []testSeries
+		at          time.Duration
+		fires       bool
+	}{
+		{"MaskgateSweeperLagging", "expiries are sent 5-10 s late", lag(0, 1, 20), 20 * time.Minute, true},
+		{"MaskgateSweeperLagging", "expiries are sent within 2 s", lag(20, 0, 0), 20 * time.Minute, false},
+
+		{"MaskgateUnmaskGivenUp", "an unmask was given up 5 minutes ago", []testSeries{
+			{"maskgate_unmask_giveups_total", slices.Concat(rising(0, 0, 5), rising(1, 0, 10))},
+		}, 10 * time.Minute, true},
+		{"MaskgateUnmaskGivenUp", "none was", []testSeries{
+			{"maskgate_unmask_giveups_total", rising(0, 0, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateCXoneErrorRate", "a fifth of CXone's answers are 503, for 20 minutes", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, rising(0, 80, 30)},
+			{`maskgate_cxone_requests_total{op="mask",status="503"}`, rising(0, 20, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateCXoneErrorRate", "a fifth of them are, for the last 3 minutes", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, rising(0, 80, 30)},
+			{`maskgate_cxone_requests_total{op="mask",status="503"}`, slices.Concat(rising(0, 0, 20), rising(20, 20, 10))},
+		}, 23 * time.Minute, false},
+		{"MaskgateCXoneErrorRate", "a fifth of the calls bring no answer, for 20 minutes", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, rising(0, 80, 30)},
+			{`maskgate_cxone_requests_total{op="mask",status="error"}`, rising(0, 20, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateCXoneErrorRate", "one in twenty are 503", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, rising(0, 95, 30)},
+			{`maskgate_cxone_requests_total{op="mask",status="503"}`, rising(0, 5, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateCXoneTokenFailures", "CXone refused a token request", []testSeries{
+			{`maskgate_cxone_token_requests_total{status="200"}`, rising(0, 1, 30)},
+			{`maskgate_cxone_token_requests_total{status="401"}`, slices.Concat(rising(0, 0, 5), rising(1, 0, 10))},
+		}, 10 * time.Minute, true},
+		{"MaskgateCXoneTokenFailures", "every token request succeeded", []testSeries{
+			{`maskgate_cxone_token_requests_total{status="200"}`, rising(0, 1, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateCallersRefused", "a third of the masks are refused with 401, for 20 minutes", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="401"}`, rising(0, 30, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateCallersRefused", "a third are, for the last 8 minutes", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="401"}`, slices.Concat(rising(0, 0, 12), rising(30, 30, 18))},
+		}, 20 * time.Minute, false},
+		{"MaskgateCallersRefused", "one in ten are refused with 403", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 90, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="403"}`, rising(0, 10, 30)},
+		}, 20 * time.Minute, false},
+		{"MaskgateCallersRefused", "only requests outside /v1 are refused", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{route="/metrics",status="401"}`, rising(0, 60, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateRedisUnavailable", "one replica of two lost Redis 3 minutes ago", []testSeries{
+			{`maskgate_redis_up{instance="a"}`, rising(1, 0, 30)},
+			{`maskgate_redis_up{instance="b"}`, slices.Concat(rising(1, 0, 7), rising(0, 0, 23))},
+		}, 10 * time.Minute, true},
+		{"MaskgateRedisUnavailable", "both reach it", []testSeries{
+			{`maskgate_redis_up{instance="a"}`, rising(1, 0, 30)},
+			{`maskgate_redis_up{instance="b"}`, rising(1, 0, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateRedisMayEvict", "Redis may evict keys with an expiry (volatile-lru)", []testSeries{
+			{"maskgate_redis_eviction", rising(1, 0, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateRedisMayEvict", "Redis evicts nothing (noeviction)", []testSeries{
+			{"maskgate_redis_eviction", rising(0, 0, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateRedisMemoryHigh", "Redis is at 90% of its maxmemory", []testSeries{
+			{"redis_memory_used_bytes", rising(900, 0, 30)},
+			{"redis_memory_max_bytes", rising(1000, 0, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateRedisMemoryHigh", "Redis is at half of it", []testSeries{
+			{"redis_memory_used_bytes", rising(500, 0, 30)},
+			{"redis_memory_max_bytes", rising(1000, 0, 30)},
+		}, 20 * time.Minute, false},
+		{"MaskgateRedisMemoryHigh", "Redis has no maxmemory", []testSeries{
+			{"redis_memory_used_bytes", rising(900, 0, 30)},
+			{"redis_memory_max_bytes", rising(0, 0, 30)},
+		}, 20 * time.Minute, false},
+
+		{"MaskgateTLSCertificateExpiresSoon", "one replica's certificate expires in 10 days", []testSeries{
+			{`maskgate_tls_certificate_expiration_timestamp_seconds{instance="a"}`, rising(100*86400, 0, 120)},
+			{`maskgate_tls_certificate_expiration_timestamp_seconds{instance="b"}`, rising(10*86400, 0, 120)},
+		}, 2 * time.Hour, true},
+		{"MaskgateTLSCertificateExpiresSoon", "every certificate has 90 days left", []testSeries{
+			{`maskgate_tls_certificate_expiration_timestamp_seconds{instance="a"}`, rising(90*86400, 0, 120)},
+		}, 2 * time.Hour, false},
+	}
+	rules := alertRules(t)
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute})
+	fires, silent := map[string]bool{}, map[string]bool{}
+	for _, c := range cases {
+		r, ok := rules[c.alert]
+		if !ok {
+			t.Errorf("no alert %s in alerts.yml", c.alert)
+			continue
+		}
+		if c.fires {
+			fires[c.alert] = true
+		} else {
+			silent[c.alert] = true
+		}
+		t.Run(c.alert+"/"+c.when, func(t *testing.T) {
+			if got := firing(t, engine, store(t, c.series), r, c.at); got != c.fires {
+				t.Errorf("fires at %v: %v, want %v", c.at, got, c.fires)
+			}
+		})
+	}
+	for name := range rules {
+		if !fires[name] || !silent[name] {
+			t.Errorf("%s needs a case where it fires and one where it does not", name)
+		}
+	}
+}
+
+// firing evaluates a rule as Prometheus does, once a minute from time 0: it fires at
+// `at` when its expression has had a result at every evaluation of its `for` duration
+// up to `at`.
+func firing(t *testing.T, engine *promql.Engine, q storage.Queryable, r alertRule, at time.Duration) bool {
+	t.Helper()
+	var hold model.Duration
+	if r.For != "" {
+		var err error
+		if hold, err = model.ParseDuration(r.For); err != nil {
+			t.Fatalf("%s: for: %v", r.Alert, err)
+		}
+	}
+	for ts := at - time.Duration(hold); ts <= at; ts += time.Minute {
+		query, err := engine.NewInstantQuery(t.Context(), q, nil, r.Expr, time.Unix(0, 0).Add(ts))
+		if err != nil {
+			t.Fatalf("%s: %v", r.Alert, err)
+		}
+		vec, err := query.Exec(t.Context()).Vector()
+		query.Close()
+		if err != nil {
+			t.Fatalf("%s at %v: %v", r.Alert, ts, err)
+		}
+		if len(vec) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// testSeries is a series of the alert tests, a sample a minute from time 0.
+type testSeries struct {
+	metric string // name{label="value",...}
+	values []float64
+}
+
+// rising is n samples from start, each step above the one before (promtool's
+// "start+stepxn").
+func rising(start, step float64, n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = start + float64(i)*step
+	}
+	return v
+}
+
+// store holds series for Prometheus's query engine.
+func store(t *testing.T, series []testSeries) storage.Queryable {
+	t.Helper()
+	p := parser.NewParser(parser.Options{})
+	var all []storage.Series
+	for _, s := range series {
+		lset, err := p.ParseMetric(s.metric)
+		if err != nil {
+			t.Fatalf("%s: %v", s.metric, err)
+		}
+		samples := make([]chunks.Sample, len(s.values))
+		for i, v := range s.values {
+			samples[i] = floatSample{t: time.Duration(i) * time.Minute, f: v}
+		}
+		all = append(all, storage.NewListSeries(lset, samples))
+	}
+	slices.SortFunc(all, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return &storage.MockQueryable{MockQuerier: &storage.MockQuerier{
+		SelectMockFunction: func(_ bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+			matched := &seriesSet{}
+			for _, s := range all {
+				if lset := s.Labels(); !slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return !m.Matches(lset.Get(m.Name)) }) {
+					matched.series = append(matched.series, s)
+				}
+			}
+			return matched
+		},
+	}}
+}
+
+// seriesSet is the series a query selected, in label order.
+type seriesSet struct {
+	series []storage.Series
+	next   int // the index of the series after the current one
+}
+
+func (s *seriesSet) Next() bool                      { s.next++; return s.next <= len(s.series) }
+func (s *seriesSet) At() storage.Series              { return s.series[s.next-1] }
+func (*seriesSet) Err() error                        { return nil }
+func (*seriesSet) Warnings() annotations.Annotations { return nil }
+
+// floatSample is a float sample, t after time 0.
+type floatSample struct {
+	t time.Duration
+	f float64
+}
+
+func (s floatSample) T() int64                    { return s.t.Milliseconds() }
+func (floatSample) ST() int64                     { return 0 }
+func (s floatSample) F() float64                  { return s.f }
+func (floatSample) H() *histogram.Histogram       { return nil }
+func (floatSample) FH() *histogram.FloatHistogram { return nil }
+func (floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s floatSample) Copy() chunks.Sample         { return s }
