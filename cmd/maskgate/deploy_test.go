@@ -154,7 +154,15 @@ type k8sObject struct {
 			Metadata struct{ Labels map[string]any }
 			Spec     struct {
 				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
-				SecurityContext               struct {
+				TopologySpreadConstraints     []struct {
+					TopologyKey       string `yaml:"topologyKey"`
+					WhenUnsatisfiable string `yaml:"whenUnsatisfiable"`
+					LabelSelector     struct {
+						MatchLabels map[string]any `yaml:"matchLabels"`
+					} `yaml:"labelSelector"`
+				} `yaml:"topologySpreadConstraints"`
+				AutomountServiceAccountToken *bool `yaml:"automountServiceAccountToken"`
+				SecurityContext              struct {
 					RunAsNonRoot bool `yaml:"runAsNonRoot"`
 				} `yaml:"securityContext"`
 				Containers []struct {
@@ -310,6 +318,16 @@ func TestKubernetesExample(t *testing.T) {
 	if len(pods) == 0 || !maps.Equal(matchLabels, pods) || !maps.Equal(svc.Spec.Selector, pods) || !maps.Equal(budget, pods) {
 		t.Errorf("the pods are labelled %v; the Deployment selects %v, the Service %v, the disruption budget %v", pods, matchLabels, svc.Spec.Selector, budget)
 	}
+	spread := map[string]string{} // topology key -> when unsatisfiable
+	for _, c := range pod.TopologySpreadConstraints {
+		spread[c.TopologyKey] = c.WhenUnsatisfiable
+		if !maps.Equal(c.LabelSelector.MatchLabels, pods) {
+			t.Errorf("the spread over %s counts pods labelled %v; the pods are labelled %v", c.TopologyKey, c.LabelSelector.MatchLabels, pods)
+		}
+	}
+	if spread["kubernetes.io/hostname"] != "DoNotSchedule" || spread["topology.kubernetes.io/zone"] == "" {
+		t.Errorf("the replicas are spread %v; want evenly over nodes, strictly, and over zones", spread)
+	}
 	if pdb.Spec.MinAvailable < 1 || pdb.Spec.MinAvailable >= deploy.Spec.Replicas {
 		t.Errorf("the disruption budget keeps %d of %d replicas; want at least one and fewer than all", pdb.Spec.MinAvailable, deploy.Spec.Replicas)
 	}
@@ -318,5 +336,8 @@ func TestKubernetesExample(t *testing.T) {
 	}
 	if !pod.SecurityContext.RunAsNonRoot || !c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Error("the pod must run as nonroot on a read-only root filesystem")
+	}
+	if a := pod.AutomountServiceAccountToken; a == nil || *a {
+		t.Error("the pod must not mount a service account token: maskgate never calls the Kubernetes API")
 	}
 }
