@@ -37,6 +37,7 @@ func TestOperationalEndpoints(t *testing.T) {
 		"maskgate_unmasks_pending 0",
 		"maskgate_unmask_giveups_total 0",
 		"maskgate_unmask_failures_total 0",
+		"maskgate_unmask_failing_for_seconds_count 0",
 		"maskgate_sweeper_lag_seconds_count 0",
 	} {
 		if !strings.Contains(string(r.body), line+"\n") {

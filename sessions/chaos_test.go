@@ -300,24 +300,12 @@ func heapInUse() uint64 {
 
 // histogramMax is the upper bound of the highest non-empty bucket of a histogram.
 func histogramMax(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
+	top, prev := 0.0, uint64(0)
+	for _, b := range histogram(t, reg, name).GetBucket() {
+		if b.GetCumulativeCount() > prev {
+			top = math.Max(top, b.GetUpperBound())
 		}
-		for _, m := range f.GetMetric() {
-			prev := uint64(0)
-			for _, b := range m.GetHistogram().GetBucket() {
-				if b.GetCumulativeCount() > prev {
-					top = math.Max(top, b.GetUpperBound())
-				}
-				prev = b.GetCumulativeCount()
-			}
-		}
+		prev = b.GetCumulativeCount()
 	}
 	return top
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	events         *prometheus.CounterVec
 	unmaskFailures prometheus.Counter
 	giveUps        prometheus.Counter
+	failingFor     prometheus.Histogram
 	sweeperLag     prometheus.Histogram
 }
 
@@ -29,6 +30,12 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		giveUps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "maskgate_unmask_giveups_total",
 			Help: "Unmasks given up after MASKGATE_UNMASK_GIVEUP: agents that may still be masked.",
+		}),
+		failingFor: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "maskgate_unmask_failing_for_seconds",
+			Help: "At each unmask CXone did not do, how long that session's unmask had been failing (0 at its first failure): " +
+				"how long an agent's recording has not resumed.",
+			Buckets: []float64{10, 60, 300, 600, 1800, 3600},
 		}),
 		sweeperLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "maskgate_sweeper_lag_seconds",
@@ -83,7 +90,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Name: "maskgate_redis_scripts_total",
 		Help: "Session scripts sent to Redis; per pipeline, how many requests shared a round trip.",
 	}, func() float64 { return float64(store.scripts.scripts.Load()) })
-	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.sweeperLag, open, pending, up, eviction, pipelines, scripts)
+	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.failingFor, m.sweeperLag, open, pending, up, eviction, pipelines, scripts)
 	return m
 }
 

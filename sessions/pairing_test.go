@@ -243,6 +243,14 @@ func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 	}
 	giveUps := func() float64 { return gathered(t, c.replicas[0].reg, "maskgate_unmask_giveups_total") }
 	testkit.Eventually(t, 5*time.Second, "the give-up", func() bool { return giveUps() == 1 })
+	// Each failure is observed with how long the unmask had been failing: the first at
+	// 0, the one given up at least the give-up's time.
+	failingFor := histogram(t, c.replicas[0].reg, "maskgate_unmask_failing_for_seconds")
+	if failures := gathered(t, c.replicas[0].reg, "maskgate_unmask_failures_total"); float64(failingFor.GetSampleCount()) != failures ||
+		failures < 2 || failingFor.GetSampleSum() < 0.5 {
+		t.Errorf("%d failures observed over %.3f s in all; want each of the %v failures, the last after at least 0.5 s",
+			failingFor.GetSampleCount(), failingFor.GetSampleSum(), failures)
+	}
 	if err := c.rdb.ZScore(context.Background(), "{"+c.prefix+"}:due", "a").Err(); !errors.Is(err, redis.Nil) {
 		t.Errorf("a given-up session is still scheduled for the sweeper (%v)", err)
 	}

@@ -132,7 +132,6 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 		ev.Msg("unmask")
 		return closed, nil
 	}
-	s.metrics.unmaskFailures.Inc()
 	now := j.now
 	if now.IsZero() {
 		now = s.cfg.Now()
@@ -141,6 +140,8 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	if retryFrom.IsZero() {
 		retryFrom = now
 	}
+	s.metrics.unmaskFailures.Inc()
+	s.metrics.failingFor.Observe(now.Sub(retryFrom).Seconds())
 	if now.Sub(retryFrom) >= s.cfg.UnmaskGiveUp {
 		ferr := s.store.finish(ctx, sess.UserID, j.opID, finishing{code: codeOf(err), next: "none", gaveUp: true})
 		s.metrics.giveUps.Inc()

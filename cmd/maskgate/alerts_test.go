@@ -125,6 +125,28 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 			{`maskgate_sweeper_lag_seconds_bucket{le="+Inf"}`, rising(0, under2+under5+under10, 30)},
 		}
 	}
+	// perMinute counts one event a minute from minute from until minute to.
+	perMinute := func(from, to int) []float64 {
+		v := make([]float64, 30)
+		for m := range v {
+			v[m] = float64(min(max(m-from+1, 0), to-from))
+		}
+		return v
+	}
+	// failing is the histogram of the unmasks' failures by how long each had been
+	// failing: those within 10 minutes (under 5), and those beyond (under 30).
+	failing := func(within10m, beyond []float64) []testSeries {
+		total := make([]float64, len(beyond))
+		for i := range total {
+			total[i] = within10m[i] + beyond[i]
+		}
+		return []testSeries{
+			{`maskgate_unmask_failing_for_seconds_bucket{le="300"}`, within10m},
+			{`maskgate_unmask_failing_for_seconds_bucket{le="600"}`, within10m},
+			{`maskgate_unmask_failing_for_seconds_bucket{le="1800"}`, total},
+			{`maskgate_unmask_failing_for_seconds_bucket{le="+Inf"}`, total},
+		}
+	}
 	cases := []struct {
 		alert, when string
 		series      []testSeries
@@ -133,6 +155,13 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 	}{
 		{"MaskgateSweeperLagging", "expiries are sent 5-10 s late", lag(0, 1, 20), 20 * time.Minute, true},
 		{"MaskgateSweeperLagging", "expiries are sent within 2 s", lag(20, 0, 0), 20 * time.Minute, false},
+
+		{"MaskgateUnmaskFailingLong", "an unmask has failed at each retry since minute 5",
+			failing(perMinute(5, 16), perMinute(16, 30)), 20 * time.Minute, true},
+		{"MaskgateUnmaskFailingLong", "one failed from minute 0 to 17, then went through",
+			failing(perMinute(0, 11), perMinute(11, 18)), 25 * time.Minute, false},
+		{"MaskgateUnmaskFailingLong", "unmasks fail every minute, none for 10 minutes",
+			failing(perMinute(0, 30), perMinute(0, 0)), 20 * time.Minute, false},
 
 		{"MaskgateUnmaskGivenUp", "an unmask was given up 5 minutes ago", []testSeries{
 			{"maskgate_unmask_giveups_total", slices.Concat(rising(0, 0, 5), rising(1, 0, 10))},
