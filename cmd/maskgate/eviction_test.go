@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,9 +107,7 @@ func TestFullRedisRefusesUnmasksAndExpiriesWaitForMemory(t *testing.T) {
 	s := onRedis(t, sim, "redis://"+proc.Addr()+"/0", "mgfull")
 	call := func(path, body string) (int, string) {
 		a := s.call(t, http.MethodPost, path, body, "")
-		var p struct{ Code string }
-		_ = json.Unmarshal([]byte(a.body), &p)
-		return a.status, p.Code
+		return a.status, a.code()
 	}
 	for _, agent := range []string{"expiring", "unmasked"} {
 		sim.StartCall(agent, false, true)

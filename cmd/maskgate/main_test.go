@@ -213,6 +213,13 @@ type answer struct {
 	proto  string // HTTP/1.1 or HTTP/2.0
 }
 
+// code is the problem code of an error answer ("" for any other).
+func (a answer) code() string {
+	var p struct{ Code string }
+	_ = json.Unmarshal([]byte(a.body), &p)
+	return p.Code
+}
+
 // call sends a request with a token of every caller scope, and with an Idempotency-Key
 // unless idemKey is "".
 func (s *started) call(t *testing.T, method, path, body, idemKey string) answer {
