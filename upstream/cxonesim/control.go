@@ -35,12 +35,14 @@ func (s *Sim) ctlBehaviour(w http.ResponseWriter, r *http.Request) {
 		Lock    int  `json:"lock"`
 		AsyncMs int  `json:"asyncMs"`
 		Hang    bool `json:"hang"`
+		Lose    bool `json:"lose"`
 	}{}
 	if !decode(w, r, &body) {
 		return
 	}
 	s.SetBehaviour(r.PathValue("userId"), body.Lock, time.Duration(body.AsyncMs)*time.Millisecond)
 	s.SetHang(r.PathValue("userId"), body.Hang)
+	s.SetLose(r.PathValue("userId"), body.Lose)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -126,6 +126,18 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	if status, _ := do(t, "POST", mask, tok, ""); status != 200 {
 		t.Errorf("mask after the lock = %d; want 200", status)
 	}
+	// A CXone that loses what it accepts: 202 each time, no lock, nothing carried out.
+	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{"lose":true}`)
+	unmask := strings.Replace(mask, "/mask?", "/unmask?", 1)
+	for range 2 {
+		if status, _ := do(t, "POST", unmask, tok, ""); status != 202 {
+			t.Errorf("lost unmask = %d; want 202, and no 425 after it", status)
+		}
+	}
+	if _, st := do(t, "GET", srv.URL+"/interaction-recording-management-service/v1/interactions/get-recording-status?userId=5", tok, ""); st["statusReason"] != "Mask" {
+		t.Errorf("recording status after two lost unmasks = %v; want still masked", st)
+	}
+	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{}`)
 	do(t, "PUT", srv.URL+"/sim/faults", "", `{"errorRate":1,"errorStatus":502}`)
 	if status, _ := do(t, "POST", mask, tok, ""); status != 502 {
 		t.Errorf("mask with errorRate 1 = %d; want 502", status)

@@ -192,6 +192,8 @@ func (s *Sim) maskOrUnmask(w http.ResponseWriter, r *http.Request, op string) {
 		status = http.StatusNotFound
 	case call.Internal:
 		status = http.StatusUnprocessableEntity
+	case a.lose:
+		status = http.StatusAccepted
 	case a.lock > 0 || now.Before(a.busyTill):
 		if a.lock > 0 {
 			a.lock--

@@ -100,6 +100,7 @@ type agent struct {
 	async    time.Duration // > 0: answer 202 and apply after async
 	busyTill time.Time     // an async request is being processed: 425 until then
 	hang     bool          // requests for this agent are never answered
+	lose     bool          // masks and unmasks are answered 202 and never carried out
 }
 
 // Sim is the simulator; it is an http.Handler and safe for concurrent use.
@@ -206,6 +207,14 @@ func (s *Sim) SetHang(userID string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.agent(userID).hang = on
+}
+
+// SetLose makes CXone lose the agent's masks and unmasks while on is true: each is
+// answered 202, as accepted, and never carried out, nor does it lock the interaction.
+func (s *Sim) SetLose(userID string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.agent(userID).lose = on
 }
 
 // SetFaults replaces the injected faults.
