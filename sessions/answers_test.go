@@ -104,6 +104,42 @@ func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
 	})
 }
 
+// An unmask that CXone accepts each time it is sent but never carries out is a failed
+// unmask like any other: counted, with how long it has been failing, and given up after
+// MASKGATE_UNMASK_GIVEUP with an audit error, instead of being sent again for ever
+// without a word.
+func TestUnmaskThatCXoneAcceptsButNeverCarriesOutIsGivenUp(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) {
+		cfg.ConfirmWindow = 300 * time.Millisecond
+		cfg.UnmaskGiveUp = 2 * time.Second
+	})
+	call := c.sim.StartCall("a", false, true)
+	svc := c.replicas[0].svc
+	if _, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetLose("a", true)
+	if s, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != sessions.StateUnmasking {
+		t.Fatalf("Unmask = %+v, %v; want unmasking", s, err)
+	}
+	reg := c.replicas[0].reg
+	testkit.Eventually(t, 10*time.Second, "the unmask to be given up", func() bool {
+		return gathered(t, reg, "maskgate_unmask_giveups_total") == 1
+	})
+	failures := gathered(t, reg, "maskgate_unmask_failures_total")
+	if h := histogram(t, reg, "maskgate_unmask_failing_for_seconds"); failures < 2 || float64(h.GetSampleCount()) != failures || h.GetSampleSum() < 2 {
+		t.Errorf("%v failures, %d observed over %.2f s; want each unconfirmed unmask counted, the last after the give-up time",
+			failures, h.GetSampleCount(), h.GetSampleSum())
+	}
+	if s, err := svc.Get(ctx, "a"); err != nil || s.State != sessions.StateUnmasking {
+		t.Errorf("the given-up session = %+v, %v; want it listed as unmasking for an operator", s, err)
+	}
+	if got, _ := c.sim.Call(call.ID); !got.Masked {
+		t.Error("the simulator unmasked the call; the test needs a CXone that loses unmasks")
+	}
+}
+
 // A re-mask is sent to CXone again (design §3.3); when CXone answers it has no call for
 // the agent, the masked call has ended and the session closes; when it refuses the
 // re-mask, the open session, and the mask CXone holds, stay as they were.

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -143,7 +144,9 @@ func (w *Sweeper) work(ctx context.Context, c claimed) {
 // confirm checks a 202 through CXone's recording status (design §3.6): a mask is
 // confirmed when CXone reports the recording masked, an unmask when it no longer does.
 // Unconfirmed within the window, a mask stays "masking" (its deadline still unmasks)
-// and an unmask is sent again.
+// and an unmask is a failed one: sent again after a backoff, and given up at
+// MASKGATE_UNMASK_GIVEUP, so that a CXone that keeps accepting unmasks it never carries
+// out is not asked for ever without a word.
 func (w *Sweeper) confirm(ctx context.Context, c claimed) {
 	s := w.svc
 	rec, err := s.recording(ctx, c.UserID)
@@ -170,9 +173,12 @@ func (w *Sweeper) confirm(ctx context.Context, c claimed) {
 		serr = s.store.finish(ctx, c.UserID, c.opID, finishing{confirm: "0", next: "expiry"})
 		ev(evMaskUnconfirmed, "unknown")
 	default:
-		ev(evUnmaskUnconfirmed, "retry")
-		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
-			event: closeEvent(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
+		why := fmt.Errorf("%w (statusReason %q)", errUnconfirmed, rec.Status.StatusReason)
+		if err != nil {
+			why = fmt.Errorf("%w (its recording status: %w)", errUnconfirmed, err)
+		}
+		s.unmaskNotDone(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
+			attempts: c.attempts, retryFrom: c.retryFrom, now: c.now}, evUnmaskUnconfirmed, why, 0, 0)
 	}
 	if serr != nil {
 		zerolog.Ctx(ctx).Warn().Err(serr).Str("user_id", c.UserID).Msg("sweeper could not record a confirmation")

@@ -87,9 +87,7 @@ type unmaskJob struct {
 }
 
 // unmask asks CXone to unmask and moves the session on: closed on 200 (closeAs) or 404
-// (call_ended); "unmasking" with a confirmation on 202; "unmasking" with a retry
-// scheduled by the sweeper on a failure, until MASKGATE_UNMASK_GIVEUP passes. The error
-// is CXone's when it refused (not when it failed transiently).
+// (call_ended); "unmasking" with a confirmation on 202; on a failure, unmaskNotDone.
 func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	sess := j.session
 	uctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamBudget)
@@ -132,6 +130,20 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 		ev.Msg("unmask")
 		return closed, nil
 	}
+	return s.unmaskNotDone(ctx, j, evUnmaskRetry, err, status, elapsed)
+}
+
+// errUnconfirmed is an unmask CXone accepted (202) whose outcome its recording status
+// did not show within the confirmation window.
+var errUnconfirmed = fmt.Errorf("%w: CXone accepted the unmask, and its recording status did not show it carried out within the confirmation window", ErrUpstreamUnavailable)
+
+// unmaskNotDone moves on an unmask CXone did not do: it failed (err), or CXone accepted
+// it and did not carry it out (errUnconfirmed). Either is counted, with how long the
+// session's unmask has been failing, and retried by the sweeper with backoff (audit
+// event e) until MASKGATE_UNMASK_GIVEUP passes, when it is given up with an audit
+// error. The error is CXone's when it refused (not when it failed transiently).
+func (s *Service) unmaskNotDone(ctx context.Context, j unmaskJob, e event, err error, status int, elapsed time.Duration) (Session, error) {
+	sess := j.session
 	now := j.now
 	if now.IsZero() {
 		now = s.cfg.Now()
@@ -157,7 +169,7 @@ func (s *Service) unmask(ctx context.Context, j unmaskJob) (Session, error) {
 	}
 	f := finishing{code: code, state: StateUnmasking, closeAs: j.closeAs, unmaskedBy: j.by, retry: true, confirm: "0", next: after(wait)}
 	ferr := s.store.finish(ctx, sess.UserID, j.opID, f)
-	s.auditUpstream(ctx, evUnmaskRetry, sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
+	s.auditUpstream(ctx, e, sess, j.by, status, elapsed).Err(err).AnErr("store_error", ferr).
 		Str("outcome", "pending").Int("attempts", j.attempts+1).Dur("retry_in", wait).
 		Msg("CXone did not unmask; the session stays unmasking and the sweeper retries")
 	if code != "" {
