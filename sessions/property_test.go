@@ -21,7 +21,8 @@ func TestPairingInvariantsUnderRandomFaults(t *testing.T) {
 		t.Skip("randomized property test")
 	}
 	rep := chaos{agents: 24, workers: 8, duration: 4 * time.Second, replicas: 3, maxTTL: 2 * time.Second}.run(t)
-	t.Logf("%d requests to CXone, %d fault changes, %d replica crashes", rep.requests, rep.faults, rep.kills)
+	t.Logf("%d requests to CXone (%d masks and unmasks answered 202), %d fault changes, %d replica crashes",
+		rep.requests, rep.accepted, rep.faults, rep.kills)
 }
 
 var soak = flag.Duration("soak", 0, "run TestSoak for this long (e.g. 10m)")
