@@ -12,8 +12,9 @@ import (
 
 // TestCallersGuide follows the README's "Calling maskgate from a CRM or an IVR" against
 // a whole gateway: a caller that takes the card number only once the session is masked
-// never has it recorded, a 5xx retried with its Idempotency-Key runs again, an unmask
-// that names its session never ends a newer mask, and every mask ends unmasked.
+// never has it recorded, a replayed answer is told apart from the session now, a 5xx
+// retried with its Idempotency-Key runs again, an unmask that names its session never
+// ends a newer mask, and every mask ends unmasked.
 func TestCallersGuide(t *testing.T) {
 	_, prefix := testkit.Redis(t)
 	sim := testkit.NewSim(t)
@@ -63,6 +64,18 @@ func TestCallersGuide(t *testing.T) {
 		return !c.Masked
 	}
 	testkit.Eventually(t, 10*time.Second, "CXone to unmask the call", unmasked)
+
+	// The first payment's mask sent again late, with its key: the answer is the first
+	// one, replayed, and the GET says what is true now.
+	a = g.call(t, "POST", "/v1/agents/g1/mask", `{"reason":"payment","ttlSeconds":300}`, "payment-1")
+	if state, _ := session(a); a.status != http.StatusAccepted || state != "masking" || a.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the first mask again = %d %s (replayed %q); want its first answer replayed", a.status, a.body, a.header.Get("Idempotent-Replayed"))
+	}
+	// (The session is unmasking until the sweeper confirms the unmask, then gone.)
+	a = g.call(t, "GET", "/v1/agents/g1/mask", "", "")
+	if state, _ := session(a); a.status == http.StatusOK && state == "masked" || a.status != http.StatusOK && a.code() != "not_masked" {
+		t.Fatalf("GET after the replay = %d %s; want the session unmasking or gone, and no card number taken", a.status, a.body)
+	}
 
 	// The second payment: CXone is unavailable at first (503), then answers at once.
 	sim.SetBehaviour("g1", 0, 0)
