@@ -306,7 +306,9 @@ type MaskAgentParams struct {
 	// CXone; the same key with another request (method, path, query or body) is 422
 	// `idempotency_key_reused`; while the first is still running, 409
 	// `idempotency_key_in_flight`. Answers with a 5xx status or 429 are not kept, so
-	// that a retry runs again.
+	// that a retry runs again. A replayed answer is the first request's, as it was
+	// then: the session may have ended since, which `GET /v1/agents/{userId}/mask`
+	// tells.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -328,7 +330,9 @@ type UnmaskAgentParams struct {
 	// CXone; the same key with another request (method, path, query or body) is 422
 	// `idempotency_key_reused`; while the first is still running, 409
 	// `idempotency_key_in_flight`. Answers with a 5xx status or 429 are not kept, so
-	// that a retry runs again.
+	// that a retry runs again. A replayed answer is the first request's, as it was
+	// then: the session may have ended since, which `GET /v1/agents/{userId}/mask`
+	// tells.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
