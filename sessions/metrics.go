@@ -56,6 +56,19 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Name: "maskgate_unmasks_pending",
 		Help: "Sessions whose unmask is accepted but not finished: retried or being confirmed.",
 	}, func() float64 { _, u := countsOrNaN(store); return u })
+	givenUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "maskgate_unmasks_given_up",
+		Help: "Open sessions whose unmask was given up after MASKGATE_UNMASK_GIVEUP: agents CXone may still mask, " +
+			"until an operator's unmask closes them (read from Redis at scrape time).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := store.givenUp(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	})
 	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "maskgate_redis_up",
 		Help: "1 when Redis answered this replica's ping at scrape time, else 0.",
@@ -90,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Name: "maskgate_redis_scripts_total",
 		Help: "Session scripts sent to Redis; per pipeline, how many requests shared a round trip.",
 	}, func() float64 { return float64(store.scripts.scripts.Load()) })
-	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.failingFor, m.sweeperLag, open, pending, up, eviction, pipelines, scripts)
+	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.failingFor, m.sweeperLag, open, pending, givenUp, up, eviction, pipelines, scripts)
 	return m
 }
 

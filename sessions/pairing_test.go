@@ -258,10 +258,18 @@ func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 	if err != nil || s.State != sessions.StateUnmasking {
 		t.Errorf("a given-up session = %+v, %v; want it still listed as unmasking", s, err)
 	}
+	// The gauge says so until the session closes, on every replica's /metrics.
+	givenUp := func() float64 { return gathered(t, c.replicas[0].reg, "maskgate_unmasks_given_up") }
+	if n := givenUp(); n != 1 {
+		t.Errorf("maskgate_unmasks_given_up = %v with a given-up session open; want 1", n)
+	}
 	// An operator's unmask of it, once CXone is well, closes it.
 	c.sim.SetFaults(cxonesim.Faults{})
 	if s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ops"}); err != nil ||
 		s.State != sessions.StateClosed || s.UnmaskedBy != "ops" {
 		t.Errorf("unmask after the give-up = %+v, %v; want it closed by ops", s, err)
+	}
+	if n := givenUp(); n != 0 {
+		t.Errorf("maskgate_unmasks_given_up = %v once the operator's unmask closed it; want 0", n)
 	}
 }

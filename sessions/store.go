@@ -34,6 +34,8 @@ var (
 	clockSrc string
 	//go:embed lua/held.lua
 	heldSrc string
+	//go:embed lua/given_up.lua
+	givenUpSrc string
 
 	// The begin scripts count the caller's request first: one round trip for both.
 	beginSrc          = clockSrc + rateCheckSrc + sessionSrc + heldSrc
@@ -43,6 +45,7 @@ var (
 	finishScript      = redis.NewScript(clockSrc + keepResultSrc + sessionSrc + finishSrc)
 	closeScript       = redis.NewScript(clockSrc + keepResultSrc + sessionSrc + closeSrc)
 	claimScript       = redis.NewScript(clockSrc + sessionSrc + claimSrc)
+	givenUpScript     = redis.NewScript(givenUpSrc)
 )
 
 // resultTTL is how long an operation's answer is kept for requests that joined it.
@@ -342,6 +345,12 @@ func (s *Store) counts(ctx context.Context) (open, unmasking int64, err error) {
 		return 0, 0, storeErr(err)
 	}
 	return o.Val(), u.Val(), nil
+}
+
+// givenUp returns how many open sessions have had their unmask given up.
+func (s *Store) givenUp(ctx context.Context) (int64, error) {
+	n, err := givenUpScript.Run(ctx, s.rdb, []string{s.unmasking}, s.sessionPrefix).Int64()
+	return n, storeErr(err)
 }
 
 // errStale: the operation no longer holds the agent's lock (its lease passed and

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,11 +164,15 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 		{"MaskgateUnmaskFailingLong", "unmasks fail every minute, none for 10 minutes",
 			failing(perMinute(0, 30), perMinute(0, 0)), 20 * time.Minute, false},
 
-		{"MaskgateUnmaskGivenUp", "an unmask was given up 5 minutes ago", []testSeries{
-			{"maskgate_unmask_giveups_total", slices.Concat(rising(0, 0, 5), rising(1, 0, 10))},
-		}, 10 * time.Minute, true},
-		{"MaskgateUnmaskGivenUp", "none was", []testSeries{
-			{"maskgate_unmask_giveups_total", rising(0, 0, 30)},
+		{"MaskgateUnmaskGivenUp", "a given-up session is still open, hours later", []testSeries{
+			{`maskgate_unmasks_given_up{instance="a"}`, slices.Concat(rising(0, 0, 5), rising(1, 0, 300))},
+			{`maskgate_unmasks_given_up{instance="b"}`, slices.Concat(rising(0, 0, 5), rising(1, 0, 300))},
+		}, 4 * time.Hour, true},
+		{"MaskgateUnmaskGivenUp", "an operator unmasked it", []testSeries{
+			{`maskgate_unmasks_given_up{instance="a"}`, slices.Concat(rising(0, 0, 5), rising(1, 0, 10), rising(0, 0, 20))},
+		}, 20 * time.Minute, false},
+		{"MaskgateUnmaskGivenUp", "Redis cannot say (NaN)", []testSeries{
+			{`maskgate_unmasks_given_up{instance="a"}`, rising(math.NaN(), 0, 30)},
 		}, 20 * time.Minute, false},
 
 		{"MaskgateCXoneErrorRate", "a fifth of CXone's answers are 503, for 20 minutes", []testSeries{
