@@ -51,24 +51,16 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "maskgate_open_sessions",
 		Help: "Open mask sessions, all replicas together (read from Redis at scrape time).",
-	}, func() float64 { o, _ := countsOrNaN(store); return o })
+	}, fromRedis(store.openCount))
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "maskgate_unmasks_pending",
 		Help: "Sessions whose unmask is accepted but not finished: retried or being confirmed.",
-	}, func() float64 { _, u := countsOrNaN(store); return u })
+	}, fromRedis(store.unmaskingCount))
 	givenUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "maskgate_unmasks_given_up",
 		Help: "Open sessions whose unmask was given up after MASKGATE_UNMASK_GIVEUP: agents CXone may still mask, " +
 			"until an operator's unmask closes them (read from Redis at scrape time).",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		n, err := store.givenUp(ctx)
-		if err != nil {
-			return math.NaN()
-		}
-		return float64(n)
-	})
+	}, fromRedis(store.givenUp))
 	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "maskgate_redis_up",
 		Help: "1 when Redis answered this replica's ping at scrape time, else 0.",
@@ -86,15 +78,10 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Help: "What Redis's maxmemory-policy may evict of maskgate's keys when full: 0 nothing (noeviction), " +
 			"1 Idempotency-Key records and other keys with a time to live (volatile-*), 2 open sessions too (allkeys-*); " +
 			"NaN when Redis will not say.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
+	}, fromRedis(func(ctx context.Context) (int64, error) {
 		policy, err := store.EvictionPolicy(ctx)
-		if err != nil {
-			return math.NaN()
-		}
-		return float64(EvictionUnder(policy))
-	})
+		return int64(EvictionUnder(policy)), err
+	}))
 	pipelines := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "maskgate_redis_script_pipelines_total",
 		Help: "Round trips that carried session scripts to Redis; concurrent requests' scripts share them.",
@@ -107,12 +94,16 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 	return m
 }
 
-func countsOrNaN(store *Store) (float64, float64) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	o, u, err := store.counts(ctx)
-	if err != nil {
-		return math.NaN(), math.NaN()
+// fromRedis is a gauge's value read from Redis at scrape time, within a second: NaN
+// when Redis cannot say.
+func fromRedis(read func(context.Context) (int64, error)) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		v, err := read(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(v)
 	}
-	return float64(o), float64(u)
 }

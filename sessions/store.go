@@ -336,15 +336,16 @@ func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, s
 	return out, last, nil
 }
 
-// counts returns how many sessions are open and how many unmasks are not finished.
-func (s *Store) counts(ctx context.Context) (open, unmasking int64, err error) {
-	pipe := s.rdb.Pipeline()
-	o := pipe.ZCard(ctx, s.open)
-	u := pipe.SCard(ctx, s.unmasking)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, 0, storeErr(err)
-	}
-	return o.Val(), u.Val(), nil
+// openCount returns how many sessions are open.
+func (s *Store) openCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, s.open).Result()
+	return n, storeErr(err)
+}
+
+// unmaskingCount returns how many unmasks are not finished.
+func (s *Store) unmaskingCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.SCard(ctx, s.unmasking).Result()
+	return n, storeErr(err)
 }
 
 // givenUp returns how many open sessions have had their unmask given up.
