@@ -36,6 +36,7 @@ func TestOperationalEndpoints(t *testing.T) {
 		"maskgate_redis_up 1",
 		"maskgate_unmasks_pending 0",
 		"maskgate_unmasks_given_up 0",
+		"maskgate_sweeper_overdue_seconds 0",
 		"maskgate_unmask_giveups_total 0",
 		"maskgate_unmask_failures_total 0",
 		"maskgate_unmask_failing_for_seconds_count 0",

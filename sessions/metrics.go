@@ -61,6 +61,13 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Help: "Open sessions whose unmask was given up after MASKGATE_UNMASK_GIVEUP: agents CXone may still mask, " +
 			"until an operator's unmask closes them (read from Redis at scrape time).",
 	}, fromRedis(store.givenUp))
+	// Read from Redis, not from a sweeper: when no sweeper works, this still says so.
+	overdueMs := fromRedis(store.overdue)
+	overdue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "maskgate_sweeper_overdue_seconds",
+		Help: "How far past its due time (a deadline, a retry, a confirmation) the session the sweepers should have looked at " +
+			"first is, by Redis's clock: under the sweep interval while they keep up (read from Redis at scrape time).",
+	}, func() float64 { return overdueMs() / 1000 })
 	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "maskgate_redis_up",
 		Help: "1 when Redis answered this replica's ping at scrape time, else 0.",
@@ -90,7 +97,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		Name: "maskgate_redis_scripts_total",
 		Help: "Session scripts sent to Redis; per pipeline, how many requests shared a round trip.",
 	}, func() float64 { return float64(store.scripts.scripts.Load()) })
-	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.failingFor, m.sweeperLag, open, pending, givenUp, up, eviction, pipelines, scripts)
+	reg.MustRegister(m.events, m.unmaskFailures, m.giveUps, m.failingFor, m.sweeperLag, open, pending, givenUp, overdue, up, eviction, pipelines, scripts)
 	return m
 }
 

@@ -36,6 +36,8 @@ var (
 	heldSrc string
 	//go:embed lua/given_up.lua
 	givenUpSrc string
+	//go:embed lua/overdue.lua
+	overdueSrc string
 
 	// The begin scripts count the caller's request first: one round trip for both.
 	beginSrc          = clockSrc + rateCheckSrc + sessionSrc + heldSrc
@@ -46,6 +48,7 @@ var (
 	closeScript       = redis.NewScript(clockSrc + keepResultSrc + sessionSrc + closeSrc)
 	claimScript       = redis.NewScript(clockSrc + sessionSrc + claimSrc)
 	givenUpScript     = redis.NewScript(givenUpSrc)
+	overdueScript     = redis.NewScript(clockSrc + overdueSrc)
 )
 
 // resultTTL is how long an operation's answer is kept for requests that joined it.
@@ -346,6 +349,12 @@ func (s *Store) openCount(ctx context.Context) (int64, error) {
 func (s *Store) unmaskingCount(ctx context.Context) (int64, error) {
 	n, err := s.rdb.SCard(ctx, s.unmasking).Result()
 	return n, storeErr(err)
+}
+
+// overdue returns how far past its due time the most overdue session is, in ms.
+func (s *Store) overdue(ctx context.Context) (int64, error) {
+	ms, err := overdueScript.Run(ctx, s.rdb, []string{s.due}).Int64()
+	return ms, storeErr(err)
 }
 
 // givenUp returns how many open sessions have had their unmask given up.

@@ -168,3 +168,31 @@ func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 		c.sim.SetHang(id, false)
 	}
 }
+
+// TestOverdueSessionsShowWhenNoSweeperWorks: the sweepers' backlog is read from Redis,
+// not from the sweepers, so that when none works (all stopped, stuck, or failing to
+// claim) maskgate_sweeper_overdue_seconds grows past the deadline they missed; once one
+// works again, it is back to 0.
+func TestOverdueSessionsShowWhenNoSweeperWorks(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	r := c.replicas[0]
+	r.stop() // its sweeper stops; the service still answers
+	<-r.done
+	call := c.sim.StartCall("a", false, true)
+	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	overdue := func(reg *prometheus.Registry) float64 { return gathered(t, reg, "maskgate_sweeper_overdue_seconds") }
+	if late := overdue(r.reg); late != 0 {
+		t.Errorf("overdue before the deadline = %v s; want 0", late)
+	}
+	testkit.Eventually(t, 10*time.Second, "the missed deadline to show", func() bool { return overdue(r.reg) >= 1 })
+	if got, _ := c.sim.Call(call.ID); !got.Masked {
+		t.Fatal("the call was unmasked with no sweeper running")
+	}
+	survivor := c.start(t)
+	c.closed(t, "a", 5*time.Second)
+	if late := overdue(survivor.reg); late != 0 {
+		t.Errorf("overdue once a sweeper worked the expiry = %v s; want 0", late)
+	}
+}

@@ -157,6 +157,17 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 		{"MaskgateSweeperLagging", "expiries are sent 5-10 s late", lag(0, 1, 20), 20 * time.Minute, true},
 		{"MaskgateSweeperLagging", "expiries are sent within 2 s", lag(20, 0, 0), 20 * time.Minute, false},
 
+		{"MaskgateSweepersNotWorking", "the due sessions have waited since minute 5", []testSeries{
+			{`maskgate_sweeper_overdue_seconds{instance="a"}`, slices.Concat(rising(0, 0, 5), rising(0, 60, 25))},
+			{`maskgate_sweeper_overdue_seconds{instance="b"}`, rising(math.NaN(), 0, 30)}, // its Redis is out of reach
+		}, 20 * time.Minute, true},
+		{"MaskgateSweepersNotWorking", "the sweepers keep up", []testSeries{
+			{`maskgate_sweeper_overdue_seconds{instance="a"}`, slices.Concat(rising(0, 0, 10), rising(0.8, 0, 20))},
+		}, 20 * time.Minute, false},
+		{"MaskgateSweepersNotWorking", "a burst was worked off within two minutes", []testSeries{
+			{`maskgate_sweeper_overdue_seconds{instance="a"}`, slices.Concat(rising(0, 0, 10), rising(50, 40, 3), rising(0, 0, 17))},
+		}, 20 * time.Minute, false},
+
 		{"MaskgateUnmaskFailingLong", "an unmask has failed at each retry since minute 5",
 			failing(perMinute(5, 16), perMinute(16, 30)), 20 * time.Minute, true},
 		{"MaskgateUnmaskFailingLong", "one failed from minute 0 to 17, then went through",
