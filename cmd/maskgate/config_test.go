@@ -67,6 +67,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
 		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
 		{"bad log level", map[string]string{"MASKGATE_LOG_LEVEL": "loud"}, "MASKGATE_LOG_LEVEL"},
+		{"log level that drops the audit lines", map[string]string{"MASKGATE_LOG_LEVEL": "warn"}, "MASKGATE_LOG_LEVEL must be trace, debug or info"},
+		{"logs switched off", map[string]string{"MASKGATE_LOG_LEVEL": "disabled"}, "MASKGATE_LOG_LEVEL must be trace, debug or info"},
 		{"secret and its file", map[string]string{"CXONE_CLIENT_SECRET_FILE": empty}, "CXONE_CLIENT_SECRET and CXONE_CLIENT_SECRET_FILE are both set"},
 		{"empty secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": empty}, "names an empty file"},
 		{"missing secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": filepath.Join(dir, "nope")}, "no such file"},
