@@ -168,6 +168,14 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 			{`maskgate_sweeper_overdue_seconds{instance="a"}`, slices.Concat(rising(0, 0, 10), rising(50, 40, 3), rising(0, 0, 17))},
 		}, 20 * time.Minute, false},
 
+		{"MaskgateLogLinesLost", "one replica's output refused lines 3 minutes ago", []testSeries{
+			{`maskgate_log_lines_lost_total{instance="a"}`, rising(0, 0, 30)},
+			{`maskgate_log_lines_lost_total{instance="b"}`, slices.Concat(rising(0, 0, 17), rising(2, 0, 13))},
+		}, 20 * time.Minute, true},
+		{"MaskgateLogLinesLost", "none lost", []testSeries{
+			{`maskgate_log_lines_lost_total{instance="a"}`, rising(0, 0, 30)},
+		}, 20 * time.Minute, false},
+
 		{"MaskgateUnmaskFailingLong", "an unmask has failed at each retry since minute 5",
 			failing(perMinute(5, 16), perMinute(16, 30)), 20 * time.Minute, true},
 		{"MaskgateUnmaskFailingLong", "one failed from minute 0 to 17, then went through",

@@ -125,7 +125,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if cfg, err = loadConfig(getenv); err != nil {
 		return err
 	}
-	log := zerolog.New(stdout).Level(cfg.LogLevel).With().Timestamp().Str("service", "maskgate").Logger()
+	logs := &logWriter{w: stdout}
+	log := zerolog.New(logs).Level(cfg.LogLevel).With().Timestamp().Str("service", "maskgate").Logger()
 	if *local {
 		log.Warn().Msg("LOCAL MODE: embedded miniredis and CXone simulator, dev JWT secret; NOT FOR PRODUCTION")
 	}
@@ -135,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	app, err := newApp(ctx, cfg, log)
+	app, err := newApp(ctx, cfg, log, logs)
 	if err != nil {
 		ln.Close()
 		return err
@@ -220,10 +221,15 @@ func newServer(c config, h http.Handler) *http.Server {
 }
 
 // newApp wires the gateway from its configuration: Redis, the CXone client, the
-// authenticator, the session service, its sweeper and the HTTP server.
-func newApp(ctx context.Context, cfg config, log zerolog.Logger) (*app, error) {
+// authenticator, the session service, its sweeper and the HTTP server; log writes to
+// logs.
+func newApp(ctx context.Context, cfg config, log zerolog.Logger, logs *logWriter) (*app, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector(),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "maskgate_log_lines_lost_total",
+			Help: "Log lines, audit lines among them, that standard output refused.",
+		}, func() float64 { return float64(logs.lost.Load()) }))
 	var tlsConfig *tls.Config
 	if cfg.TLS.enabled() {
 		cert, err := newServingCert(cfg.TLS, log, reg)

@@ -150,14 +150,21 @@ func matches(line, fields map[string]any) bool {
 	return true
 }
 
+// start runs maskgate with args and the environment e until the test ends.
 func start(t *testing.T, args []string, e map[string]string) *started {
+	t.Helper()
+	return startWriting(t, args, e, func(w io.Writer) io.Writer { return w })
+}
+
+// startWriting is start with the gateway's standard output passed through out.
+func startWriting(t *testing.T, args []string, e map[string]string, out func(io.Writer) io.Writer) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	s := &started{env: e, cancel: cancel, wait: sync.OnceValue(func() error { return <-done }), stderr: &strings.Builder{}}
 	go func() {
-		done <- run(ctx, args, getenv(e), testkit.LogSink(t, pw), testkit.LogSink(t, s.stderr))
+		done <- run(ctx, args, getenv(e), out(testkit.LogSink(t, pw)), testkit.LogSink(t, s.stderr))
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
