@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -33,9 +34,13 @@ type AuthConfig struct {
 	// PublicKeyPEM holds one or more public keys: a token passes with any of them, so
 	// that the identity provider's next key can be trusted before it signs with it.
 	PublicKeyPEM []byte
-	JWKSURL      string
-	HTTPClient   *http.Client   // for the JWKS; default http.DefaultClient
-	Log          zerolog.Logger // JWKS refresh failures
+	// PublicKeyFile, when set, is the file PublicKeyPEM was read from: it is read again
+	// every PublicKeyReload (default 30 s), and the keys it holds then are trusted.
+	PublicKeyFile   string
+	PublicKeyReload time.Duration
+	JWKSURL         string
+	HTTPClient      *http.Client   // for the JWKS; default http.DefaultClient
+	Log             zerolog.Logger // JWKS refresh failures
 }
 
 // publicKeyMethods are the algorithms accepted with public keys and JWKS: never HS*,
@@ -86,7 +91,14 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			return nil, err
 		}
 		methods = publicKeyMethods
-		a.keyfunc = staticKeys(keys)
+		kf := staticKeys(keys)
+		a.keyfunc = kf
+		if cfg.PublicKeyFile != "" {
+			f := &keyFile{path: cfg.PublicKeyFile, seen: cfg.PublicKeyPEM, log: cfg.Log}
+			f.current.Store(&kf)
+			a.keyfunc = f.keyfunc
+			go f.watch(ctx, cmp.Or(cfg.PublicKeyReload, 30*time.Second))
+		}
 	case cfg.JWKSURL != "":
 		log := cfg.Log
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
@@ -194,7 +206,7 @@ func (a *Authenticator) remember(raw string, token *jwt.Token, key any, caller C
 	}
 }
 
-// staticKeys is the keyfunc of keys that never change: the key, or the set that
+// staticKeys is the keyfunc of a fixed set of keys: the key, or the set that
 // golang-jwt tries in turn when there are several (a key rotation under way).
 func staticKeys(keys []jwt.VerificationKey) jwt.Keyfunc {
 	var key any = jwt.VerificationKeySet{Keys: keys}

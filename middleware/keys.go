@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -9,8 +11,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 )
 
 // PublicKeyCount is how many token-signing keys a public key file holds, read as the
@@ -96,4 +102,56 @@ func tokenKey(key any) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported key type %T", key)
+}
+
+// keyFile is a public key file read again as it changes, so that a key the identity
+// provider adds is trusted, and one it retires refused, without a restart (a verified
+// token is checked again when its key set changes: Authenticate).
+type keyFile struct {
+	path    string
+	log     zerolog.Logger
+	current atomic.Pointer[jwt.Keyfunc]
+	seen    []byte // the file when it last loaded (watch's goroutine only)
+	failed  string // the last failure logged, so that each is logged once
+}
+
+func (f *keyFile) keyfunc(t *jwt.Token) (any, error) { return (*f.current.Load())(t) }
+
+// watch reloads the file every interval until ctx ends.
+func (f *keyFile) watch(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f.reload()
+		}
+	}
+}
+
+// reload reads the file and, when it changed and loads, trusts the keys it holds now. A
+// file that does not load (half written, or broken) is logged once and the keys in use
+// are kept.
+func (f *keyFile) reload() {
+	data, err := os.ReadFile(f.path)
+	if err == nil && bytes.Equal(data, f.seen) {
+		return
+	}
+	var keys []jwt.VerificationKey
+	if err == nil {
+		keys, err = parsePublicKeys(data)
+	}
+	if err != nil {
+		if msg := err.Error(); msg != f.failed {
+			f.failed = msg
+			f.log.Error().Err(err).Str("file", f.path).Msg("JWT public key file changed but does not load; still trusting the keys in use")
+		}
+		return
+	}
+	f.seen, f.failed = data, ""
+	kf := staticKeys(keys)
+	f.current.Store(&kf)
+	f.log.Info().Int("keys", len(keys)).Str("file", f.path).Msg("JWT public key file reloaded")
 }

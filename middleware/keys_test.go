@@ -10,10 +10,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
@@ -89,5 +93,62 @@ func TestPublicKeyFileForms(t *testing.T) {
 	if _, err := middleware.NewAuthenticator(context.Background(), middleware.AuthConfig{Issuer: issuer, Audience: audience,
 		PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: []byte{1, 2, 3}})}); err == nil {
 		t.Error("a broken PKCS#1 key: no error")
+	}
+}
+
+// TestPublicKeyFileIsReadAgainWhenItChanges: a key appended to the file is trusted, and
+// a key taken out of it refused, tokens verified and remembered before included, with
+// no restart; a file that does not load (half written) keeps the keys in use and says
+// so.
+func TestPublicKeyFileIsReadAgainWhenItChanges(t *testing.T) {
+	oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	newKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	path := filepath.Join(t.TempDir(), "keys.pem")
+	write := func(data []byte) {
+		t.Helper()
+		// As Kubernetes updates a mounted Secret: the new file replaces the old at once.
+		if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := pemOf(t, &oldKey.PublicKey)
+	write(first)
+	logs := &testkit.LogBuffer{}
+	a, err := middleware.NewAuthenticator(t.Context(), middleware.AuthConfig{Issuer: issuer, Audience: audience,
+		PublicKeyPEM: first, PublicKeyFile: path, PublicKeyReload: 20 * time.Millisecond, Log: zerolog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldToken := testkit.Token(t, jwt.SigningMethodRS256, oldKey, valid(nil), nil)
+	newToken := testkit.Token(t, jwt.SigningMethodRS256, newKey, valid(nil), nil)
+	passes := func(token string) bool { _, err := a.Authenticate(token); return err == nil }
+	if !passes(oldToken) || passes(newToken) {
+		t.Fatal("at start, want the file's key trusted and no other")
+	}
+
+	write(append(pemOf(t, &oldKey.PublicKey), pemOf(t, &newKey.PublicKey)...))
+	testkit.Eventually(t, 5*time.Second, "the appended key to be trusted", func() bool { return passes(newToken) })
+	if !passes(oldToken) {
+		t.Error("the key already in the file was refused once the next one was appended")
+	}
+
+	write([]byte("-----BEGIN PUBLIC KEY-----\nhalf written"))
+	testkit.Eventually(t, 5*time.Second, "the file that does not load to be logged", func() bool {
+		return strings.Contains(logs.String(), "JWT public key file changed but does not load; still trusting the keys in use")
+	})
+	if !passes(oldToken) || !passes(newToken) {
+		t.Error("a file that does not load changed the keys trusted")
+	}
+
+	write(pemOf(t, &newKey.PublicKey))
+	testkit.Eventually(t, 5*time.Second, "the retired key's token to be refused", func() bool { return !passes(oldToken) })
+	if !passes(newToken) {
+		t.Error("the key left in the file was refused")
+	}
+	if !strings.Contains(logs.String(), `"keys":1`) {
+		t.Errorf("no line says the file was reloaded with one key: %s", logs.String())
 	}
 }

@@ -202,7 +202,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if err != nil {
 			bad("MASKGATE_JWT_PUBLIC_KEY_FILE: %v", errors.Unwrap(err))
 		}
-		c.Auth.PublicKeyPEM = pemBytes
+		c.Auth.PublicKeyPEM, c.Auth.PublicKeyFile = pemBytes, path
 		if len(pemBytes) == 0 && err == nil {
 			bad("MASKGATE_JWT_PUBLIC_KEY_FILE is empty")
 		}

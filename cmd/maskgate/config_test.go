@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
@@ -169,6 +173,26 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
 		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret {
 		t.Error("secrets read from files differ from the files' contents (less the trailing newline)")
+	}
+}
+
+// The public key file is handed to the authenticator by its path too, which it reads
+// again as it changes (middleware TestPublicKeyFileIsReadAgainWhenItChanges).
+func TestPublicKeyFileIsWatchedByItsPath(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	key := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	path := filepath.Join(t.TempDir(), "keys.pem")
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_JWT_HS256_SECRET"], e["MASKGATE_JWT_PUBLIC_KEY_FILE"] = "", path
+	if cfg := mustLoad(t, e); cfg.Auth.PublicKeyFile != path || string(cfg.Auth.PublicKeyPEM) != string(key) {
+		t.Errorf("the authenticator gets file %q and %d bytes; want %q and its key", cfg.Auth.PublicKeyFile, len(cfg.Auth.PublicKeyPEM), path)
 	}
 }
 
