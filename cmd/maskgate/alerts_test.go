@@ -19,8 +19,6 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 	"gopkg.in/yaml.v3"
-
-	"github.com/maskgate/maskgate/internal/testkit"
 )
 
 // alertRule is one rule of deploy/prometheus/alerts.yml.
@@ -61,15 +59,7 @@ func alertRules(t *testing.T) map[string]alertRule {
 // live gateway's /metrics.
 func TestAlertRulesUseExportedMetrics(t *testing.T) {
 	rules := alertRules(t)
-	sim := testkit.NewSim(t)
-	sim.StartCall("81", false, true)
-	ca, certFile, keyFile := writeTestPKI(t)
-	s := startTLS(t, sim, ca, certFile, keyFile) // the certificate's metric is exported with TLS on
-	// Labelled counters appear once used: a token request and a CXone call.
-	if a := s.call(t, "POST", "/v1/agents/81/mask", "", ""); a.status != 200 {
-		t.Fatalf("mask = %d %s", a.status, a.body)
-	}
-	exposed := s.call(t, "GET", "/metrics", "", "").body
+	exposed := exposition(t)
 	promql := parser.NewParser(parser.Options{})
 	for _, r := range rules {
 		if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
