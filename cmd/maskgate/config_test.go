@@ -105,19 +105,30 @@ func TestInvalidConfiguration(t *testing.T) {
 	}
 }
 
-// TestConfigurationTableNamesEveryVariable: README's Configuration table documents every
-// variable maskgate reads (a secret's _FILE variant beside its name), and no other.
-func TestConfigurationTableNamesEveryVariable(t *testing.T) {
+// namesInREADME are the names pattern's first group finds in the README between the
+// first after and the until that follows it.
+func namesInREADME(t *testing.T, after, until, pattern string) map[string]bool {
+	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
-	table, _, _ = strings.Cut(table, "\n### ")
-	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("`([A-Z][A-Z0-9_]+)`").FindAllStringSubmatch(table, -1) {
-		documented[m[1]] = true
+	_, section, found := strings.Cut(string(readme), after)
+	section, _, _ = strings.Cut(section, until)
+	if !found {
+		t.Fatalf("README has no %q", after)
 	}
+	names := map[string]bool{}
+	for _, m := range regexp.MustCompile(pattern).FindAllStringSubmatch(section, -1) {
+		names[m[1]] = true
+	}
+	return names
+}
+
+// TestConfigurationTableNamesEveryVariable: README's Configuration table documents every
+// variable maskgate reads (a secret's _FILE variant beside its name), and no other.
+func TestConfigurationTableNamesEveryVariable(t *testing.T) {
+	documented := namesInREADME(t, "\n## Configuration\n", "\n### ", "`([A-Z][A-Z0-9_]+)`")
 	asked := map[string]bool{}
 	_, _ = loadConfig(func(name string) string { asked[name] = true; return "" })
 	for name := range asked {

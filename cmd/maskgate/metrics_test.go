@@ -1,9 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -28,16 +25,7 @@ func exposition(t *testing.T) string {
 // TestREADMEListsEveryMetric: the README's table of metrics names every maskgate_
 // metric a live gateway exports, and nothing it does not.
 func TestREADMEListsEveryMetric(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, table, _ := strings.Cut(string(readme), "| metric | what it says |")
-	table, _, _ = strings.Cut(table, "\n\n")
-	listed := map[string]bool{}
-	for _, m := range regexp.MustCompile("`(maskgate_[a-z_]+)").FindAllStringSubmatch(table, -1) {
-		listed[m[1]] = true
-	}
+	listed := namesInREADME(t, "| metric | what it says |", "\n\n", "`(maskgate_[a-z_]+)")
 	exported := map[string]bool{}
 	for line := range strings.Lines(exposition(t)) {
 		if rest, ok := strings.CutPrefix(line, "# TYPE maskgate_"); ok {
