@@ -389,3 +389,19 @@ func (floatSample) H() *histogram.Histogram       { return nil }
 func (floatSample) FH() *histogram.FloatHistogram { return nil }
 func (floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s floatSample) Copy() chunks.Sample         { return s }
+
+// TestREADMEListsEveryAlert: the README's table of alerts names every rule of
+// alerts.yml with its severity, and no other.
+func TestREADMEListsEveryAlert(t *testing.T) {
+	// Each row as "name` | severity".
+	listed := namesInREADME(t, "| alert | severity | fires when |", "\n\n", "(?m)^\\| `(Maskgate[A-Za-z]+` \\| [a-z]+)")
+	rules := alertRules(t)
+	for name, r := range rules {
+		if !listed[name+"` | "+r.Labels["severity"]] {
+			t.Errorf("the README's table of alerts lacks %s with severity %s", name, r.Labels["severity"])
+		}
+	}
+	if len(listed) != len(rules) {
+		t.Errorf("the README's table lists %d alerts; alerts.yml has %d", len(listed), len(rules))
+	}
+}
