@@ -64,6 +64,7 @@ func checkConfig(ctx context.Context, getenv func(string) string, out io.Writer)
 
 	auth := cfg.Auth
 	auth.Log = zerolog.Nop()
+	auth.PublicKeyFile = "" // loaded once: a check has no file to watch
 	a, err := middleware.NewAuthenticator(ctx, auth)
 	if err == nil {
 		err = a.Ready(ctx)
