@@ -40,7 +40,7 @@ type AuthConfig struct {
 	PublicKeyReload time.Duration
 	JWKSURL         string
 	HTTPClient      *http.Client   // for the JWKS; default http.DefaultClient
-	Log             zerolog.Logger // JWKS refresh failures
+	Log             zerolog.Logger // JWKS refresh failures, public key file reloads
 }
 
 // publicKeyMethods are the algorithms accepted with public keys and JWKS: never HS*,
