@@ -124,7 +124,7 @@ func TestUnmaskThatCXoneAcceptsButNeverCarriesOutIsGivenUp(t *testing.T) {
 		t.Fatalf("Unmask = %+v, %v; want unmasking", s, err)
 	}
 	reg := c.replicas[0].reg
-	testkit.Eventually(t, 10*time.Second, "the unmask to be given up", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the unmask to be given up", func() bool {
 		return gathered(t, reg, "maskgate_unmask_giveups_total") == 1
 	})
 	failures := gathered(t, reg, "maskgate_unmask_failures_total")
