@@ -12,7 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Each script is one transition of a session; its header lists KEYS and ARGV.
+// Each script is one transition of a session, but for given_up and overdue, which only
+// read for the gauges at scrape time; its header lists KEYS and ARGV.
 var (
 	//go:embed lua/mask_begin.lua
 	maskBeginSrc string
