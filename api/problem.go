@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,6 +13,11 @@ import (
 
 // ProblemContentType is the media type of every error answer (RFC 9457).
 const ProblemContentType = "application/problem+json"
+
+// StatusClientClosedRequest is what the access line and the request metric record for
+// a request whose caller hung up before it was answered: nginx's 499, which log and
+// dashboard tools know. It is not a failure of the gateway, and nobody reads it.
+const StatusClientClosedRequest = 499
 
 // titles is the one table of problem codes: each code's human title. The spec's
 // Problem.code enum lists the same codes; a test keeps the two equal.
@@ -63,4 +70,15 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code Probl
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(NewProblem(r, status, code, detail))
+}
+
+// CallerGone records r as StatusClientClosedRequest when err comes of r's caller
+// having hung up, and says whether it did. The caller's going cancels the request's
+// context, and the wait, Redis command or body read under way ends with that.
+func CallerGone(w http.ResponseWriter, r *http.Request, err error) bool {
+	if r.Context().Err() == nil || !errors.Is(err, context.Canceled) {
+		return false
+	}
+	w.WriteHeader(StatusClientClosedRequest)
+	return true
 }

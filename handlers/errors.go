@@ -53,6 +53,9 @@ var problems = []struct {
 
 // writeError answers r with the problem that err stands for.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if api.CallerGone(w, r, err) {
+		return
+	}
 	var pe *problemError
 	if errors.As(err, &pe) {
 		api.WriteProblem(w, r, pe.status, pe.code, pe.detail, 0)
@@ -87,6 +90,7 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	var param *api.InvalidParamFormatError
 	var repeated *api.TooManyValuesForParamError
 	switch {
+	case api.CallerGone(w, r, err):
 	case errors.As(err, &tooLarge):
 		api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
 	case errors.As(err, &param) && param.ParamName == "userId":

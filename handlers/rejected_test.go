@@ -2,7 +2,9 @@ package handlers_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -185,4 +187,30 @@ func TestUnparsableRequestLineIsRefusedByTheServer(t *testing.T) {
 		t.Errorf("log lines = %v; want none", lines)
 	}
 	g.untouched("an unparsable request line")
+}
+
+// A body that cannot be read (a broken chunk) is 400 invalid_body and changes nothing,
+// with an Idempotency-Key or without: it is not too large, and its key stays free.
+func TestBodyThatCannotBeReadIs400(t *testing.T) {
+	for _, key := range []string{"", "Idempotency-Key: k-broken\r\n"} {
+		g := newGateway(t)
+		g.sim.StartCall("a1", false, true)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /v1/agents/a1/mask HTTP/1.1\r\nHost: maskgate\r\nAuthorization: Bearer %s\r\n%sTransfer-Encoding: chunked\r\n\r\n5\r\n{\"rea\r\nzz\r\n", g.all(), key)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		var p struct{ Code string }
+		if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(body, &p) != nil || p.Code != "invalid_body" {
+			t.Errorf("broken chunk (key %q) = %d %s; want 400 invalid_body", key, resp.StatusCode, body)
+		}
+		g.untouched("a body that cannot be read")
+	}
 }

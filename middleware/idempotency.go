@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -37,8 +38,9 @@ const (
 // true, to a repeat with the same key from the same caller, without running it again;
 // the same key with another request (method, path, query or body) is 422
 // idempotency_key_reused, and a repeat while the first runs is 409
-// idempotency_key_in_flight. Answers with a 5xx status or 429 are not kept: a retry
-// runs again. It runs after Authorize: keys are scoped to the caller.
+// idempotency_key_in_flight. Answers with a 5xx status, 429 or 499 (the caller hung
+// up) are not kept: a retry runs again. It runs after Authorize: keys are scoped to
+// the caller.
 //
 // longest is the longest a request may run: a key stays reserved that long (and a
 // margin) for a request that never answers because its replica died. Any shorter, and
@@ -57,8 +59,16 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 				return
 			}
 			body, err := io.ReadAll(r.Body)
-			if err != nil {
+			var tooLarge *http.MaxBytesError
+			switch {
+			case err == nil:
+			case api.CallerGone(w, r, err):
+				return
+			case errors.As(err, &tooLarge):
 				api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
+				return
+			default:
+				api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidBody, "the request body could not be read", 0)
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -69,6 +79,8 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 
 			prior, err := store.ReserveIdempotency(r.Context(), who, key, fp, inFlight)
 			switch {
+			case err != nil && api.CallerGone(w, r, err):
+				return
 			case err != nil:
 				api.WriteProblem(w, r, http.StatusServiceUnavailable, api.ProblemCodeStoreUnavailable, "session store unavailable", 0)
 				return
@@ -107,9 +119,11 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 }
 
 // transientStatus is an answer not kept for a key: the request did not run or failed
-// for a while (429 over the rate limit, a 5xx), and its retry must run again.
+// for a while (429 over the rate limit, a 5xx), or its caller hung up before it began
+// (499), and its retry must run again.
 func transientStatus(status int) bool {
-	return status == http.StatusTooManyRequests || status >= http.StatusInternalServerError
+	return status == http.StatusTooManyRequests || status == api.StatusClientClosedRequest ||
+		status >= http.StatusInternalServerError
 }
 
 func printable(s string) bool {
