@@ -114,3 +114,27 @@ func fromRedis(read func(context.Context) (int64, error)) func() float64 {
 		return float64(v)
 	}
 }
+
+// openCount returns how many sessions are open.
+func (s *Store) openCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, s.open).Result()
+	return n, storeErr(err)
+}
+
+// unmaskingCount returns how many unmasks are not finished.
+func (s *Store) unmaskingCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.SCard(ctx, s.unmasking).Result()
+	return n, storeErr(err)
+}
+
+// overdue returns how far past its due time the most overdue session is, in ms.
+func (s *Store) overdue(ctx context.Context) (int64, error) {
+	ms, err := overdueScript.Run(ctx, s.rdb, []string{s.due}).Int64()
+	return ms, storeErr(err)
+}
+
+// givenUp returns how many open sessions have had their unmask given up.
+func (s *Store) givenUp(ctx context.Context) (int64, error) {
+	n, err := givenUpScript.Run(ctx, s.rdb, []string{s.unmasking}, s.sessionPrefix).Int64()
+	return n, storeErr(err)
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/maskgate/maskgate/upstream"
 )
 
@@ -86,4 +88,63 @@ func decodeCursor(cursor string) (string, error) {
 		return "", ErrInvalidCursor
 	}
 	return string(raw), nil
+}
+
+// get returns the agent's open session, or ErrNotMasked.
+func (s *Store) get(ctx context.Context, userID string) (Session, error) {
+	fields, err := s.rdb.HMGet(ctx, s.sessionKey(userID), sessionFields[:]...).Result()
+	if err != nil {
+		return Session{}, storeErr(err)
+	}
+	f := strs(fields)
+	if f[fieldID] == "" {
+		return Session{}, ErrNotMasked
+	}
+	return decodeSession(f)
+}
+
+// list returns the open sessions among the first limit userIds after `after`, in
+// userId order, and, when more userIds follow, the last of those limit (the next page
+// starts after it). A session that closed between the two reads is left out; whether
+// more follow is decided by the userIds, so that it does not end the listing.
+func (s *Store) list(ctx context.Context, after string, limit int) ([]Session, string, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	// One more than asked tells whether there is a next page.
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: s.open, Start: start, Stop: "+", ByLex: true, Count: int64(limit) + 1,
+	}).Result()
+	if err != nil {
+		return nil, "", storeErr(err)
+	}
+	last := ""
+	if len(ids) > limit {
+		ids = ids[:limit]
+		last = ids[limit-1]
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HMGet(ctx, s.sessionKey(id), sessionFields[:]...)
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, "", storeErr(err)
+		}
+	}
+	out := make([]Session, 0, len(ids))
+	for _, cmd := range cmds {
+		fields := strs(cmd.Val())
+		if fields[fieldID] == "" {
+			continue // closed between the two reads
+		}
+		sess, err := decodeSession(fields)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, sess)
+	}
+	return out, last, nil
 }
