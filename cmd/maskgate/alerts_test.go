@@ -226,6 +226,18 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 			{`maskgate_http_requests_total{route="/metrics",status="401"}`, rising(0, 60, 30)},
 		}, 20 * time.Minute, false},
 
+		{"MaskgateInternalErrors", "a mask was answered 500 five minutes ago", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="500"}`, slices.Concat(rising(0, 0, 15), rising(1, 0, 15))},
+		}, 20 * time.Minute, true},
+		{"MaskgateInternalErrors", "the last 500 was 20 minutes ago", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="500"}`, slices.Concat(rising(0, 0, 5), rising(1, 0, 35))},
+		}, 35 * time.Minute, false},
+		{"MaskgateInternalErrors", "callers hung up (499) and CXone failed (503)", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="499"}`, rising(0, 5, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="503"}`, rising(0, 5, 30)},
+		}, 20 * time.Minute, false},
+
 		{"MaskgateRedisUnavailable", "one replica of two lost Redis 3 minutes ago", []testSeries{
 			{`maskgate_redis_up{instance="a"}`, rising(1, 0, 30)},
 			{`maskgate_redis_up{instance="b"}`, slices.Concat(rising(1, 0, 7), rising(0, 0, 23))},
