@@ -12,25 +12,34 @@ import (
 )
 
 // endpoint returns the tenant's API endpoint: CXONE_API_BASE_URL when configured, else
-// the api_endpoint of the discovery document of the token's tenant, fetched once.
+// the api_endpoint of the discovery document of the token's tenant, fetched once. The
+// fetch runs detached from the caller that starts it, as the token's renewal does, and
+// CXONE_TIMEOUT alone bounds it: a caller that stops waiting (a readiness probe with
+// a short timeout) must not end it for the others, nor cut it short for all.
 func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
 	if base := c.base.Load(); base != nil {
 		return *base, nil
 	}
-	v, err, _ := c.tokens.flight.Do("discovery", func() (any, error) {
+	detached := context.WithoutCancel(ctx)
+	ch := c.tokens.flight.DoChan("discovery", func() (any, error) {
 		if base := c.base.Load(); base != nil { // found by a flight that ended meanwhile
 			return *base, nil
 		}
-		base, err := c.discover(ctx, tok)
+		base, err := c.discover(detached, tok)
 		if err == nil {
 			c.base.Store(&base)
 		}
 		return base, err
 	})
-	if err != nil {
-		return "", err
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		return "", &Error{Op: "discovery", Kind: ErrTimeout, Err: ctx.Err()}
 	}
-	return v.(string), nil
 }
 
 // discover reads {issuer}/.well-known/cxone-configuration?tenantId={tenantId}. The

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream"
@@ -50,6 +51,32 @@ func TestDiscoveryIsFetchedOnce(t *testing.T) {
 	}
 	if n := discoveries.Load(); n != 1 {
 		t.Errorf("discovery fetched %d times for 21 masks; want 1", n)
+	}
+}
+
+// A caller that stops waiting for the discovery does not end it: it goes on for the
+// others (a readiness probe with a short timeout starts it, and the next probe finds
+// the endpoint), bounded by CXONE_TIMEOUT alone.
+func TestDiscoveryOutlivesTheCallerThatStartedIt(t *testing.T) {
+	var discoveries atomic.Int32
+	held := make(chan struct{})
+	sim := simIntercepting(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == cxonesim.DiscoveryPath {
+			discoveries.Add(1)
+			<-held
+		}
+		return false
+	})
+	c := upstream.New(sim.UpstreamConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := c.Ready(ctx); err == nil {
+		t.Fatal("Ready answered while the discovery was held")
+	}
+	close(held)
+	testkit.Eventually(t, 5*time.Second, "the endpoint to be found", func() bool { return c.Ready(context.Background()) == nil })
+	if n := discoveries.Load(); n != 1 {
+		t.Errorf("discovery fetched %d times; want 1, which the first caller started and the next found done", n)
 	}
 }
 
