@@ -30,6 +30,10 @@ var _ api.StrictServerInterface = (*Handlers)(nil)
 // ScopeAdmin lets a caller force an unmask without an open session.
 const ScopeAdmin = "recordings:admin"
 
+// ReadyTimeout bounds /readyz's checks together. A probe must wait longer, or it times
+// out before the answer that names the failing check.
+const ReadyTimeout = 3 * time.Second
+
 // The list's page size (design §2).
 const (
 	defaultLimit = 100
@@ -130,7 +134,7 @@ func (h *Handlers) GetHealthz(context.Context, api.GetHealthzRequestObject) (api
 
 // GetReadyz runs every readiness check and names the ones that fail.
 func (h *Handlers) GetReadyz(ctx context.Context, _ api.GetReadyzRequestObject) (api.GetReadyzResponseObject, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
 	checks := make(map[string]string, len(h.checks))
 	ready := true

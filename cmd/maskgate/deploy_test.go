@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/maskgate/maskgate/handlers"
 	"github.com/maskgate/maskgate/internal/testkit"
 )
 
@@ -216,16 +217,18 @@ func mebibytes(t *testing.T, size, unit string) int {
 }
 
 type k8sProbe struct {
-	HTTPGet struct{ Path, Port, Scheme string } `yaml:"httpGet"`
+	HTTPGet        struct{ Path, Port, Scheme string } `yaml:"httpGet"`
+	TimeoutSeconds int                                 `yaml:"timeoutSeconds"`
 }
 
 // TestKubernetesExample checks deploy/kubernetes/maskgate.yaml against maskgate itself:
 // it sets no variable maskgate does not read, and its environment passes the
-// configuration check once the Secrets it mounts are files
-// here (the TLS pair a certificate from the test CA), the grace period outlasts the
-// shutdown delay and the drain, the probes ask the listener's port in its scheme, the
-// Service and the disruption budget select what the Deployment runs, GOMEMLIMIT is under
-// the memory limit, and the container runs as nonroot on a read-only filesystem.
+// configuration check once the Secrets it mounts are files here (the TLS pair a
+// certificate from the test CA), the grace period outlasts the shutdown delay and the
+// drain, the probes ask the listener's port in its scheme (the readiness probe waiting
+// longer than /readyz's checks may take), the Service and the disruption budget select
+// what the Deployment runs, GOMEMLIMIT is under the memory limit, and the container
+// runs as nonroot on a read-only filesystem.
 func TestKubernetesExample(t *testing.T) {
 	f, err := os.Open(filepath.Join(repo, "deploy/kubernetes/maskgate.yaml"))
 	if err != nil {
@@ -308,6 +311,9 @@ func TestKubernetesExample(t *testing.T) {
 		if p.HTTPGet.Path != path || p.HTTPGet.Port != c.Ports[0].Name || p.HTTPGet.Scheme != scheme {
 			t.Errorf("probe %+v; want %s on port %s in %s", p.HTTPGet, path, c.Ports[0].Name, scheme)
 		}
+	}
+	if wait := time.Duration(c.ReadinessProbe.TimeoutSeconds) * time.Second; wait <= handlers.ReadyTimeout {
+		t.Errorf("readiness probe timeout %s; want more than /readyz's own bound on its checks, %s", wait, handlers.ReadyTimeout)
 	}
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != c.Ports[0].Name {
 		t.Errorf("the Service's ports %+v; want the target %s", svc.Spec.Ports, c.Ports[0].Name)

@@ -395,6 +395,14 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	if err := healthcheck(ctx, getenv(one)); err != nil || !strings.HasPrefix(other.addr, "127.0.0.2:") {
 		t.Errorf("healthcheck of a gateway listening on %s only: %v", other.addr, err)
 	}
+	// One that is not ready is told apart, with the check that fails.
+	noRedis := maps.Clone(s.env)
+	noRedis["MASKGATE_ADDR"] = "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
+	noRedis["MASKGATE_REDIS_URL"] = "redis://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)) + "/0"
+	start(t, nil, noRedis)
+	if err := healthcheck(ctx, getenv(noRedis)); err == nil || !strings.Contains(err.Error(), "readyz answered 503") || !strings.Contains(err.Error(), `"redis":`) {
+		t.Errorf("healthcheck of a gateway without Redis = %v; want 503 naming the redis check", err)
+	}
 	e["MASKGATE_MASK_TTL"] = "soon"
 	var ce *configError
 	if err := healthcheck(ctx, getenv(e)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_MASK_TTL") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/handlers"
 )
 
 // healthcheck asks the local gateway's /readyz, for container health checks (the
@@ -27,7 +30,8 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// Longer than /readyz bounds its checks, so that a slow one is answered, and named.
+	ctx, cancel := context.WithTimeout(ctx, handlers.ReadyTimeout+time.Second)
 	defer cancel()
 	scheme, client := "http", http.DefaultClient
 	if cfg.TLS.enabled() {
@@ -42,9 +46,10 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("readyz answered %d", resp.StatusCode)
+		checks, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return fmt.Errorf("readyz answered %d: %s", resp.StatusCode, bytes.TrimSpace(checks))
 	}
 	return nil
 }
