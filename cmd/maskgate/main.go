@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/handlers"
@@ -131,6 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn().Msg("LOCAL MODE: embedded miniredis and CXone simulator, dev JWT secret; NOT FOR PRODUCTION")
 	}
 	logConfiguration(log, cfg)
+	redis.SetLogger(redisLog{log}) // go-redis has one logger, for the whole process
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
