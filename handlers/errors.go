@@ -90,7 +90,6 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	var param *api.InvalidParamFormatError
 	var repeated *api.TooManyValuesForParamError
 	switch {
-	case api.CallerGone(w, r, err):
 	case errors.As(err, &tooLarge):
 		api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
 	case errors.As(err, &param) && param.ParamName == "userId":

@@ -62,8 +62,6 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 			var tooLarge *http.MaxBytesError
 			switch {
 			case err == nil:
-			case api.CallerGone(w, r, err):
-				return
 			case errors.As(err, &tooLarge):
 				api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
 				return
