@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,30 +273,5 @@ func TestCXoneFailuresLoseNothing(t *testing.T) {
 		if call, _ := f.sim.Call(calls[i]); call.Masked {
 			t.Errorf("%s's call is still masked", id)
 		}
-	}
-}
-
-// go-redis's own log lines (here, a pool that cannot dial) come out as the gateway's
-// JSON lines, at warn, with component go-redis: by default go-redis writes plain text
-// to the process's standard error, which a log collector that reads JSON cannot parse.
-func TestRedisClientsOwnLinesAreInTheJSONLog(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	e := env(testkit.NewSim(t), prefix)
-	e["MASKGATE_REDIS_URL"] = "redis://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)) + "/0"
-	s := start(t, nil, e)
-	var line map[string]any
-	testkit.Eventually(t, 20*time.Second, "go-redis's line about the pool that cannot dial", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, l := range s.lines {
-			if msg, _ := l["message"].(string); l["component"] == "go-redis" && strings.Contains(msg, "dial") {
-				line = l
-				return true
-			}
-		}
-		return false
-	})
-	if line["level"] != "warn" || line["service"] != "maskgate" {
-		t.Errorf("go-redis's line %v; want level warn, service maskgate", line)
 	}
 }

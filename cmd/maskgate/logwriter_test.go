@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -8,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 )
@@ -61,5 +66,18 @@ func TestLostLogLinesAreCounted(t *testing.T) {
 	// fallen in the same moment); the scrape's own access line comes after it.
 	if n := lost(); n < 2 {
 		t.Errorf("lines lost = %d; want the mask's audit line and its access line at least", n)
+	}
+}
+
+// go-redis's own lines (main hands them to redisLog) are JSON lines at warn, with
+// component go-redis, instead of plain text on stderr that a collector reading JSON
+// cannot parse.
+func TestRedisLogLinesAreJSON(t *testing.T) {
+	var out bytes.Buffer
+	redisLog{zerolog.New(&out)}.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v", 5, errors.New("connect: connection refused"))
+	var line map[string]any
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line["level"] != "warn" || line["component"] != "go-redis" ||
+		line["message"] != "redis: connection pool: failed to dial after 5 attempts: connect: connection refused" {
+		t.Errorf("go-redis's line came out as %q (%v)", out.String(), err)
 	}
 }

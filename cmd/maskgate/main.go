@@ -35,6 +35,9 @@ import (
 func main() {
 	// Audit lines need sub-second times; zerolog only offers this setting globally.
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	// go-redis has one logger for the whole process (so it is set here, not in run,
+	// which tests start many times over): JSON lines on stdout like the gateway's own.
+	redis.SetLogger(redisLog{zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
 	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -132,7 +135,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn().Msg("LOCAL MODE: embedded miniredis and CXone simulator, dev JWT secret; NOT FOR PRODUCTION")
 	}
 	logConfiguration(log, cfg)
-	redis.SetLogger(redisLog{log}) // go-redis has one logger, for the whole process
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

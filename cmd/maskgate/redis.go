@@ -142,10 +142,10 @@ func refusal(reply redis.Error) bool {
 	return strings.HasPrefix(reply.Error(), "ERR ") || strings.HasPrefix(reply.Error(), "NOPERM")
 }
 
-// redisLog takes go-redis's own log lines (a pool that cannot dial, a Sentinel's switch
-// to a new master) into the gateway's JSON log, at warn, instead of the plain text on
-// standard error that go-redis writes by default. They name addresses and the master's
-// name, never a password.
+// redisLog writes go-redis's own log lines (a pool that cannot dial, a Sentinel's switch
+// to a new master) as JSON lines at warn, as the gateway's own are, instead of the
+// plain text on standard error that go-redis writes by default. They name addresses
+// and the master's name, never a password.
 type redisLog struct{ log zerolog.Logger }
 
 func (l redisLog) Printf(_ context.Context, format string, v ...any) {
