@@ -19,9 +19,9 @@ import (
 // access line and the request metric say 499 (nginx's "client closed request") at the
 // info level, no error is logged, and its Idempotency-Key is free for the retry.
 func TestCallerThatHangsUpIsRecordedAs499AndItsRetryRuns(t *testing.T) {
-	g := newGateway(t)
+	g := newGateway(t, withCXoneTimeout(5*time.Second))
 	g.sim.StartCall("a", false, true)
-	g.sim.SetFaults(cxonesim.Faults{Hang: true}) // the first mask holds the agent
+	g.sim.SetFaults(cxonesim.Faults{Hang: true}) // the first mask holds the agent for its budget
 	first := make(chan int, 1)
 	go func() {
 		req, _ := http.NewRequest("POST", g.url+"/v1/agents/a/mask", nil)

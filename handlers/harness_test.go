@@ -114,6 +114,12 @@ func withLongestRequest(d time.Duration) gatewayOption {
 	return func(s *gatewaySetup) { s.longest = d }
 }
 
+// withCXoneTimeout sets how long one CXone attempt may take (default 300 ms): an
+// operation CXone does not answer then holds its agent for the whole budget, 2 s.
+func withCXoneTimeout(d time.Duration) gatewayOption {
+	return func(s *gatewaySetup) { s.upstream.Timeout = d }
+}
+
 // withRedis gives the gateway another Redis client (a dead one, say).
 func withRedis(rdb *redis.Client) gatewayOption { return func(s *gatewaySetup) { s.rdb = rdb } }
 
