@@ -105,6 +105,9 @@ func (ts *tokenSource) renew() (any, error) {
 	)
 	if cur != nil && cur.refresh != "" {
 		tok, err = ts.request(ctx, "refresh_token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {cur.refresh}})
+		if tok != nil {
+			tok.keep(cur)
+		}
 	}
 	if tok == nil {
 		tok, err = ts.request(ctx, "password", url.Values{
@@ -118,6 +121,18 @@ func (ts *tokenSource) renew() (any, error) {
 	}
 	ts.current.Store(tok)
 	return tok, nil
+}
+
+// keep takes from the token it refreshes what a refresh answer may leave out: a new
+// refresh token (RFC 6749 §6) and the id_token (OpenID Connect), whose tenant and
+// issuer the API's discovery needs.
+func (t *token) keep(prev *token) {
+	if t.refresh == "" {
+		t.refresh = prev.refresh
+	}
+	if t.tenantID == "" {
+		t.tenantID, t.issuer = prev.tenantID, prev.issuer
+	}
 }
 
 // tokenAnswer is the JSON of CXone's token endpoint, successful or an OAuth error.

@@ -2,8 +2,10 @@ package upstream_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,5 +187,59 @@ func TestARefusedTokenIsNotAskedAgain(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Errorf("token requests = %d; want 1", n)
+	}
+}
+
+// A refresh answer may leave out the id_token (OpenID Connect makes it optional) and the
+// refresh token (RFC 6749 §6): what it leaves out stays as the first answer gave it, so
+// that the API can still be discovered from the tenant, and the next renewal is still a
+// refresh. Here discovery fails until the first token has expired, and the token that
+// replaces it comes from such a refresh.
+func TestARefreshAnswerWithoutIDTokenKeepsTheTenant(t *testing.T) {
+	var discovering atomic.Bool
+	var refreshes atomic.Int32
+	sim := testkit.NewSimServing(t, 0, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.URL.Path == cxonesim.DiscoveryPath && !discovering.Load():
+				w.WriteHeader(http.StatusServiceUnavailable)
+			case r.URL.Path == cxonesim.TokenPath && r.FormValue("grant_type") == "refresh_token":
+				refreshes.Add(1)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				var ans map[string]any
+				_ = json.Unmarshal(rec.Body.Bytes(), &ans)
+				delete(ans, "id_token")
+				delete(ans, "refresh_token")
+				body, _ := json.Marshal(ans)
+				writeJSON(w, rec.Code, string(body))
+			default:
+				h.ServeHTTP(w, r)
+			}
+		})
+	})
+	sim.StartCall("7", false, true)
+	var now atomic.Pointer[time.Time]
+	start := time.Now()
+	now.Store(&start)
+	cfg := sim.UpstreamConfig()
+	cfg.Now = func() time.Time { return *now.Load() }
+	c := upstream.New(cfg)
+	if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("Mask while discovery fails = %v; want ErrUnavailable", err)
+	}
+	later := start.Add(2 * time.Hour)
+	now.Store(&later)
+	discovering.Store(true)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask with a refreshed token once discovery answers = %v", err)
+	}
+	evenLater := start.Add(4 * time.Hour)
+	now.Store(&evenLater)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask after the refreshed token expired = %v", err)
+	}
+	if n := refreshes.Load(); n != 2 {
+		t.Errorf("refreshes = %d; want 2: each expired token replaced with the refresh token the first answer gave", n)
 	}
 }
