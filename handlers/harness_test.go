@@ -96,6 +96,7 @@ type gatewaySetup struct {
 	trusted  []netip.Prefix
 	origins  []string
 	longest  time.Duration
+	checks   []handlers.Check // readiness checks beside redis and cxone
 }
 
 // withRateLimit sets the per-caller rate limit (default: high enough not to matter).
@@ -118,6 +119,11 @@ func withLongestRequest(d time.Duration) gatewayOption {
 // operation CXone does not answer then holds its agent for the whole budget, 2 s.
 func withCXoneTimeout(d time.Duration) gatewayOption {
 	return func(s *gatewaySetup) { s.upstream.Timeout = d }
+}
+
+// withReadyCheck adds a readiness check to /readyz.
+func withReadyCheck(c handlers.Check) gatewayOption {
+	return func(s *gatewaySetup) { s.checks = append(s.checks, c) }
 }
 
 // withRedis gives the gateway another Redis client (a dead one, say).
@@ -151,7 +157,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	})
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Log: log, Sessions: svc, Replays: store, Rates: store, Limit: setup.limit, Auth: auth, Registry: reg,
-		Checks: []handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, TrustedProxies: setup.trusted, CORSOrigins: setup.origins, LongestRequest: setup.longest,
+		Checks: append([]handlers.Check{{Name: "redis", Fn: svc.Ready}, {Name: "cxone", Fn: cx.Ready}}, setup.checks...), TrustedProxies: setup.trusted, CORSOrigins: setup.origins, LongestRequest: setup.longest,
 	}))
 	t.Cleanup(srv.Close)
 	return &gateway{t: t, url: srv.URL, sim: sim, rdb: setup.rdb, prefix: prefix, cmds: cmds, logs: logs}

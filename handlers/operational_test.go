@@ -1,12 +1,15 @@
 package handlers_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/maskgate/maskgate/handlers"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
@@ -174,5 +177,23 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 	}
 	if series < 20 {
 		t.Errorf("only %d maskgate series", series)
+	}
+}
+
+// A handler that panics is answered 500 and counted as one in the request metric,
+// which MaskgateInternalErrors alerts on: the metric sees what Recover answers.
+func TestPanicIsCountedAs500(t *testing.T) {
+	g := newGateway(t, withReadyCheck(handlers.Check{Name: "buggy", Fn: func(context.Context) error { panic("a bug") }}))
+	resp, err := http.Get(g.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("readyz with a check that panics = %d; want 500", resp.StatusCode)
+	}
+	metrics := string(g.do("GET", "/metrics", "", "").body)
+	if want := `maskgate_http_requests_total{method="GET",route="/readyz",status="500"} 1`; !strings.Contains(metrics, want+"\n") {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }

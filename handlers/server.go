@@ -47,8 +47,9 @@ type Deps struct {
 // routes, their parameters and their scopes come from openapi.yaml through package api.
 func NewServer(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.AccessLog(d.Log, d.TrustedProxies), middleware.Recover,
-		middleware.Metrics(d.Registry), middleware.LimitBody(maxBody),
+	// Metrics outside Recover: a panic is counted as the 500 that Recover answers.
+	r.Use(middleware.RequestID, middleware.AccessLog(d.Log, d.TrustedProxies), middleware.Metrics(d.Registry),
+		middleware.Recover, middleware.LimitBody(maxBody),
 		chimw.GetHead) // HEAD wherever GET is served (RFC 9110 §9.1), through the GET route
 	if len(d.CORSOrigins) > 0 {
 		// A browser's preflight is answered here, before authentication: it carries no
