@@ -39,22 +39,30 @@ func TestOneTokenServesConcurrentRequests(t *testing.T) {
 	}
 }
 
-// maskLater masks agent 7 on a new client whose clock it controls, then again after d
-// on that clock: two masks across a token's life.
-func maskLater(t *testing.T, sim *testkit.Sim, d time.Duration) {
-	t.Helper()
-	sim.StartCall("7", false, true)
+// clockedClient is a client of sim whose clock stands still until the returned func
+// moves it to d after the start.
+func clockedClient(sim *testkit.Sim) (*upstream.Client, func(d time.Duration)) {
 	var now atomic.Pointer[time.Time]
 	start := time.Now()
 	now.Store(&start)
 	cfg := sim.UpstreamConfig()
 	cfg.Now = func() time.Time { return *now.Load() }
-	c := upstream.New(cfg)
+	return upstream.New(cfg), func(d time.Duration) {
+		later := start.Add(d)
+		now.Store(&later)
+	}
+}
+
+// maskLater masks agent 7 on a new client whose clock it controls, then again after d
+// on that clock: two masks across a token's life.
+func maskLater(t *testing.T, sim *testkit.Sim, d time.Duration) {
+	t.Helper()
+	sim.StartCall("7", false, true)
+	c, at := clockedClient(sim)
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatal(err)
 	}
-	later := start.Add(d)
-	now.Store(&later)
+	at(d)
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatal(err)
 	}
@@ -219,23 +227,16 @@ func TestARefreshAnswerWithoutIDTokenKeepsTheTenant(t *testing.T) {
 		})
 	})
 	sim.StartCall("7", false, true)
-	var now atomic.Pointer[time.Time]
-	start := time.Now()
-	now.Store(&start)
-	cfg := sim.UpstreamConfig()
-	cfg.Now = func() time.Time { return *now.Load() }
-	c := upstream.New(cfg)
+	c, at := clockedClient(sim)
 	if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrUnavailable) {
 		t.Fatalf("Mask while discovery fails = %v; want ErrUnavailable", err)
 	}
-	later := start.Add(2 * time.Hour)
-	now.Store(&later)
+	at(2 * time.Hour)
 	discovering.Store(true)
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatalf("Mask with a refreshed token once discovery answers = %v", err)
 	}
-	evenLater := start.Add(4 * time.Hour)
-	now.Store(&evenLater)
+	at(4 * time.Hour)
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatalf("Mask after the refreshed token expired = %v", err)
 	}
