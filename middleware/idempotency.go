@@ -100,9 +100,19 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 			var answer bytes.Buffer
 			ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
 			ww.Tee(&answer)
-			next.ServeHTTP(ww, r)
-
 			ctx := context.WithoutCancel(r.Context())
+			answered := false
+			defer func() {
+				// A panic passing through (Recover answers 500 further out): the key
+				// is freed as after a 500. Not recovered here, so that Recover logs
+				// the stack where it happened.
+				if !answered {
+					_ = store.ReleaseIdempotency(ctx, who, key)
+				}
+			}()
+			next.ServeHTTP(ww, r)
+			answered = true
+
 			if transientStatus(ww.Status()) {
 				err = store.ReleaseIdempotency(ctx, who, key)
 			} else {

@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
+	"github.com/maskgate/maskgate/sessions"
 )
 
 // A handler that panics is answered 500 internal as a problem, with the request's id
@@ -64,4 +67,32 @@ func TestAbortHandlerIsPassedOn(t *testing.T) {
 	}()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/masks", nil))
 	t.Error("the abort did not reach net/http")
+}
+
+// A handler that panics frees the Idempotency-Key it ran under, as a 500 answer does:
+// the caller's retry runs, instead of being told for the key's whole reservation that
+// the first request is still in flight.
+func TestPanicFreesItsIdempotencyKey(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	var runs atomic.Int32
+	h := middleware.Recover(middleware.Idempotency(sessions.NewStore(rdb, prefix), time.Minute)(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if runs.Add(1) == 1 {
+				panic("a bug")
+			}
+			w.WriteHeader(http.StatusOK)
+		})))
+	post := func() int {
+		req := httptest.NewRequest(http.MethodPost, "/v1/agents/a/mask", nil)
+		req.Header.Set("Idempotency-Key", "k-1")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := post(); code != http.StatusInternalServerError {
+		t.Fatalf("the request that panicked = %d; want 500", code)
+	}
+	if code := post(); code != http.StatusOK || runs.Load() != 2 {
+		t.Errorf("its retry = %d after %d runs; want it run again: 200", code, runs.Load())
+	}
 }
