@@ -141,3 +141,52 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		t.Errorf("a CXone token appears in the gateway's output: %.14s…", m)
 	}
 }
+
+// Refused attempts (PCI DSS v4.0 10.2.1.4, invalid logical access attempts) are in the
+// access lines with what 10.2.2 asks of them: the caller when its token was read, the
+// status, time and origin, and the agent the attempt aimed at (user_id, the route being
+// a pattern). A userId that is not one is not echoed.
+func TestRefusedAttemptsNameTheAgentTheyAimedAt(t *testing.T) {
+	g := newGateway(t)
+	agent := g.token("recordings:mask", jwt.MapClaims{"sub": "desk-7", "agent_id": "a1"})
+	reader := g.token("recordings:read", jwt.MapClaims{"sub": "reporting"})
+	for _, tt := range []struct {
+		token, path string
+		status      int
+		sub         string
+	}{
+		{"", "/v1/agents/a2/mask", 401, ""},
+		{"not-a-jwt", "/v1/agents/a3/mask", 401, ""},
+		{reader, "/v1/agents/a4/mask", 403, "reporting"},
+		{agent, "/v1/agents/a5/mask", 403, "desk-7"},
+	} {
+		if r := g.do("POST", tt.path, tt.token, ""); r.status != tt.status {
+			t.Fatalf("POST %s = %d; want %d", tt.path, r.status, tt.status)
+		}
+	}
+	g.do("POST", "/v1/agents/bad%20id/mask", agent, "")
+	want := map[string]bool{"a2": true, "a3": true, "a4": true, "a5": true}
+	for _, l := range testkit.LogLines(t, g.logs.String()) {
+		if l["message"] != "request" {
+			continue
+		}
+		id, _ := l["user_id"].(string)
+		switch {
+		case id == "bad id" || strings.Contains(id, "%"):
+			t.Errorf("an invalid userId was echoed: %v", l)
+		case want[id]:
+			delete(want, id)
+			for _, f := range []string{"time", "remote_ip", "request_id", "route"} {
+				if v, _ := l[f].(string); v == "" {
+					t.Errorf("access line of a refused attempt lacks %s: %v", f, l)
+				}
+			}
+			if (id == "a4" && l["sub"] != "reporting") || (id == "a5" && l["sub"] != "desk-7") {
+				t.Errorf("access line of a refused attempt with a valid token lacks its sub: %v", l)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no access line names the agents %v", want)
+	}
+}

@@ -10,12 +10,16 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
+
+	"github.com/maskgate/maskgate/sessions"
 )
 
 // AccessLog puts a request logger (carrying request_id and remote_ip, the origin of
 // the request) on the request context, for every audit line written while serving it,
 // and writes one access line per request when it is done (design §5): request_id,
-// time, remote_ip, method, route, status, duration_ms and the caller's sub/client_id.
+// time, remote_ip, method, route, status, duration_ms, the caller's sub/client_id, and
+// the user_id of a route with an agent, so that an attempt refused before any audit
+// line (401, 403: PCI DSS 10.2.1.4) still names the agent it aimed at.
 // remote_ip is the connection's peer, or, when the peer is one of the trusted proxies,
 // the client that X-Forwarded-For names (see ClientIP); the peer is then peer_ip.
 // It must run after RequestID.
@@ -34,6 +38,9 @@ func AccessLog(log zerolog.Logger, trusted []netip.Prefix) func(http.Handler) ht
 				if c.ClientID != "" {
 					ev = ev.Str("client_id", c.ClientID)
 				}
+			}
+			if id := pathUserID(r); sessions.ValidUserID(id) {
+				ev = ev.Str("user_id", id) // the agent aimed at, also by a refused attempt
 			}
 			ev.Msg("request")
 		})
