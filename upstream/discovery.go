@@ -31,15 +31,7 @@ func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
 		}
 		return base, err
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return "", res.Err
-		}
-		return res.Val.(string), nil
-	case <-ctx.Done():
-		return "", &Error{Op: "discovery", Kind: ErrTimeout, Err: ctx.Err()}
-	}
+	return await[string](ctx, "discovery", ch)
 }
 
 // discover reads {issuer}/.well-known/cxone-configuration?tenantId={tenantId}. The

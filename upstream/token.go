@@ -67,15 +67,21 @@ func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
 		}
 		return cur, nil
 	}
-	ch := ts.flight.DoChan("token", ts.renew)
+	return await[*token](ctx, "token", ts.flight.DoChan("token", ts.renew))
+}
+
+// await is the result of a flight (a token request, the discovery) that runs detached
+// from its callers, or a timeout when ctx ends first: the flight goes on for the others.
+func await[T any](ctx context.Context, op string, flight <-chan singleflight.Result) (T, error) {
+	var zero T
 	select {
-	case res := <-ch:
+	case res := <-flight:
 		if res.Err != nil {
-			return nil, res.Err
+			return zero, res.Err
 		}
-		return res.Val.(*token), nil
+		return res.Val.(T), nil
 	case <-ctx.Done():
-		return nil, &Error{Op: "token", Kind: ErrTimeout, Err: ctx.Err()}
+		return zero, &Error{Op: op, Kind: ErrTimeout, Err: ctx.Err()}
 	}
 }
 
