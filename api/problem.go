@@ -74,7 +74,8 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code Probl
 
 // CallerGone records r as StatusClientClosedRequest when err comes of r's caller
 // having hung up, and says whether it did. The caller's going cancels the request's
-// context, and the wait, Redis command or body read under way ends with that.
+// context, and the wait or Redis command under way ends with that error. (A body
+// that stops mid-way fails its read with an EOF instead: that is a 400.)
 func CallerGone(w http.ResponseWriter, r *http.Request, err error) bool {
 	if r.Context().Err() == nil || !errors.Is(err, context.Canceled) {
 		return false
