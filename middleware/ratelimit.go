@@ -31,8 +31,6 @@ func RateLimit(store RateStore, perSecond int) func(http.Handler) http.Handler {
 			}
 			wait, err := store.Allow(r.Context(), caller.RateKey(), perSecond, time.Second)
 			switch {
-			case err != nil && r.Context().Err() != nil:
-				// the caller hung up: the handler records it
 			case err != nil:
 				zerolog.Ctx(r.Context()).Warn().Err(err).Msg("rate limit not checked: store unavailable")
 			case wait > 0:
