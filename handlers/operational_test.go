@@ -2,12 +2,14 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maskgate/maskgate/handlers"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
@@ -195,5 +197,25 @@ func TestPanicIsCountedAs500(t *testing.T) {
 	metrics := string(g.do("GET", "/metrics", "", "").body)
 	if want := `maskgate_http_requests_total{method="GET",route="/readyz",status="500"} 1`; !strings.Contains(metrics, want+"\n") {
 		t.Errorf("/metrics lacks %s", want)
+	}
+}
+
+// /readyz bounds its checks (handlers.ReadyTimeout): a check that does not end is
+// answered 503 with its name, before a probe that waits a little longer gives up.
+func TestReadyzNamesACheckThatDoesNotEnd(t *testing.T) {
+	g := newGateway(t, withReadyCheck(handlers.Check{Name: "stuck", Fn: func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}}))
+	probe := &http.Client{Timeout: handlers.ReadyTimeout + 2*time.Second}
+	resp, err := probe.Get(g.url + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz with a check that does not end: %v; want an answer within %s", err, probe.Timeout)
+	}
+	defer resp.Body.Close()
+	var body struct{ Checks map[string]string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusServiceUnavailable ||
+		body.Checks["stuck"] == "" || body.Checks["stuck"] == "ok" || body.Checks["redis"] != "ok" {
+		t.Errorf("readyz with a check that does not end = %d %v (%v); want 503 naming it", resp.StatusCode, body.Checks, err)
 	}
 }
