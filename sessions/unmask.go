@@ -58,7 +58,13 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 		return s.store.beginUnmask(ctx, in.UserID, expected, in.Caller, opID, fp, forcedID, s.lease(), only(rate, in.Rate))
 	}, func(ctx context.Context, b begin, opID string) (Session, error) {
 		refused := func(err error) (Session, error) {
-			s.audit(ctx, evRejected, in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome).Msg("unmask refused; CXone not called")
+			ev := s.audit(ctx, evRejected, in.UserID, b.session.ID, in.Caller).Str("outcome", b.outcome)
+			if expected != "" {
+				// The session the caller meant: a reviewer sees which late unmask was kept
+				// from touching which newer session.
+				ev.Str("requested_session_id", expected)
+			}
+			ev.Msg("unmask refused; CXone not called")
 			return Session{}, err
 		}
 		e := evUnmasked

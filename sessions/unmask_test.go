@@ -1,10 +1,13 @@
 package sessions_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
@@ -62,11 +65,13 @@ func TestUnmaskWithoutOpenSessionSendsNothing(t *testing.T) {
 func TestUnmaskOfAnotherSessionIsAMismatchAndSendsNothing(t *testing.T) {
 	f := newFixture(t)
 	f.sim.StartCall("a", false, true)
-	opened, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	opened, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: ptr("an-older-session")})
+	_, err = f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr", SessionID: ptr("an-older-session")})
 	if !errors.Is(err, sessions.ErrSessionMismatch) {
 		t.Fatalf("Unmask = %v; want ErrSessionMismatch", err)
 	}
@@ -75,6 +80,17 @@ func TestUnmaskOfAnotherSessionIsAMismatchAndSendsNothing(t *testing.T) {
 	}
 	if s, _ := f.svc.Get(context.Background(), "a"); s != opened {
 		t.Errorf("the mismatch changed the session: %+v -> %+v", opened, s)
+	}
+	// The audit trail says which session stayed open and which one the caller named.
+	var rejected map[string]any
+	for _, line := range testkit.LogLines(t, logs.String()) {
+		if line["event"] == "rejected" {
+			rejected = line
+		}
+	}
+	if rejected["session_id"] != opened.ID || rejected["requested_session_id"] != "an-older-session" ||
+		rejected["caller"] != "ivr" || rejected["outcome"] != "mismatch" {
+		t.Errorf("rejected audit line = %v; want session %s kept, an-older-session requested by ivr, outcome mismatch", rejected, opened.ID)
 	}
 }
 
