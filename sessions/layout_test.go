@@ -33,18 +33,22 @@ func TestRedisLayoutIsWhatTheLastVersionWrote(t *testing.T) {
 	f := newFixture(t)
 	bg := context.Background()
 	rate := sessions.Rate{Caller: "ivr", PerSecond: 50}
-	for _, agent := range []string{"masked", "unmasking", "accepted", "joined"} {
+	for _, agent := range []string{"masked", "unmasking", "accepted", "joined", "superseding"} {
 		f.sim.StartCall(agent, false, true)
 	}
 	if _, err := f.svc.Mask(bg, sessions.MaskInput{UserID: "masked", Caller: "ivr", Reason: "payment", TTLSeconds: ptr(300), Rate: rate}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Mask(bg, sessions.MaskInput{UserID: "unmasking", Caller: "ivr", Rate: rate}); err != nil {
-		t.Fatal(err)
+	for _, agent := range []string{"unmasking", "superseding"} {
+		if _, err := f.svc.Mask(bg, sessions.MaskInput{UserID: agent, Caller: "ivr", Rate: rate}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
-	if s, _ := f.svc.Unmask(bg, sessions.UnmaskInput{UserID: "unmasking", Caller: "crm"}); s.State != sessions.StateUnmasking {
-		t.Fatalf("an unmask CXone keeps refusing left %+v; want it unmasking", s)
+	for _, agent := range []string{"unmasking", "superseding"} {
+		if s, _ := f.svc.Unmask(bg, sessions.UnmaskInput{UserID: agent, Caller: "crm"}); s.State != sessions.StateUnmasking {
+			t.Fatalf("an unmask CXone keeps refusing left %+v; want it unmasking", s)
+		}
 	}
 	f.sim.SetFaults(cxonesim.Faults{})
 	f.sim.SetBehaviour("accepted", 0, time.Hour)
@@ -56,19 +60,23 @@ func TestRedisLayoutIsWhatTheLastVersionWrote(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// An operation in flight, with an identical request joined to it: the lock's fields.
+	// Operations in flight: one with an identical request joined to it (the lock's
+	// fields), and a mask over a pending unmask (the session it superseded, kept).
 	f.sim.SetFaults(cxonesim.Faults{Hang: true})
+	done := make(chan error, 3)
+	mask := func(in sessions.MaskInput) { _, err := f.svc.Mask(bg, in); done <- err }
 	in := sessions.MaskInput{UserID: "joined", Caller: "ivr", TTLSeconds: ptr(60)}
-	done := make(chan error, 2)
-	mask := func() { _, err := f.svc.Mask(bg, in); done <- err }
-	go mask()
-	session := "{" + f.prefix + "}:session:joined"
-	testkit.Eventually(t, 5*time.Second, "the first mask to hold the agent", func() bool { return f.rdb.HExists(bg, session, "opId").Val() })
-	go mask()
-	testkit.Eventually(t, 5*time.Second, "the second mask to join the first", func() bool { return f.rdb.HExists(bg, session, "opJoined").Val() })
+	go mask(in)
+	go mask(sessions.MaskInput{UserID: "superseding", Caller: "ivr"})
+	session := "{" + f.prefix + "}:session:"
+	testkit.Eventually(t, 5*time.Second, "the first masks to hold their agents", func() bool {
+		return f.rdb.HExists(bg, session+"joined", "opId").Val() && f.rdb.HExists(bg, session+"superseding", "opId").Val()
+	})
+	go mask(in)
+	testkit.Eventually(t, 5*time.Second, "the second mask to join the first", func() bool { return f.rdb.HExists(bg, session+"joined", "opJoined").Val() })
 	got := "# while an operation is in flight\n" + dumpLayout(t, f.rdb, f.prefix)
 	f.sim.SetFaults(cxonesim.Faults{})
-	for range 2 {
+	for range 3 {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}

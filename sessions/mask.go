@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/upstream"
 )
@@ -80,7 +81,7 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 		f = finishing{state: StateMasking, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
 	}
 	ferr := s.store.finish(ctx, sess.UserID, opID, f)
-	ev := s.auditUpstream(ctx, e, sess, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
+	ev := s.auditMask(ctx, e, b, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
 	if ferr != nil {
 		ev.Str("outcome", "lock_lost").Err(ferr).Msg("CXone masked but the session could not be updated; its deadline still holds")
 	} else {
@@ -94,9 +95,14 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	sess := b.session
 	status, elapsed := upstreamStatus(err)
 	definitive := errorIsAny(err, ErrNoActiveCall, ErrInternalCall, ErrUpstreamRefused)
-	ev := s.auditUpstream(ctx, evMaskFailed, sess, caller, status, elapsed).Err(err)
+	ev := s.auditMask(ctx, evMaskFailed, b, caller, status, elapsed).Err(err)
 	var serr error
 	switch {
+	case definitive && b.superseded != "":
+		// Nothing was masked, and the earlier call may still be: the session this mask
+		// superseded comes back in place of the write-ahead record, its unmask pending.
+		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
+		ev.Str("outcome", "rejected").Msg("CXone refused the mask; the session it superseded is back, its unmask pending")
 	case definitive && b.outcome != "refreshed":
 		// Nothing was masked: the write-ahead record goes.
 		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
@@ -118,6 +124,16 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 		s.auditSession(ctx, evStoreFailed, sess, caller).Err(serr).Str("outcome", "unknown").Msg("could not record the mask's failure; the deadline still holds")
 	}
 	return Session{}, err
+}
+
+// auditMask is the audit line of a mask's outcome; it names the session the mask
+// superseded, if it superseded one.
+func (s *Service) auditMask(ctx context.Context, e event, b begin, caller string, status int, elapsed time.Duration) *zerolog.Event {
+	ev := s.auditUpstream(ctx, e, b.session, caller, status, elapsed)
+	if b.superseded != "" {
+		ev.Str("superseded_session_id", b.superseded)
+	}
+	return ev
 }
 
 func pendingOutcome(res upstream.Result) string {

@@ -1,12 +1,15 @@
 package sessions_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
@@ -173,6 +176,8 @@ func TestAnswersAfterFinishAreWhatIsStored(t *testing.T) {
 func TestMaskSupersedesAPendingUnmask(t *testing.T) {
 	f := newFixture(t)
 	f.sim.StartCall("a", false, true)
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
 	old, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
 	if err != nil {
 		t.Fatal(err)
@@ -182,15 +187,78 @@ func TestMaskSupersedesAPendingUnmask(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.sim.SetFaults(cxonesim.Faults{})
-	fresh, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"})
+	fresh, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fresh.ID == old.ID || fresh.State != sessions.StateMasked {
 		t.Errorf("mask over a pending unmask = %+v; want a new, masked session", fresh)
 	}
+	// The audit trail says which session the new one replaced.
+	if lines := testkit.LogLines(t, logs.String()); len(lines) != 1 || lines[0]["event"] != "masked" ||
+		lines[0]["session_id"] != fresh.ID || lines[0]["superseded_session_id"] != old.ID {
+		t.Errorf("audit lines = %v; want one, of %s masked, superseding %s", lines, fresh.ID, old.ID)
+	}
 	// The old session's pending unmask can no longer close the new one.
 	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: ptr(old.ID)}); !errors.Is(err, sessions.ErrSessionMismatch) {
 		t.Errorf("unmask naming the superseded session = %v; want ErrSessionMismatch", err)
+	}
+}
+
+// TestRefusedMaskLeavesTheUnmaskItSupersededGoingOn: a mask over a session whose unmask
+// is still pending replaces that session as it begins. When CXone then refuses the mask
+// outright, the agent's earlier call may still be masked (its unmask never went
+// through), so that unmask must go on until CXone carries it out: here once the agent
+// leaves the internal call that made CXone refuse both, or once the key gets its
+// permission back.
+func TestRefusedMaskLeavesTheUnmaskItSupersededGoingOn(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		refuse func(c *cluster) (lift func())
+		want   error
+	}{
+		{"internal call", func(c *cluster) func() {
+			internal := c.sim.StartCall("a", true, true) // the agent's latest call: CXone answers 422
+			return func() { c.sim.EndCall(internal.ID) }
+		}, sessions.ErrInternalCall},
+		{"permission lost", func(c *cluster) func() {
+			c.sim.SetFaults(cxonesim.Faults{DenyMasking: true}) // 403, also after a new token
+			return func() { c.sim.SetFaults(cxonesim.Faults{}) }
+		}, sessions.ErrUpstreamRefused},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(t, 1, nil)
+			var logs bytes.Buffer
+			svc, ctx := c.replicas[0].svc, zerolog.New(&logs).WithContext(context.Background())
+			call := c.sim.StartCall("a", false, true)
+			old, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lift := tt.refuse(c)
+			if _, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, tt.want) {
+				t.Fatalf("Unmask = %v; want %v", err, tt.want)
+			}
+			if _, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr"}); !errors.Is(err, tt.want) {
+				t.Fatalf("Mask = %v; want %v", err, tt.want)
+			}
+			if s, err := svc.Get(ctx, "a"); err != nil || s.ID != old.ID || s.State != sessions.StateUnmasking || s.UnmaskedBy != "crm" {
+				t.Fatalf("after the refused mask the agent's session = %+v, %v; want %s back, its unmask by crm pending", s, err, old.ID)
+			}
+			var failed map[string]any
+			for _, line := range testkit.LogLines(t, logs.String()) {
+				if line["event"] == "mask_failed" {
+					failed = line
+				}
+			}
+			if failed["superseded_session_id"] != old.ID || failed["outcome"] != "rejected" {
+				t.Errorf("the refused mask's audit line = %v; want it to name %s, superseded", failed, old.ID)
+			}
+			lift()
+			c.closed(t, "a", 10*time.Second)
+			if got, _ := c.sim.Call(call.ID); got.Masked {
+				t.Error("the earlier call is still masked")
+			}
+		})
 	}
 }

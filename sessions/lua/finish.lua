@@ -25,8 +25,9 @@ local function clock()
   now = now or redis_now()
   return now
 end
--- One HDEL and one HSET for the fields finish removes and writes.
-local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined'}
+-- One HDEL and one HSET for the fields finish removes and writes. CXone has answered
+-- (or will not be asked again): a session the mask superseded is no longer kept.
+local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined', 'superseded'}
 local set = {}
 local function put(field, value)
   set[#set + 1] = field

@@ -2,7 +2,9 @@
 -- lock. Opens the agent's session in state "masking" with its deadline or, when the
 -- agent already has an open session, refreshes it (re-mask: same id and maskedAt, new
 -- deadline). A session whose unmask is still pending is superseded by a new session, so
--- that the pending unmask can never close the new mask.
+-- that the pending unmask can never close the new mask; the superseded session is kept
+-- in the new one's "superseded" field until CXone answers, for close.lua to put back if
+-- CXone refuses the mask (the call it masked may still be masked).
 -- While another operation holds the agent's lock (opUntil in the future) nothing
 -- changes: an identical mask (same fingerprint) joins it, anything else must wait
 -- (held.lua, prepended with clock.lua, rate_check.lua and Go's session helpers).
@@ -14,7 +16,8 @@
 -- ARGV[8] fingerprint of the request
 -- ARGV[9] the caller's limit per window (0: not counted here)   ARGV[10] window ms
 -- Returns {"rate_limited", ms to wait},
--- {"created"|"refreshed"|"superseded", the session's fields (as_fields, store.go)},
+-- {"created"|"refreshed"|"superseded", the session's fields (as_fields, store.go)[, the
+-- superseded session's id]},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local now = redis_now()
 -- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
@@ -32,11 +35,23 @@ local deadline = string.format('%d', now + tonumber(ARGV[3]))
 -- One HSET for all the fields the mask writes.
 local set = {'expiresAt', deadline, 'op', 'mask', 'opId', ARGV[6], 'opFp', ARGV[8],
   'opUntil', string.format('%d', now + tonumber(ARGV[7]))}
+local superseded
 if (not s.state) or s.state == 'unmasking' then
   if s.state then
     -- The session whose unmask is pending goes, and the agent leaves the unmasking set.
     -- (Without a state there is no session: a script never leaves a hash without one.)
-    outcome = 'superseded'
+    -- Its fields but the lock's (and an older session it kept) stay in the new session.
+    outcome, superseded = 'superseded', s.id
+    local all, kept = redis.call('HGETALL', h), {}
+    local drop = {op = true, opId = true, opFp = true, opUntil = true, opJoined = true, superseded = true}
+    for i = 1, #all, 2 do
+      if not drop[all[i]] then
+        kept[#kept + 1] = all[i]
+        kept[#kept + 1] = all[i + 1]
+      end
+    end
+    set[#set + 1] = 'superseded'
+    set[#set + 1] = cjson.encode(kept)
     redis.call('DEL', h)
     redis.call('SREM', KEYS[4], ARGV[1])
   else
@@ -57,4 +72,6 @@ end
 s.expiresAt = deadline
 redis.call('HSET', h, unpack(set))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-return as_fields(outcome, s)
+local reply = as_fields(outcome, s)
+reply[#reply + 1] = superseded
+return reply
