@@ -1,0 +1,107 @@
+package sessions
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"io"
+	"slices"
+	"time"
+)
+
+// TrailSession is a session that an audit trail leaves open: one whose agent CXone may
+// still mask, as far as the trail says.
+type TrailSession struct {
+	UserID    string
+	SessionID string
+	LastEvent string    // the event of its latest line
+	LastAt    time.Time // the time of its latest line
+}
+
+// trailLine is what OpenInTrail reads of an audit line.
+type trailLine struct {
+	Audit      bool      `json:"audit"`
+	Event      string    `json:"event"`
+	UserID     string    `json:"user_id"`
+	SessionID  string    `json:"session_id"`
+	Outcome    string    `json:"outcome"`
+	Superseded string    `json:"superseded_session_id"`
+	Time       time.Time `json:"time"`
+}
+
+// closingEvents end a session: CXone unmasked it, or its call ended.
+var closingEvents = map[string]bool{
+	evUnmasked.name: true, evExpired.name: true, evCallEnded.name: true,
+	evUnmaskConfirmed.name: true, evForcedUnmask.name: true,
+}
+
+// OpenInTrail reads an audit trail (maskgate's log lines, of any number of replicas, in
+// any order; anything before a line's first "{" is passed over, as are lines that are
+// not audit lines) and returns the sessions it leaves open, by user id: after Redis
+// lost its data, the agents an operator should unmask (README, The pairing guarantee).
+//
+// A session is open when the trail shows it, unless one of its lines closes it: an
+// unmask or an expiry CXone carried out, its call ended, or a later mask that replaced
+// it while its unmask was pending (then the later session is open in its place, unless
+// CXone refused that mask, which put the earlier one back). A session whose only lines
+// are of a mask CXone refused never opened. It decides by each session's lines, not
+// their order, so that replicas' clocks need not agree; it lists more rather than
+// fewer: a session whose mask lies before the trail's start is listed when any later
+// line of it is there.
+func OpenInTrail(r io.Reader) ([]TrailSession, error) {
+	type state struct {
+		TrailSession
+		closed, opened bool
+	}
+	seen := map[string]*state{}
+	var replaced []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		raw := sc.Bytes()
+		start := bytes.IndexByte(raw, '{')
+		var l trailLine
+		if start < 0 || json.Unmarshal(raw[start:], &l) != nil || !l.Audit || l.SessionID == "" {
+			continue
+		}
+		s := seen[l.SessionID]
+		if s == nil {
+			s = &state{TrailSession: TrailSession{UserID: l.UserID, SessionID: l.SessionID}}
+			seen[l.SessionID] = s
+		}
+		if l.Time.After(s.LastAt) || s.LastEvent == "" {
+			s.LastEvent, s.LastAt = l.Event, l.Time
+		}
+		refused := l.Event == evMaskFailed.name && l.Outcome == "rejected"
+		switch {
+		case closingEvents[l.Event], l.Event == evMaskFailed.name && l.Outcome == "call_ended":
+			s.closed = true
+		case refused, l.Event == evCoalesced.name, l.Event == evStoreFailed.name:
+			// Lines of a request that may have opened nothing.
+		default:
+			s.opened = true
+		}
+		if l.Superseded != "" && !refused {
+			replaced = append(replaced, l.Superseded)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range replaced {
+		if s := seen[id]; s != nil {
+			s.closed = true
+		}
+	}
+	var open []TrailSession
+	for _, s := range seen {
+		if s.opened && !s.closed {
+			open = append(open, s.TrailSession)
+		}
+	}
+	slices.SortFunc(open, func(a, b TrailSession) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), a.LastAt.Compare(b.LastAt), cmp.Compare(a.SessionID, b.SessionID))
+	})
+	return open, nil
+}
