@@ -32,9 +32,12 @@ import (
 	"github.com/maskgate/maskgate/upstream"
 )
 
+// logTimeFormat is the time of every log line: audit lines need sub-second times.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func main() {
-	// Audit lines need sub-second times; zerolog only offers this setting globally.
-	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	// zerolog only offers this setting globally.
+	zerolog.TimeFieldFormat = logTimeFormat
 	// go-redis has one logger for the whole process (so it is set here, not in run,
 	// which tests start many times over): JSON lines on stdout like the gateway's own.
 	redis.SetLogger(redisLog{zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
@@ -71,19 +74,27 @@ func tuneGC(getenv func(string) string) {
 // subcommands are what maskgate does instead of serving, when the first argument
 // names one: check-config (the configuration and what it points at), healthcheck (the
 // local /readyz, for containers), dev-token (a token signed with the configured HS256
-// secret), version.
+// secret), audit-open (the sessions an audit trail leaves open), version. args are the
+// arguments after the subcommand's name.
 var subcommands = []struct {
 	name string
-	run  func(ctx context.Context, getenv func(string) string, stdout io.Writer) error
+	run  func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
 }{
-	{"check-config", checkConfig},
-	{"healthcheck", func(ctx context.Context, getenv func(string) string, _ io.Writer) error {
+	{"check-config", func(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
+		return checkConfig(ctx, getenv, stdout)
+	}},
+	{"healthcheck", func(ctx context.Context, _ []string, getenv func(string) string, _ io.Writer) error {
 		return healthcheck(ctx, getenv)
 	}},
-	{"dev-token", func(_ context.Context, getenv func(string) string, stdout io.Writer) error {
+	{"dev-token", func(_ context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
 		return devToken(getenv, stdout)
 	}},
-	{"version", func(_ context.Context, _ func(string) string, stdout io.Writer) error { return printVersion(stdout) }},
+	{"audit-open", func(_ context.Context, args []string, _ func(string) string, stdout io.Writer) error {
+		return auditOpen(args, stdout)
+	}},
+	{"version", func(_ context.Context, _ []string, _ func(string) string, stdout io.Writer) error {
+		return printVersion(stdout)
+	}},
 }
 
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or
@@ -91,7 +102,7 @@ var subcommands = []struct {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	for _, sub := range subcommands {
 		if len(args) > 0 && args[0] == sub.name {
-			return sub.run(ctx, getenv, stdout)
+			return sub.run(ctx, args[1:], getenv, stdout)
 		}
 	}
 	fs := flag.NewFlagSet("maskgate", flag.ContinueOnError)

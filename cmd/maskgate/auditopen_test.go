@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask is the recovery drill the
+// README describes: two replicas mask and unmask agents, each writing its own log;
+// Redis loses every session; audit-open, given both logs, names the agents CXone still
+// masks, and an operator's forced unmask of each leaves no call masked.
+func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	dir := t.TempDir()
+	replica := func(name string) (*started, string) {
+		path := filepath.Join(dir, name+".log")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return startWriting(t, nil, env(sim, prefix), func(w io.Writer) io.Writer { return io.MultiWriter(w, f) }), path
+	}
+	a, logA := replica("a")
+	b, logB := replica("b")
+	calls := map[string]string{}
+	for _, agent := range []string{"r1", "r2", "r3", "r4"} {
+		calls[agent] = sim.StartCall(agent, false, true).ID
+	}
+	for _, step := range []struct {
+		gw     *started
+		method string
+		path   string
+		status int
+	}{
+		{a, "POST", "/v1/agents/r1/mask", http.StatusOK},
+		{a, "POST", "/v1/agents/r2/mask", http.StatusOK},
+		{b, "POST", "/v1/agents/r2/unmask", http.StatusOK},
+		{b, "POST", "/v1/agents/r3/mask", http.StatusOK},
+		{a, "POST", "/v1/agents/r3/mask", http.StatusOK}, // re-mask, on the other replica
+		{b, "POST", "/v1/agents/r4/mask", http.StatusOK},
+		{a, "POST", "/v1/agents/r5/mask", http.StatusNotFound}, // no call: nothing masked
+	} {
+		if got := step.gw.call(t, step.method, step.path, "", ""); got.status != step.status {
+			t.Fatalf("%s %s = %d %s; want %d", step.method, step.path, got.status, got.body, step.status)
+		}
+	}
+
+	// Redis loses its data.
+	if keys := testkit.Keys(t, rdb, prefix); len(keys) > 0 {
+		if err := rdb.Del(context.Background(), keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"audit-open", logB, logA}, getenv(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var agents []string
+	for line := range strings.Lines(out.String()) {
+		fields := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		if len(fields) != 4 {
+			t.Fatalf("audit-open line %q; want user id, session id, event and time", line)
+		}
+		agents = append(agents, fields[0])
+	}
+	if want := []string{"r1", "r3", "r4"}; !slices.Equal(agents, want) {
+		t.Fatalf("audit-open named %v; want %v:\n%s", agents, want, out.String())
+	}
+	admin := callerToken(t, "recordings:unmask recordings:admin")
+	for _, agent := range agents {
+		resp, err := post(t, "http://"+a.addr+"/v1/agents/"+agent+"/unmask?force=true", admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("forced unmask of %s = %d", agent, resp.StatusCode)
+		}
+	}
+	for agent, id := range calls {
+		if call, _ := sim.Call(id); call.Masked {
+			t.Errorf("%s's call is still masked", agent)
+		}
+	}
+}
+
+// audit-open without a file to read is a usage error (exit status 2); a file it cannot
+// open, an error.
+func TestAuditOpenNeedsFilesItCanRead(t *testing.T) {
+	var ce *configError
+	if err := run(context.Background(), []string{"audit-open"}, getenv(nil), io.Discard, io.Discard); !errors.As(err, &ce) {
+		t.Errorf("audit-open with no file = %v; want a usage error", err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.log")
+	if err := run(context.Background(), []string{"audit-open", missing}, getenv(nil), io.Discard, io.Discard); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("audit-open of a missing file = %v; want it not found", err)
+	}
+}
