@@ -305,7 +305,7 @@ func TestKeySourceHidesAJWKSPassword(t *testing.T) {
 func TestUsage(t *testing.T) {
 	var out strings.Builder
 	if err := run(context.Background(), []string{"-h"}, getenv(nil), &out, &out); err != nil ||
-		!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | version") {
+		!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | audit-open | version") {
 		t.Errorf("-h = %v:\n%s", err, out.String())
 	}
 	out.Reset()
