@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,37 @@ func TestCrashDuringUnmaskIsFinishedAfterTheLease(t *testing.T) {
 	}
 	unmaskedAs(t, sweepUntilClosed(t, svc, "a"), opened.ID, "ivr")
 	unmasked(t, sim, call.ID, 1)
+}
+
+// TestCrashDuringUnmaskOfAMaskNotYetCarriedOut is TestCrashDuringUnmaskIsFinishedAfterTheLease
+// with a mask CXone accepted (202) and had not yet carried out when the unmask began:
+// the sweeper must carry out the unmask, not check the mask's outcome. Checking it
+// would find the call not masked yet and close the session, and the mask CXone then
+// carries out would stay with nothing to unmask it.
+func TestCrashDuringUnmaskOfAMaskNotYetCarriedOut(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	call := sim.StartCall("a", false, true)
+	svc := NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()),
+		Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond, RetryBackoff: 100 * time.Millisecond})
+	ctx := context.Background()
+	sim.SetBehaviour("a", 0, 2*time.Second) // 202s, carried out two seconds later
+	if s, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != StateMasking {
+		t.Fatalf("Mask = %+v, %v; want it accepted, masking", s, err)
+	}
+
+	// The dying replica: the unmask written ahead, then nothing.
+	if _, err := svc.store.beginUnmask(ctx, "a", "", "ivr", uuid.NewString(), "fp", "", svc.lease(), Rate{}); err != nil {
+		t.Fatal(err)
+	}
+	sweepUntilClosed(t, svc, "a")
+	testkit.Eventually(t, 5*time.Second, "CXone to carry out the mask it accepted", func() bool {
+		c, _ := sim.Call(call.ID)
+		return slices.ContainsFunc(c.Timeline, func(e cxonesim.Event) bool { return e.Kind == "masked" })
+	})
+	if c, _ := sim.Call(call.ID); c.Masked {
+		t.Errorf("the session closed and the call is masked: %+v", c.Timeline)
+	}
 }
 
 // TestRedisLostBeforeAnUnmaskIsRecorded is Redis becoming unreachable between CXone's

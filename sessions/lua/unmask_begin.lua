@@ -8,7 +8,8 @@
 -- unmask joins it, anything else must wait (held.lua, prepended with clock.lua,
 -- rate_check.lua and Go's session helpers). The session is due when the lock's lease
 -- ends: an unmask whose replica dies, before or after asking CXone, or that cannot
--- record its outcome, is finished by a sweeper then, not at the mask's deadline.
+-- record its outcome, is finished by a sweeper then, not at the mask's deadline. The
+-- confirmation of a mask CXone accepted (202) ends here.
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] unmasking set   KEYS[4] the caller's rate counter
 -- KEYS[5] open zset
@@ -26,7 +27,7 @@ if wait > 0 then
 end
 local h = KEYS[1]
 -- The agent's lock and session in one read.
-local s, op, opUntil, opFp, opId = read_session(h, 'op', 'opUntil', 'opFp', 'opId')
+local s, op, opUntil, opFp, opId, confirming = read_session(h, 'op', 'opUntil', 'opFp', 'opId', 'confirmUntil')
 local outcome = 'ok'
 if not s.id then
   if ARGV[9] == '' then return {'not_masked'} end
@@ -48,5 +49,11 @@ else
     'closeAs', 'unmasked', 'op', 'unmask', 'opId', ARGV[4], 'opFp', ARGV[6], 'opUntil', leaseEnd)
   redis.call('ZADD', KEYS[2], leaseEnd, ARGV[1])
   redis.call('SADD', KEYS[3], ARGV[1])
+  if confirming then
+    -- A mask's 202 being confirmed: from now on the unmask's outcome is what counts. A
+    -- sweeper that finds this session after the lease (its replica died, or could not
+    -- record the outcome) must unmask, not find the mask not yet carried out and close.
+    redis.call('HDEL', h, 'confirmUntil')
+  end
 end
 return as_fields(outcome, s)
