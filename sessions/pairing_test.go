@@ -229,47 +229,58 @@ func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
 }
 
 // An unmask that keeps failing is given up after MASKGATE_UNMASK_GIVEUP: counted, no
-// longer scheduled, left listed as unmasking for an operator, whose unmask closes it.
+// longer scheduled, left listed as unmasking for an operator, whose unmask closes it;
+// a caller's unmask and an expiry alike. Until then it counts as pending, and once
+// given up as given up, on every replica's /metrics.
 func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
-	c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.UnmaskGiveUp = 500 * time.Millisecond })
-	c.sim.StartCall("a", false, true)
-	svc := c.replicas[0].svc
-	if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
-		t.Fatal(err)
-	}
-	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadGateway})
-	if _, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
-		t.Fatal(err)
-	}
-	giveUps := func() float64 { return gathered(t, c.replicas[0].reg, "maskgate_unmask_giveups_total") }
-	testkit.Eventually(t, 5*time.Second, "the give-up", func() bool { return giveUps() == 1 })
-	// Each failure is observed with how long the unmask had been failing: the first at
-	// 0, the one given up at least the give-up's time.
-	failingFor := histogram(t, c.replicas[0].reg, "maskgate_unmask_failing_for_seconds")
-	if failures := gathered(t, c.replicas[0].reg, "maskgate_unmask_failures_total"); float64(failingFor.GetSampleCount()) != failures ||
-		failures < 2 || failingFor.GetSampleSum() < 0.5 {
-		t.Errorf("%d failures observed over %.3f s in all; want each of the %v failures, the last after at least 0.5 s",
-			failingFor.GetSampleCount(), failingFor.GetSampleSum(), failures)
-	}
-	if err := c.rdb.ZScore(context.Background(), "{"+c.prefix+"}:due", "a").Err(); !errors.Is(err, redis.Nil) {
-		t.Errorf("a given-up session is still scheduled for the sweeper (%v)", err)
-	}
-	s, err := svc.Get(context.Background(), "a")
-	if err != nil || s.State != sessions.StateUnmasking {
-		t.Errorf("a given-up session = %+v, %v; want it still listed as unmasking", s, err)
-	}
-	// The gauge says so until the session closes, on every replica's /metrics.
-	givenUp := func() float64 { return gathered(t, c.replicas[0].reg, "maskgate_unmasks_given_up") }
-	if n := givenUp(); n != 1 {
-		t.Errorf("maskgate_unmasks_given_up = %v with a given-up session open; want 1", n)
-	}
-	// An operator's unmask of it, once CXone is well, closes it.
-	c.sim.SetFaults(cxonesim.Faults{})
-	if s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ops"}); err != nil ||
-		s.State != sessions.StateClosed || s.UnmaskedBy != "ops" {
-		t.Errorf("unmask after the give-up = %+v, %v; want it closed by ops", s, err)
-	}
-	if n := givenUp(); n != 0 {
-		t.Errorf("maskgate_unmasks_given_up = %v once the operator's unmask closed it; want 0", n)
+	for name, ttl := range map[string]int{"the caller's unmask": 3600, "an expiry": 1} {
+		t.Run(name, func(t *testing.T) {
+			c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.UnmaskGiveUp = 500 * time.Millisecond })
+			c.sim.StartCall("a", false, true)
+			svc := c.replicas[0].svc
+			if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: &ttl}); err != nil {
+				t.Fatal(err)
+			}
+			c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadGateway})
+			if ttl > 1 {
+				if _, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gauge := func(name string) float64 { return gathered(t, c.replicas[0].reg, name) }
+			testkit.Eventually(t, 5*time.Second, "the first failure", func() bool { return gauge("maskgate_unmask_failures_total") >= 1 })
+			if n := gauge("maskgate_unmasks_pending"); n != 1 {
+				t.Errorf("maskgate_unmasks_pending = %v with a failing unmask; want 1", n)
+			}
+			testkit.Eventually(t, 5*time.Second, "the give-up", func() bool { return gauge("maskgate_unmask_giveups_total") == 1 })
+			// Each failure is observed with how long the unmask had been failing: the first at
+			// 0, the one given up at least the give-up's time.
+			failingFor := histogram(t, c.replicas[0].reg, "maskgate_unmask_failing_for_seconds")
+			if failures := gauge("maskgate_unmask_failures_total"); float64(failingFor.GetSampleCount()) != failures ||
+				failures < 2 || failingFor.GetSampleSum() < 0.5 {
+				t.Errorf("%d failures observed over %.3f s in all; want each of the %v failures, the last after at least 0.5 s",
+					failingFor.GetSampleCount(), failingFor.GetSampleSum(), failures)
+			}
+			if err := c.rdb.ZScore(context.Background(), "{"+c.prefix+"}:due", "a").Err(); !errors.Is(err, redis.Nil) {
+				t.Errorf("a given-up session is still scheduled for the sweeper (%v)", err)
+			}
+			s, err := svc.Get(context.Background(), "a")
+			if err != nil || s.State != sessions.StateUnmasking {
+				t.Errorf("a given-up session = %+v, %v; want it still listed as unmasking", s, err)
+			}
+			// The gauge says so until the session closes.
+			if n := gauge("maskgate_unmasks_given_up"); n != 1 {
+				t.Errorf("maskgate_unmasks_given_up = %v with a given-up session open; want 1", n)
+			}
+			// An operator's unmask of it, once CXone is well, closes it.
+			c.sim.SetFaults(cxonesim.Faults{})
+			if s, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ops"}); err != nil ||
+				s.State != sessions.StateClosed || s.UnmaskedBy != "ops" {
+				t.Errorf("unmask after the give-up = %+v, %v; want it closed by ops", s, err)
+			}
+			if n, p := gauge("maskgate_unmasks_given_up"), gauge("maskgate_unmasks_pending"); n != 0 || p != 0 {
+				t.Errorf("maskgate_unmasks_given_up = %v, maskgate_unmasks_pending = %v once the operator's unmask closed it; want 0", n, p)
+			}
+		})
 	}
 }

@@ -179,7 +179,7 @@ func (f finishing) apply(sess Session) Session {
 // finish runs finish for the operation opID on the agent's session; errStale when the
 // operation no longer holds the lock. The session is then f.apply of the one it locked.
 func (s *Store) finish(ctx context.Context, userID, opID string, f finishing) error {
-	keys := []string{s.sessionKey(userID), s.due, s.resultKey(opID)}
+	keys := []string{s.sessionKey(userID), s.due, s.resultKey(opID), s.unmasking}
 	retry, gaveUp := "", ""
 	if f.retry {
 		retry = "inc"

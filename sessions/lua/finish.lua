@@ -5,6 +5,7 @@
 -- passed and was taken over changes nothing.
 --
 -- KEYS[1] session hash   KEYS[2] due zset   KEYS[3] result key of the operation
+-- KEYS[4] unmasking set
 -- ARGV[1] operation id
 -- ARGV[2] result code for joiners ('' success)   ARGV[3] result ttl ms
 -- ARGV[4] state ('' keeps)
@@ -19,6 +20,7 @@ local op = redis.call('HMGET', h, 'opId', 'user', 'opJoined')
 if op[1] ~= ARGV[1] then
   return {'stale'}
 end
+local user = op[2]
 -- Redis's clock, read only when a time is written.
 local now
 local function clock()
@@ -34,6 +36,10 @@ local function put(field, value)
   set[#set + 1] = value
 end
 if ARGV[4] ~= '' then put('state', ARGV[4]) end
+if ARGV[4] == 'unmasking' then
+  -- Among the unmasks not finished, also an expiry's, which no unmask_begin marked.
+  redis.call('SADD', KEYS[4], user)
+end
 if ARGV[6] == '0' then
   del[#del + 1] = 'confirmUntil'
 elseif ARGV[6] ~= '' then
@@ -48,7 +54,6 @@ if ARGV[9] ~= '' then put('unmaskedBy', ARGV[9]) end
 if ARGV[10] == '1' then put('gaveUp', '1') end
 redis.call('HDEL', h, unpack(del))
 if #set > 0 then redis.call('HSET', h, unpack(set)) end
-local user = op[2]
 if ARGV[5] == 'none' then
   redis.call('ZREM', KEYS[2], user)
 elseif ARGV[5] == 'expiry' then
