@@ -113,6 +113,30 @@ func TestControlAPIDrivesCallsAndTimelines(t *testing.T) {
 	}
 }
 
+// TestMaskAndUnmaskActOnTheLatestCall: as CXone does (design §1), a mask and an unmask
+// apply to the call the agent joined last, so an unmask after the agent joined another
+// call leaves the first one masked (README, Its limits).
+func TestMaskAndUnmaskActOnTheLatestCall(t *testing.T) {
+	srv := newServer(t)
+	tok := token(t, srv)
+	api := srv.URL + "/interaction-recording-management-service/v1/interactions/"
+	masked := func(call map[string]any) bool {
+		_, got := do(t, "GET", srv.URL+"/sim/calls/"+call["callId"].(string), "", "")
+		return got["masked"] == true
+	}
+	_, first := do(t, "POST", srv.URL+"/sim/agents/5/calls", "", `{"recorded":true}`)
+	if status, _ := do(t, "POST", api+"mask?userId=5", tok, ""); status != 200 || !masked(first) {
+		t.Fatalf("mask = %d, first call masked %v; want 200, masked", status, masked(first))
+	}
+	_, second := do(t, "POST", srv.URL+"/sim/agents/5/calls", "", `{"recorded":true}`)
+	if status, _ := do(t, "POST", api+"unmask?userId=5", tok, ""); status != 200 {
+		t.Fatalf("unmask = %d; want 200", status)
+	}
+	if !masked(first) || masked(second) {
+		t.Errorf("after the unmask: first call masked %v, second %v; want the first still masked, the second not", masked(first), masked(second))
+	}
+}
+
 func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	srv := newServer(t)
 	tok := token(t, srv)
