@@ -113,9 +113,9 @@ func TestControlAPIDrivesCallsAndTimelines(t *testing.T) {
 	}
 }
 
-// TestMaskAndUnmaskActOnTheLatestCall: as CXone does (design §1), a mask and an unmask
-// apply to the call the agent joined last, so an unmask after the agent joined another
-// call leaves the first one masked (README, Its limits).
+// TestMaskAndUnmaskActOnTheLatestCall: a mask applies to the call the agent joined last,
+// as CXone documents (design §1), and in the simulator an unmask does too, so an unmask
+// after the agent joined another call leaves the first one masked (README, Its limits).
 func TestMaskAndUnmaskActOnTheLatestCall(t *testing.T) {
 	srv := newServer(t)
 	tok := token(t, srv)
