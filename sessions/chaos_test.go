@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,7 @@ type chaos struct {
 	duration time.Duration
 	replicas int
 	maxTTL   time.Duration
+	trail    bool // keep every replica's audit trail and check that it leaves nothing open at the end
 }
 
 // chaosReplica is a replica with its own Redis connection, so that it can crash.
@@ -77,8 +79,13 @@ func (c chaos) run(t *testing.T) chaosReport {
 	opts, _ := redis.ParseURL(testkit.RedisURL())
 	cfg := sessions.Config{DefaultTTL: c.maxTTL, MaxTTL: time.Hour, UpstreamBudget: 800 * time.Millisecond,
 		RetryBackoff: 50 * time.Millisecond, ConfirmWindow: time.Second}
-	sweep := sessions.SweeperConfig{Interval: 100 * time.Millisecond, Lease: time.Second, Concurrency: 32,
-		Log: zerolog.New(testkit.LogSink(t, io.Discard))}
+	var trail testkit.LogBuffer
+	logs := io.Discard
+	if c.trail {
+		logs = &trail
+	}
+	log := zerolog.New(testkit.LogSink(t, logs)).With().Timestamp().Logger()
+	sweep := sessions.SweeperConfig{Interval: 100 * time.Millisecond, Lease: time.Second, Concurrency: 32, Log: log}
 
 	var mu sync.Mutex
 	var live, all []*chaosReplica
@@ -134,7 +141,7 @@ func (c chaos) run(t *testing.T) chaosReport {
 			r := rand.New(rand.NewPCG(seed, uint64(w)))
 			for time.Now().Before(chaosEnd) {
 				id := fmt.Sprintf("p-%04d", r.IntN(c.agents))
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				ctx, cancel := context.WithTimeout(log.WithContext(context.Background()), 2*time.Second)
 				start := time.Now()
 				if r.IntN(2) == 0 {
 					ttl := 1 + r.IntN(int(c.maxTTL/time.Second))
@@ -196,6 +203,17 @@ func (c chaos) run(t *testing.T) chaosReport {
 		rep.violations++
 		if rep.violations <= 20 {
 			t.Errorf(format, args...)
+		}
+	}
+	if c.trail {
+		// Every session closed: the audit trail, read as after a loss of Redis's data,
+		// must say so too.
+		open, err := sessions.OpenInTrail(strings.NewReader(trail.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range open {
+			violation("%s: the audit trail leaves session %s open (its latest line %s at %s)", s.UserID, s.SessionID, s.LastEvent, s.LastAt.Format(time.StampMilli))
 		}
 	}
 	slack := sweep.Interval + sweep.Lease + cfg.UpstreamBudget + 3*time.Second

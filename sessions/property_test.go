@@ -20,7 +20,7 @@ func TestPairingInvariantsUnderRandomFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("randomized property test")
 	}
-	rep := chaos{agents: 24, workers: 8, duration: 4 * time.Second, replicas: 3, maxTTL: 2 * time.Second}.run(t)
+	rep := chaos{agents: 24, workers: 8, duration: 4 * time.Second, replicas: 3, maxTTL: 2 * time.Second, trail: true}.run(t)
 	t.Logf("%d requests to CXone (%d masks and unmasks answered 202), %d fault changes, %d replica crashes",
 		rep.requests, rep.accepted, rep.faults, rep.kills)
 }

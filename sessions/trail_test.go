@@ -1,7 +1,6 @@
 package sessions_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -23,11 +23,10 @@ import (
 // merged out of order) and with a prefix on every line (as kubectl logs --prefix
 // writes them).
 func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
-	var logs bytes.Buffer
-	w := zerolog.SyncWriter(&logs)
-	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Log = zerolog.New(w) })
+	var logs testkit.LogBuffer
+	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Log = zerolog.New(&logs) })
 	r := c.start(t)
-	ctx := zerolog.New(w).With().Timestamp().Logger().WithContext(context.Background())
+	ctx := zerolog.New(&logs).With().Timestamp().Logger().WithContext(context.Background())
 	svc := r.svc
 	mask := func(id string, ttl int) (sessions.Session, error) {
 		return svc.Mask(ctx, sessions.MaskInput{UserID: id, Caller: "crm", TTLSeconds: &ttl})
