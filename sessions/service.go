@@ -27,7 +27,8 @@ type Config struct {
 	UpstreamBudget time.Duration // how long one request may spend on CXone, retries included (15s)
 	UnmaskGiveUp   time.Duration // how long a failing unmask is retried (MASKGATE_UNMASK_GIVEUP, 1h)
 	ConfirmWindow  time.Duration // how long a 202 is confirmed through the recording status (30s)
-	RetryBackoff   time.Duration // first wait before an unmask is retried, doubled up to a minute (1s)
+	RetryBackoff   time.Duration // first wait before an unmask is retried, doubled up to RetryMax (1s)
+	RetryMax       time.Duration // the longest wait between two attempts of an unmask (1m)
 	Registerer     prometheus.Registerer
 	// Now is this replica's clock (default time.Now). It only measures waits: every
 	// deadline, lease and retry start is Redis's TIME, so replicas whose clocks differ
@@ -64,6 +65,9 @@ func NewService(store *Store, cx CXone, cfg Config) *Service {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = time.Minute
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()

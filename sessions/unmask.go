@@ -168,7 +168,7 @@ func (s *Service) unmaskNotDone(ctx context.Context, j unmaskJob, e event, err e
 			Msg("AUDIT ERROR: CXone did not unmask within MASKGATE_UNMASK_GIVEUP; the agent may still be masked")
 		return inState(sess, StateUnmasking), err
 	}
-	wait := retryWait(s.cfg.RetryBackoff, j.attempts)
+	wait := min(s.cfg.RetryMax, s.cfg.RetryBackoff<<min(j.attempts, 10)) // exponential, capped
 	code := ""
 	if !errorIsAny(err, ErrUpstreamUnavailable, ErrUpstreamTimeout) {
 		code = codeOf(err) // refused: the caller hears it, the sweeper still retries
@@ -182,12 +182,6 @@ func (s *Service) unmaskNotDone(ctx context.Context, j unmaskJob, e event, err e
 		return Session{}, err
 	}
 	return f.apply(sess), nil
-}
-
-// retryWait is the wait before the next unmask after attempts failures: exponential
-// from base, capped at a minute.
-func retryWait(base time.Duration, attempts int) time.Duration {
-	return min(time.Minute, base<<min(attempts, 10))
 }
 
 // inState is the session in the state the caller expects, when the store could not
