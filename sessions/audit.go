@@ -7,6 +7,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// TimeFormat is the time of an audit line, as of every log line the gateway writes:
+// decisions on one agent come milliseconds apart, and their order must show.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // event is an audit event. Every audit line names one of auditEvents, which README
 // ("Audit and logs") lists: a struct, so that no string can be passed for one.
 type event struct{ name string }

@@ -81,7 +81,7 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 		f = finishing{state: StateMasking, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
 	}
 	ferr := s.store.finish(ctx, sess.UserID, opID, f)
-	ev := s.auditMask(ctx, e, b, caller, res.Status, res.Duration).Time("expires_at", sess.ExpiresAt).Str("reason", sess.Reason)
+	ev := s.auditMask(ctx, e, b, caller, res.Status, res.Duration).Str("reason", sess.Reason)
 	if ferr != nil {
 		ev.Str("outcome", "lock_lost").Err(ferr).Msg("CXone masked but the session could not be updated; its deadline still holds")
 	} else {
@@ -117,7 +117,7 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 		ev.Str("outcome", "rejected").Msg("CXone refused the re-mask; the open session keeps its deadline")
 	default:
 		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
-		ev.Str("outcome", "unknown").Time("expires_at", sess.ExpiresAt).
+		ev.Str("outcome", "unknown").
 			Msg("mask outcome unknown; the session stays open and its deadline will unmask the agent")
 	}
 	if serr != nil {
@@ -126,10 +126,11 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	return Session{}, err
 }
 
-// auditMask is the audit line of a mask's outcome; it names the session the mask
-// superseded, if it superseded one.
+// auditMask is the audit line of a mask's outcome: with the deadline the mask wrote
+// ahead (which stands whatever CXone answered, unless the session goes), and the
+// session the mask superseded, if it superseded one.
 func (s *Service) auditMask(ctx context.Context, e event, b begin, caller string, status int, elapsed time.Duration) *zerolog.Event {
-	ev := s.auditUpstream(ctx, e, b.session, caller, status, elapsed)
+	ev := s.auditUpstream(ctx, e, b.session, caller, status, elapsed).Time("expires_at", b.session.ExpiresAt)
 	if b.superseded != "" {
 		ev.Str("superseded_session_id", b.superseded)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,13 @@ type fixture struct {
 	sim    *testkit.Sim
 	rdb    *redis.Client
 	prefix string
+}
+
+// TestMain gives the tests' log lines maskgate's own times (main sets them), so that
+// the order of decisions milliseconds apart shows in an audit trail.
+func TestMain(m *testing.M) {
+	zerolog.TimeFieldFormat = sessions.TimeFormat
+	os.Exit(m.Run())
 }
 
 func newFixture(t *testing.T, hooks ...redis.Hook) *fixture {

@@ -17,6 +17,9 @@ type TrailSession struct {
 	SessionID string
 	LastEvent string    // the event of its latest line
 	LastAt    time.Time // the time of its latest line
+	// Due is when the gateway would have unmasked the agent: the deadline its latest
+	// mask wrote; zero when its unmask was already under way, or no deadline is known.
+	Due time.Time
 }
 
 // trailLine is what OpenInTrail reads of an audit line.
@@ -27,6 +30,7 @@ type trailLine struct {
 	SessionID  string    `json:"session_id"`
 	Outcome    string    `json:"outcome"`
 	Superseded string    `json:"superseded_session_id"`
+	ExpiresAt  time.Time `json:"expires_at"`
 	Time       time.Time `json:"time"`
 }
 
@@ -34,6 +38,13 @@ type trailLine struct {
 var closingEvents = map[string]bool{
 	evUnmasked.name: true, evExpired.name: true, evCallEnded.name: true,
 	evUnmaskConfirmed.name: true, evForcedUnmask.name: true,
+}
+
+// unmaskingEvents show a session's unmask under way (a session never goes back to
+// masked from there).
+var unmaskingEvents = map[string]bool{
+	evUnmaskPending.name: true, evUnmaskRetry.name: true, evUnmaskUnconfirmed.name: true,
+	evUnmaskGaveUp.name: true, evReleased.name: true,
 }
 
 // OpenInTrail reads an audit trail (maskgate's log lines, of any number of replicas, in
@@ -52,7 +63,8 @@ var closingEvents = map[string]bool{
 func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 	type state struct {
 		TrailSession
-		closed, opened bool
+		closed, opened, unmasking bool
+		deadlineAt                time.Time // the time of the line the deadline came from
 	}
 	seen := map[string]*state{}
 	var replaced []string
@@ -70,9 +82,14 @@ func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 			s = &state{TrailSession: TrailSession{UserID: l.UserID, SessionID: l.SessionID}}
 			seen[l.SessionID] = s
 		}
-		if l.Time.After(s.LastAt) || s.LastEvent == "" {
+		// Of lines with the same time, the one read last counts.
+		if !l.Time.Before(s.LastAt) {
 			s.LastEvent, s.LastAt = l.Event, l.Time
 		}
+		if !l.ExpiresAt.IsZero() && !l.Time.Before(s.deadlineAt) {
+			s.Due, s.deadlineAt = l.ExpiresAt, l.Time // the latest mask's deadline stands
+		}
+		s.unmasking = s.unmasking || unmaskingEvents[l.Event]
 		refused := l.Event == evMaskFailed.name && l.Outcome == "rejected"
 		switch {
 		case closingEvents[l.Event], l.Event == evMaskFailed.name && l.Outcome == "call_ended":
@@ -97,6 +114,9 @@ func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 	var open []TrailSession
 	for _, s := range seen {
 		if s.opened && !s.closed {
+			if s.unmasking {
+				s.Due = time.Time{}
+			}
 			open = append(open, s.TrailSession)
 		}
 	}

@@ -57,7 +57,7 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	mask("internal", 600) // 422: never opened
 	must(mask("re-mask-refused", 600))
 	faults(cxonesim.Faults{DenyMasking: true})
-	mask("re-mask-refused", 600) // 403: the open session stays
+	mask("re-mask-refused", 300) // 403: the open session stays, with the deadline this re-mask wrote
 	faults(outage)
 	mask("unknown", 600) // may have masked: stays open
 	faults(cxonesim.Faults{})
@@ -94,6 +94,7 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	<-r.done
 
 	var inRedis []string
+	due := map[string]time.Time{} // when the sweeper would unmask each: zero when it is unmasking
 	for page, cursor := (sessions.Page{}), ""; ; cursor = page.Next {
 		var err error
 		if page, err = svc.List(context.Background(), cursor, 100); err != nil {
@@ -101,6 +102,9 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 		}
 		for _, s := range page.Sessions {
 			inRedis = append(inRedis, s.UserID+" "+s.ID)
+			if s.State != sessions.StateUnmasking {
+				due[s.ID] = s.ExpiresAt
+			}
 		}
 		if page.Next == "" {
 			break
@@ -134,6 +138,9 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 		var fromTrail []string
 		for _, s := range open {
 			fromTrail = append(fromTrail, s.UserID+" "+s.SessionID)
+			if !s.Due.Equal(due[s.SessionID]) {
+				t.Errorf("%s, the trail has %s due at %v; Redis, at %v", name, s.UserID, s.Due, due[s.SessionID])
+			}
 		}
 		slices.Sort(fromTrail)
 		if !slices.Equal(fromTrail, inRedis) {

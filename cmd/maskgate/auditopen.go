@@ -12,9 +12,10 @@ import (
 
 // auditOpen is the audit-open subcommand: it reads the log files named (the audit trail
 // of every replica, in any order; /dev/stdin for a pipe) and prints the sessions they
-// leave open, one a line: user id, session id, the latest event and its time, separated
-// by tabs. After Redis lost its data, these are the agents an operator unmasks with
-// ?force=true (README, The pairing guarantee).
+// leave open, one a line: user id, session id, the latest event and its time, and when
+// the gateway would have unmasked the agent ("now" when its unmask was under way),
+// separated by tabs. After Redis lost its data, these are the agents an operator
+// unmasks with ?force=true, each when it is due (README, The pairing guarantee).
 func auditOpen(files []string, out io.Writer) error {
 	if len(files) == 0 {
 		return &configError{errors.New("audit-open needs the log files to read (/dev/stdin for a pipe)")}
@@ -34,7 +35,11 @@ func auditOpen(files []string, out io.Writer) error {
 		return err
 	}
 	for _, s := range open {
-		if _, err := fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", s.UserID, s.SessionID, s.LastEvent, s.LastAt.UTC().Format(logTimeFormat)); err != nil {
+		due := "now"
+		if !s.Due.IsZero() {
+			due = s.Due.UTC().Format(sessions.TimeFormat)
+		}
+		if _, err := fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%s\n", s.UserID, s.SessionID, s.LastEvent, s.LastAt.UTC().Format(sessions.TimeFormat), due); err != nil {
 			return err
 		}
 	}

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
 // TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask is the recovery drill the
@@ -35,7 +37,7 @@ func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
 	a, logA := replica("a")
 	b, logB := replica("b")
 	calls := map[string]string{}
-	for _, agent := range []string{"r1", "r2", "r3", "r4"} {
+	for _, agent := range []string{"r1", "r2", "r3", "r4", "r6"} {
 		calls[agent] = sim.StartCall(agent, false, true).ID
 	}
 	for _, step := range []struct {
@@ -51,18 +53,24 @@ func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
 		{a, "POST", "/v1/agents/r3/mask", http.StatusOK}, // re-mask, on the other replica
 		{b, "POST", "/v1/agents/r4/mask", http.StatusOK},
 		{a, "POST", "/v1/agents/r5/mask", http.StatusNotFound}, // no call: nothing masked
+		{b, "POST", "/v1/agents/r6/mask", http.StatusOK},
 	} {
 		if got := step.gw.call(t, step.method, step.path, "", ""); got.status != step.status {
 			t.Fatalf("%s %s = %d %s; want %d", step.method, step.path, got.status, got.body, step.status)
 		}
 	}
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+	if got := a.call(t, "POST", "/v1/agents/r6/unmask", "", ""); got.status != http.StatusAccepted {
+		t.Fatalf("unmask during an outage = %d %s; want 202, pending", got.status, got.body)
+	}
 
-	// Redis loses its data.
+	// Redis loses its data (while CXone still fails, so that r6's unmask stays undone).
 	if keys := testkit.Keys(t, rdb, prefix); len(keys) > 0 {
 		if err := rdb.Del(context.Background(), keys...).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	sim.SetFaults(cxonesim.Faults{})
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"audit-open", logB, logA}, getenv(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -70,12 +78,17 @@ func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
 	var agents []string
 	for line := range strings.Lines(out.String()) {
 		fields := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
-		if len(fields) != 4 {
-			t.Fatalf("audit-open line %q; want user id, session id, event and time", line)
+		if len(fields) != 5 {
+			t.Fatalf("audit-open line %q; want user id, session id, event, time and due time", line)
 		}
 		agents = append(agents, fields[0])
+		// Masks are due at their deadline (15 minutes by default); an unmask under way, now.
+		if due, err := time.Parse(time.RFC3339, fields[4]); fields[0] == "r6" && fields[4] != "now" ||
+			fields[0] != "r6" && (err != nil || due.Before(time.Now().Add(10*time.Minute))) {
+			t.Errorf("audit-open line %q: %s due at %q", line, fields[0], fields[4])
+		}
 	}
-	if want := []string{"r1", "r3", "r4"}; !slices.Equal(agents, want) {
+	if want := []string{"r1", "r3", "r4", "r6"}; !slices.Equal(agents, want) {
 		t.Fatalf("audit-open named %v; want %v:\n%s", agents, want, out.String())
 	}
 	admin := callerToken(t, "recordings:unmask recordings:admin")

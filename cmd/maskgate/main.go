@@ -32,12 +32,9 @@ import (
 	"github.com/maskgate/maskgate/upstream"
 )
 
-// logTimeFormat is the time of every log line: audit lines need sub-second times.
-const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
-
 func main() {
 	// zerolog only offers this setting globally.
-	zerolog.TimeFieldFormat = logTimeFormat
+	zerolog.TimeFieldFormat = sessions.TimeFormat
 	// go-redis has one logger for the whole process (so it is set here, not in run,
 	// which tests start many times over): JSON lines on stdout like the gateway's own.
 	redis.SetLogger(redisLog{zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
