@@ -59,7 +59,8 @@ var unmaskingEvents = map[string]bool{
 // are of a mask CXone refused never opened. It decides by each session's lines, not
 // their order, so that replicas' clocks need not agree; it lists more rather than
 // fewer: a session whose mask lies before the trail's start is listed when any later
-// line of it is there.
+// line of it is there. Only the latest event and the due time go by the lines' times
+// (of lines with the same time, the one read last counts).
 func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 	type state struct {
 		TrailSession
