@@ -84,7 +84,7 @@ func TestCrashDuringUnmaskOfAMaskNotYetCarriedOut(t *testing.T) {
 	svc := NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()),
 		Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond, RetryBackoff: 100 * time.Millisecond})
 	ctx := context.Background()
-	sim.SetBehaviour("a", 0, 2*time.Second) // 202s, carried out two seconds later
+	sim.SetBehaviour("a", 0, time.Second) // 202s, carried out a second later
 	if s, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != StateMasking {
 		t.Fatalf("Mask = %+v, %v; want it accepted, masking", s, err)
 	}
@@ -248,7 +248,7 @@ func sweepUntilClosed(t *testing.T, svc *Service, userID string) string {
 		defer close(done)
 		svc.NewSweeper(SweeperConfig{Interval: 50 * time.Millisecond, Lease: time.Second, Log: zerolog.New(&log)}).Run(ctx)
 	}()
-	testkit.Eventually(t, 5*time.Second, "the sweeper to close the session", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the sweeper to close the session", func() bool {
 		_, err := svc.Get(context.Background(), userID)
 		return errors.Is(err, ErrNotMasked)
 	})
