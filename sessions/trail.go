@@ -50,7 +50,7 @@ var unmaskingEvents = map[string]bool{
 // OpenInTrail reads an audit trail (maskgate's log lines, of any number of replicas, in
 // any order; anything before a line's first "{" is passed over, as are lines that are
 // not audit lines) and returns the sessions it leaves open, by user id: after Redis
-// lost its data, the agents an operator should unmask (README, The pairing guarantee).
+// lost its data, the agents an operator should unmask (README, After Redis lost its data).
 //
 // A session is open when the trail shows it, unless one of its lines closes it: an
 // unmask or an expiry CXone carried out, its call ended, or a later mask that replaced

@@ -15,7 +15,7 @@ import (
 // leave open, one a line: user id, session id, the latest event and its time, and when
 // the gateway would have unmasked the agent ("now" when its unmask was under way),
 // separated by tabs. After Redis lost its data, these are the agents an operator
-// unmasks with ?force=true, each when it is due (README, The pairing guarantee).
+// unmasks with ?force=true, each when it is due (README, After Redis lost its data).
 func auditOpen(files []string, out io.Writer) error {
 	if len(files) == 0 {
 		return &configError{errors.New("audit-open needs the log files to read (/dev/stdin for a pipe)")}
