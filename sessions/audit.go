@@ -64,11 +64,16 @@ func (s *Service) audit(ctx context.Context, e event, userID, sessionID, caller 
 }
 
 // auditSession is an audit line of a decision on sess; it says when the session is a
-// forced unmask's.
+// forced unmask's, and which session it replaced while the mask that replaced it has
+// no answer recorded (also when that mask's replica died and another's sweeper or a
+// later request finds the session so), so that the trail closes the replaced one.
 func (s *Service) auditSession(ctx context.Context, e event, sess Session, caller string) *zerolog.Event {
 	ev := s.audit(ctx, e, sess.UserID, sess.ID, caller)
 	if sess.Forced {
 		ev.Bool("forced", true)
+	}
+	if sess.SupersededID != "" {
+		ev.Str("superseded_session_id", sess.SupersededID)
 	}
 	return ev
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,6 +101,42 @@ func TestCrashDuringUnmaskOfAMaskNotYetCarriedOut(t *testing.T) {
 	})
 	if c, _ := sim.Call(call.ID); c.Masked {
 		t.Errorf("the session closed and the call is masked: %+v", c.Timeline)
+	}
+}
+
+// TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole is a replica that died right
+// after writing ahead a mask that replaced a session whose unmask was pending, before
+// any audit line could say so. The lines another replica's sweeper writes of the new
+// session name the one it replaced, so that the audit trail, read after a loss of
+// Redis's data, does not list the replaced session once the new one has closed.
+func TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	call := sim.StartCall("a", false, true)
+	svc := NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()),
+		Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond})
+	var logs testkit.LogBuffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	old, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+	if s, err := svc.Unmask(ctx, UnmaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != StateUnmasking {
+		t.Fatalf("unmask during an outage = %+v, %v; want it pending", s, err)
+	}
+	sim.SetFaults(cxonesim.Faults{})
+
+	// The dying replica: a mask written ahead over the pending unmask, then nothing.
+	if _, err := svc.store.beginMask(ctx, MaskInput{UserID: "a", Caller: "ivr"}, uuid.NewString(), uuid.NewString(), "fp", time.Second, svc.lease(), Rate{}); err != nil {
+		t.Fatal(err)
+	}
+	swept := sweepUntilClosed(t, svc, "a")
+	if open, err := OpenInTrail(strings.NewReader(logs.String() + swept)); err != nil || len(open) != 0 {
+		t.Errorf("the trail leaves %+v open (%v); want nothing, %s replaced and its replacement expired:\n%s%s", open, err, old.ID, logs.String(), swept)
+	}
+	if c, _ := sim.Call(call.ID); c.Masked {
+		t.Error("the call is still masked")
 	}
 }
 

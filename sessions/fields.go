@@ -23,6 +23,7 @@ const (
 	fieldUnmaskedAt
 	fieldUnmaskedBy
 	fieldCloseReason
+	fieldSupersededID // last: a record of a version before it (a joined request's answer) has the others
 	sessionFieldCount
 )
 
@@ -30,6 +31,7 @@ var sessionFields = [sessionFieldCount]string{
 	fieldID: "id", fieldUser: "user", fieldState: "state", fieldMaskedAt: "maskedAt",
 	fieldExpiresAt: "expiresAt", fieldMaskedBy: "maskedBy", fieldReason: "reason",
 	fieldUnmaskedAt: "unmaskedAt", fieldUnmaskedBy: "unmaskedBy", fieldCloseReason: "closeReason",
+	fieldSupersededID: "supersededId",
 }
 
 // sessionSrc defines, for the scripts that read or answer with a session (Go prepends
@@ -75,7 +77,7 @@ func strs(vals []any) []string {
 // missing one), as session() and get return them. Only a forced unmask's session has
 // no maskedAt (unmask_begin.lua): the gateway never saw its mask.
 func decodeSession(f []string) (Session, error) {
-	if len(f) < sessionFieldCount {
+	if len(f) < fieldSupersededID {
 		return Session{}, fmt.Errorf("%w: session record of %d fields", ErrStoreUnavailable, len(f))
 	}
 	sess := Session{
@@ -87,6 +89,9 @@ func decodeSession(f []string) (Session, error) {
 		UnmaskedBy:  f[fieldUnmaskedBy],
 		CloseReason: CloseReason(f[fieldCloseReason]),
 		Forced:      f[fieldMaskedAt] == "",
+	}
+	if len(f) > fieldSupersededID {
+		sess.SupersededID = f[fieldSupersededID]
 	}
 	var err error
 	if sess.MaskedAt, err = msTime(f[fieldMaskedAt]); err != nil {

@@ -81,7 +81,7 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 		f = finishing{state: StateMasking, confirm: after(s.cfg.ConfirmWindow), next: after(time.Second)}
 	}
 	ferr := s.store.finish(ctx, sess.UserID, opID, f)
-	ev := s.auditMask(ctx, e, b, caller, res.Status, res.Duration).Str("reason", sess.Reason)
+	ev := s.auditMask(ctx, e, sess, caller, res.Status, res.Duration).Str("reason", sess.Reason)
 	if ferr != nil {
 		ev.Str("outcome", "lock_lost").Err(ferr).Msg("CXone masked but the session could not be updated; its deadline still holds")
 	} else {
@@ -95,10 +95,10 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	sess := b.session
 	status, elapsed := upstreamStatus(err)
 	definitive := errorIsAny(err, ErrNoActiveCall, ErrInternalCall, ErrUpstreamRefused)
-	ev := s.auditMask(ctx, evMaskFailed, b, caller, status, elapsed).Err(err)
+	ev := s.auditMask(ctx, evMaskFailed, sess, caller, status, elapsed).Err(err)
 	var serr error
 	switch {
-	case definitive && b.superseded != "":
+	case definitive && sess.SupersededID != "":
 		// Nothing was masked, and the earlier call may still be: the session this mask
 		// superseded comes back in place of the write-ahead record, its unmask pending.
 		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
@@ -126,15 +126,10 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	return Session{}, err
 }
 
-// auditMask is the audit line of a mask's outcome: with the deadline the mask wrote
-// ahead (which stands whatever CXone answered, unless the session goes), and the
-// session the mask superseded, if it superseded one.
-func (s *Service) auditMask(ctx context.Context, e event, b begin, caller string, status int, elapsed time.Duration) *zerolog.Event {
-	ev := s.auditUpstream(ctx, e, b.session, caller, status, elapsed).Time("expires_at", b.session.ExpiresAt)
-	if b.superseded != "" {
-		ev.Str("superseded_session_id", b.superseded)
-	}
-	return ev
+// auditMask is the audit line of a mask's outcome, with the deadline the mask wrote
+// ahead (which stands whatever CXone answered, unless the session goes).
+func (s *Service) auditMask(ctx context.Context, e event, sess Session, caller string, status int, elapsed time.Duration) *zerolog.Event {
+	return s.auditUpstream(ctx, e, sess, caller, status, elapsed).Time("expires_at", sess.ExpiresAt)
 }
 
 func pendingOutcome(res upstream.Result) string {

@@ -48,6 +48,9 @@ type Session struct {
 	UnmaskedBy  string
 	CloseReason CloseReason
 	Forced      bool // opened by a forced unmask that found none: the gateway never saw the mask, so no maskedAt, expiresAt or maskedBy
+	// SupersededID is the session this one replaced while that one's unmask was pending,
+	// until the mask that replaced it has CXone's answer (mask_begin.lua): audit only.
+	SupersededID string
 }
 
 // Pending reports whether CXone has not yet finished what the session's state promises:

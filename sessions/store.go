@@ -106,11 +106,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // caller must wait busyFor (rate_limited). A duration, not a time: Redis's clock and this
 // replica's may differ.
 type begin struct {
-	outcome    string // created, refreshed, superseded, ok, forced, mismatch, not_masked, join, busy
-	session    Session
-	superseded string // the id of the session a mask superseded (outcome superseded)
-	joinOp     string
-	busyFor    time.Duration
+	outcome string // created, refreshed, superseded, ok, forced, mismatch, not_masked, join, busy
+	session Session
+	joinOp  string
+	busyFor time.Duration
 }
 
 func (s *Store) beginMask(ctx context.Context, in MaskInput, newID, opID, fp string, ttl, lease time.Duration, rate Rate) (begin, error) {
@@ -142,9 +141,6 @@ func (s *Store) begin(ctx context.Context, script *redis.Script, keys []string, 
 	case "not_masked":
 	default:
 		b.session, err = decodeSession(reply[1:])
-		if b.outcome == "superseded" && len(reply) > 1+sessionFieldCount {
-			b.superseded = reply[1+sessionFieldCount]
-		}
 	}
 	return b, err
 }

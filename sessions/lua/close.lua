@@ -13,7 +13,7 @@
 -- ARGV[5] result code for joiners ('' success)   ARGV[6] result ttl ms
 -- Returns {"closed", the session's fields (as_fields, store.go)}, or {"stale"}.
 local h = KEYS[1]
-local s, opId, joined, superseded = read_session(h, 'opId', 'opJoined', 'superseded')
+local s, opId, joined, kept = read_session(h, 'opId', 'opJoined', 'superseded')
 if opId ~= ARGV[2] then
   return {'stale'}
 end
@@ -21,8 +21,8 @@ local now = string.format('%d', redis_now())
 s.state, s.closeReason, s.unmaskedAt = 'closed', ARGV[3], now
 if ARGV[4] ~= '' then s.unmaskedBy = ARGV[4] end
 redis.call('DEL', h)
-if superseded and ARGV[3] == 'rejected' then
-  redis.call('HSET', h, unpack(cjson.decode(superseded)))
+if kept and ARGV[3] == 'rejected' then
+  redis.call('HSET', h, unpack(cjson.decode(kept)))
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('SADD', KEYS[4], ARGV[1])
 else

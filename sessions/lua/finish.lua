@@ -29,7 +29,7 @@ local function clock()
 end
 -- One HDEL and one HSET for the fields finish removes and writes. CXone has answered
 -- (or will not be asked again): a session the mask superseded is no longer kept.
-local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined', 'superseded'}
+local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined', 'superseded', 'supersededId'}
 local set = {}
 local function put(field, value)
   set[#set + 1] = field

@@ -16,8 +16,7 @@
 -- ARGV[8] fingerprint of the request
 -- ARGV[9] the caller's limit per window (0: not counted here)   ARGV[10] window ms
 -- Returns {"rate_limited", ms to wait},
--- {"created"|"refreshed"|"superseded", the session's fields (as_fields, store.go)[, the
--- superseded session's id]},
+-- {"created"|"refreshed"|"superseded", the session's fields (as_fields, store.go)},
 -- {"join", operation id, ms left on its lease} or {"busy", ms left on the lease}.
 local now = redis_now()
 -- The caller's rate first (rate_check.lua is prepended): a refused request changes nothing.
@@ -43,7 +42,7 @@ if (not s.state) or s.state == 'unmasking' then
     -- Its fields but the lock's (and an older session it kept) stay in the new session.
     outcome, superseded = 'superseded', s.id
     local all, kept = redis.call('HGETALL', h), {}
-    local drop = {op = true, opId = true, opFp = true, opUntil = true, opJoined = true, superseded = true}
+    local drop = {op = true, opId = true, opFp = true, opUntil = true, opJoined = true, superseded = true, supersededId = true}
     for i = 1, #all, 2 do
       if not drop[all[i]] then
         kept[#kept + 1] = all[i]
@@ -52,6 +51,8 @@ if (not s.state) or s.state == 'unmasking' then
     end
     set[#set + 1] = 'superseded'
     set[#set + 1] = cjson.encode(kept)
+    set[#set + 1] = 'supersededId'
+    set[#set + 1] = superseded
     redis.call('DEL', h)
     redis.call('SREM', KEYS[4], ARGV[1])
   else
@@ -59,7 +60,7 @@ if (not s.state) or s.state == 'unmasking' then
   end
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   s = {id = ARGV[2], user = ARGV[1], state = 'masking', maskedAt = string.format('%d', now),
-    maskedBy = ARGV[4], reason = ARGV[5]}
+    maskedBy = ARGV[4], reason = ARGV[5], supersededId = superseded}
   for field, value in pairs(s) do
     set[#set + 1] = field
     set[#set + 1] = value
@@ -72,6 +73,4 @@ end
 s.expiresAt = deadline
 redis.call('HSET', h, unpack(set))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-local reply = as_fields(outcome, s)
-reply[#reply + 1] = superseded
-return reply
+return as_fields(outcome, s)
