@@ -54,11 +54,7 @@ func TestCrashAfterWriteAheadStillUnmasks(t *testing.T) {
 // until the mask's deadline (an hour here). Once the dead replica's lease passes,
 // another replica's sweeper carries out the unmask its caller asked for.
 func TestCrashDuringUnmaskIsFinishedAfterTheLease(t *testing.T) {
-	rdb, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	call := sim.StartCall("a", false, true)
-	svc := NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()),
-		Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond})
+	svc, sim, call := agentOnACall(t, Config{})
 	ctx := context.Background()
 	opened, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"})
 	if err != nil {
@@ -79,11 +75,7 @@ func TestCrashDuringUnmaskIsFinishedAfterTheLease(t *testing.T) {
 // would find the call not masked yet and close the session, and the mask CXone then
 // carries out would stay with nothing to unmask it.
 func TestCrashDuringUnmaskOfAMaskNotYetCarriedOut(t *testing.T) {
-	rdb, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	call := sim.StartCall("a", false, true)
-	svc := NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()),
-		Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond, RetryBackoff: 100 * time.Millisecond})
+	svc, sim, call := agentOnACall(t, Config{RetryBackoff: 100 * time.Millisecond})
 	ctx := context.Background()
 	sim.SetBehaviour("a", 0, time.Second) // 202s, carried out a second later
 	if s, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != StateMasking {
@@ -110,11 +102,7 @@ func TestCrashDuringUnmaskOfAMaskNotYetCarriedOut(t *testing.T) {
 // session name the one it replaced, so that the audit trail, read after a loss of
 // Redis's data, does not list the replaced session once the new one has closed.
 func TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole(t *testing.T) {
-	rdb, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	call := sim.StartCall("a", false, true)
-	svc := NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()),
-		Config{DefaultTTL: time.Hour, MaxTTL: time.Hour, UpstreamBudget: 200 * time.Millisecond})
+	svc, sim, call := agentOnACall(t, Config{})
 	var logs testkit.LogBuffer
 	ctx := zerolog.New(&logs).WithContext(context.Background())
 	old, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"})
@@ -138,6 +126,18 @@ func TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole(t *testing.T) {
 	if c, _ := sim.Call(call.ID); c.Masked {
 		t.Error("the call is still masked")
 	}
+}
+
+// agentOnACall is a Service on the test Redis and a simulator in which agent "a" is on
+// a call, with masks an hour long and a CXone budget of 200 ms unless cfg says otherwise.
+func agentOnACall(t *testing.T, cfg Config) (*Service, *testkit.Sim, cxonesim.Call) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	cfg.DefaultTTL, cfg.MaxTTL = time.Hour, time.Hour
+	if cfg.UpstreamBudget == 0 {
+		cfg.UpstreamBudget = 200 * time.Millisecond
+	}
+	return NewService(NewStore(rdb, prefix), upstream.New(sim.UpstreamConfig()), cfg), sim, sim.StartCall("a", false, true)
 }
 
 // TestRedisLostBeforeAnUnmaskIsRecorded is Redis becoming unreachable between CXone's
