@@ -121,3 +121,28 @@ func TestAuditOpenNeedsFilesItCanRead(t *testing.T) {
 		t.Errorf("audit-open of a missing file = %v; want it not found", err)
 	}
 }
+
+// A log file whose last line has no line end (a collector cut it there) is read to its
+// end, and the next file's first line is read as a line of its own.
+func TestAuditOpenReadsFilesThatDoNotEndTheirLastLine(t *testing.T) {
+	dir := t.TempDir()
+	for name, line := range map[string]string{
+		"a.log": `{"audit":true,"event":"masked","user_id":"a","session_id":"s1","time":"2026-11-26T10:00:00.000Z"}`,
+		"b.log": `{"audit":true,"event":"masked","user_id":"b","session_id":"s2","time":"2026-11-26T10:00:01.000Z"}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"audit-open", filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")}, getenv(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var agents []string
+	for line := range strings.Lines(out.String()) {
+		agents = append(agents, strings.SplitN(line, "\t", 2)[0])
+	}
+	if !slices.Equal(agents, []string{"a", "b"}) {
+		t.Errorf("audit-open named %v; want a and b:\n%s", agents, out.String())
+	}
+}
