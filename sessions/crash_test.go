@@ -129,7 +129,7 @@ func TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole(t *testing.T) {
 }
 
 // agentOnACall is a Service on the test Redis and a simulator in which agent "a" is on
-// a call, with masks an hour long and a CXone budget of 200 ms unless cfg says otherwise.
+// a call: cfg with masks an hour long, and a CXone budget of 200 ms unless cfg sets one.
 func agentOnACall(t *testing.T, cfg Config) (*Service, *testkit.Sim, cxonesim.Call) {
 	rdb, prefix := testkit.Redis(t)
 	sim := testkit.NewSim(t)
