@@ -71,6 +71,7 @@ type Client struct {
 	metrics  *metrics
 	inFlight chan struct{}          // one slot per CXone request in flight
 	base     atomic.Pointer[string] // the API endpoint, configured or discovered; nil until known
+	unfound  hold                   // of the discovery
 }
 
 // New returns a Client. Nothing is sent to CXone until the first call.
@@ -115,7 +116,9 @@ func New(cfg Config) *Client {
 			timeout: cfg.Timeout,
 			now:     cfg.Now,
 			metrics: m,
+			failed:  hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
 		},
+		unfound: hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
 	}
 	if base := strings.TrimRight(cfg.BaseURL, "/"); base != "" {
 		c.base.Store(&base)
@@ -312,11 +315,17 @@ func exchangeKind(err error) error {
 	return ErrUnavailable
 }
 
-// backoff is the wait before attempt+1: exponential, capped, with jitter over its
-// upper half so that retrying replicas spread out but never retry at once.
+// backoff is the wait before attempt+1: exponential, capped, with jitter over the
+// upper half of backoffLimit so that retrying replicas spread out but never retry at
+// once.
 func backoff(base, ceiling time.Duration, attempt int) time.Duration {
-	d := min(ceiling, base<<(attempt-1))
+	d := backoffLimit(base, ceiling, attempt)
 	return d/2 + rand.N(d/2+1)
+}
+
+// backoffLimit is base doubled for each attempt after the first, capped at ceiling.
+func backoffLimit(base, ceiling time.Duration, attempt int) time.Duration {
+	return min(ceiling, base<<min(attempt-1, 20))
 }
 
 // maxRetryAfter caps what a Retry-After is believed to ask: longer is nonsense.

@@ -15,10 +15,14 @@ import (
 // the api_endpoint of the discovery document of the token's tenant, fetched once. The
 // fetch runs detached from the caller that starts it, as the token's renewal does, and
 // CXONE_TIMEOUT alone bounds it: a caller that stops waiting (a readiness probe with
-// a short timeout) must not end it for the others, nor cut it short for all.
+// a short timeout) must not end it for the others, nor cut it short for all. A failed
+// fetch holds the next back as a failed token request does (hold).
 func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
 	if base := c.base.Load(); base != nil {
 		return *base, nil
+	}
+	if err := c.unfound.held(c.cfg.Now()); err != nil {
+		return "", err
 	}
 	detached := context.WithoutCancel(ctx)
 	ch := c.tokens.flight.DoChan("discovery", func() (any, error) {
@@ -26,6 +30,7 @@ func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
 			return *base, nil
 		}
 		base, err := c.discover(detached, tok)
+		c.unfound.record(err, c.cfg.Now())
 		if err == nil {
 			c.base.Store(&base)
 		}

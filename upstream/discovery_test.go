@@ -80,8 +80,10 @@ func TestDiscoveryOutlivesTheCallerThatStartedIt(t *testing.T) {
 	}
 }
 
-// A discovery that fails leaves the mask unsent and is not remembered: the next request
-// asks again. Only a failure that may pass is tried again within the request.
+// A discovery that fails leaves the mask unsent, and holds the next discovery back for
+// a while (as a failed token request does: TestAFailingTokenEndpointIsNotAskedByEveryRequest);
+// the first request after that asks again. Only a failure that may pass is tried again
+// within the request.
 func TestDiscoveryFailures(t *testing.T) {
 	answer := func(status int, body string) func(http.ResponseWriter) {
 		return func(w http.ResponseWriter) { writeJSON(w, status, body) }
@@ -104,15 +106,22 @@ func TestDiscoveryFailures(t *testing.T) {
 			failing.Store(true)
 			var asked atomic.Int32
 			sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
-				if r.URL.Path != cxonesim.DiscoveryPath || !failing.Load() {
+				if r.URL.Path != cxonesim.DiscoveryPath {
 					return false
 				}
 				asked.Add(1)
+				if !failing.Load() {
+					return false
+				}
 				tt.answer(w)
 				return true
 			})
 			call := sim.StartCall("7", false, true)
-			c := upstream.New(sim.UpstreamConfig())
+			// The client's clock runs, and jumps when the hold is to end.
+			var ahead atomic.Int64
+			cfg := sim.UpstreamConfig()
+			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			c := upstream.New(cfg)
 			if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, tt.want) {
 				t.Fatalf("Mask = %v; want %v", err, tt.want)
 			}
@@ -123,6 +132,15 @@ func TestDiscoveryFailures(t *testing.T) {
 				t.Fatal("the call was masked although no endpoint was found")
 			}
 			failing.Store(false)
+			if tt.want == upstream.ErrRefused {
+				if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, tt.want) {
+					t.Fatalf("Mask at once = %v; want the refusal again, without asking", err)
+				}
+				if n := asked.Load(); n != tt.asked {
+					t.Errorf("discovery asked %d times; want still %d", n, tt.asked)
+				}
+			}
+			ahead.Store(int64(time.Minute))
 			if _, err := c.Mask(context.Background(), "7"); err != nil {
 				t.Fatalf("Mask once discovery answers = %v; want the endpoint found now", err)
 			}

@@ -37,7 +37,8 @@ type token struct {
 
 // tokenSource obtains CXone access tokens with the access key (password grant), caches
 // the current one for all requests, and renews it before it expires. However many
-// requests need a token at once, at most one token request is in flight.
+// requests need a token at once, at most one token request is in flight, and after a
+// failure the next waits (hold).
 type tokenSource struct {
 	authURL string
 	creds   Credentials
@@ -48,6 +49,7 @@ type tokenSource struct {
 
 	current atomic.Pointer[token] // read by every request: no lock
 	flight  singleflight.Group
+	failed  hold // of the renewals
 }
 
 // refreshMargin is how long before expiry a token is renewed: two minutes, as NICE's
@@ -57,15 +59,20 @@ func refreshMargin(lifetime time.Duration) time.Duration {
 }
 
 // Token returns a usable access token. A token near its expiry is still returned while
-// a renewal runs in the background; an expired or missing one is waited for.
+// a renewal runs in the background; an expired or missing one is waited for. While a
+// failed renewal holds the next back, none is started, and without a usable token the
+// failure is the answer.
 func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
 	cur := ts.current.Load()
 	now := ts.now()
 	if cur != nil && now.Before(cur.expiry) {
-		if !now.Before(cur.refreshAt) {
+		if !now.Before(cur.refreshAt) && ts.failed.held(now) == nil {
 			ts.flight.DoChan("token", ts.renew) // background renewal; its result lands in ts.current
 		}
 		return cur, nil
+	}
+	if err := ts.failed.held(now); err != nil {
+		return nil, err
 	}
 	return await[*token](ctx, "token", ts.flight.DoChan("token", ts.renew))
 }
@@ -94,8 +101,9 @@ func (ts *tokenSource) Invalidate(access string) {
 }
 
 // renew runs once however many callers wait: it refreshes with the refresh token when
-// there is one and falls back to the access key. It runs detached from any one
-// caller's context, so that a caller that gives up does not fail the others.
+// there is one and falls back to the access key when the refresh is refused (not when
+// the token endpoint failed: it would fail the access key too). It runs detached from
+// any one caller's context, so that a caller that gives up does not fail the others.
 func (ts *tokenSource) renew() (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ts.timeout)
 	defer cancel()
@@ -115,13 +123,14 @@ func (ts *tokenSource) renew() (any, error) {
 			tok.keep(cur)
 		}
 	}
-	if tok == nil {
+	if tok == nil && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTimeout) {
 		tok, err = ts.request(ctx, "password", url.Values{
 			"grant_type": {"password"},
 			"username":   {ts.creds.AccessKeyID},
 			"password":   {ts.creds.AccessKeySecret},
 		})
 	}
+	ts.failed.record(err, ts.now())
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +190,8 @@ func (ts *tokenSource) request(ctx context.Context, grant string, form url.Value
 	case status == http.StatusBadRequest || status == http.StatusUnauthorized:
 		return nil, &Error{Op: "token", Status: status, Kind: ErrRefused, Err: oauthError(ans)}
 	case status >= 500 || status == http.StatusTooManyRequests:
-		return nil, &Error{Op: "token", Status: status, Kind: ErrUnavailable}
+		return nil, &Error{Op: "token", Status: status, Kind: ErrUnavailable,
+			RetryAfter: parseRetryAfter(string(resp.Header.Peek("Retry-After")), ts.now())}
 	default:
 		return nil, &Error{Op: "token", Status: status, Kind: ErrRefused, Err: errors.New("unexpected token answer")}
 	}

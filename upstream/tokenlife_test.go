@@ -40,13 +40,16 @@ func TestOneTokenServesConcurrentRequests(t *testing.T) {
 }
 
 // clockedClient is a client of sim whose clock stands still until the returned func
-// moves it to d after the start.
-func clockedClient(sim *testkit.Sim) (*upstream.Client, func(d time.Duration)) {
+// moves it to d after the start; configure, when given, changes its configuration.
+func clockedClient(sim *testkit.Sim, configure ...func(*upstream.Config)) (*upstream.Client, func(d time.Duration)) {
 	var now atomic.Pointer[time.Time]
 	start := time.Now()
 	now.Store(&start)
 	cfg := sim.UpstreamConfig()
 	cfg.Now = func() time.Time { return *now.Load() }
+	for _, f := range configure {
+		f(&cfg)
+	}
 	return upstream.New(cfg), func(d time.Duration) {
 		later := start.Add(d)
 		now.Store(&later)
@@ -242,5 +245,125 @@ func TestARefreshAnswerWithoutIDTokenKeepsTheTenant(t *testing.T) {
 	}
 	if n := refreshes.Load(); n != 2 {
 		t.Errorf("refreshes = %d; want 2: each expired token replaced with the refresh token the first answer gave", n)
+	}
+}
+
+// tokenEndpoint is a simulator whose token endpoint counts the requests it gets and
+// answers them with failing's status instead, while that is not 0 (a 429 asking to
+// wait 5 s).
+func tokenEndpoint(t *testing.T) (sim *testkit.Sim, asked, failing *atomic.Int32) {
+	asked, failing = new(atomic.Int32), new(atomic.Int32)
+	sim = simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != cxonesim.TokenPath {
+			return false
+		}
+		asked.Add(1)
+		switch failing.Load() {
+		case 0:
+			return false
+		case http.StatusUnauthorized:
+			writeJSON(w, http.StatusUnauthorized, `{"error":"invalid_grant","error_description":"access key revoked"}`)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusTooManyRequests, `{"error":"slow_down"}`)
+		default:
+			writeJSON(w, int(failing.Load()), `{"error":"temporarily_unavailable"}`)
+		}
+		return true
+	})
+	sim.StartCall("7", false, true)
+	return sim, asked, failing
+}
+
+// A token endpoint that fails is not asked again by every request that needs a token,
+// nor by each of their attempts: under load, a revoked access key or an outage of
+// CXone's authentication would otherwise send it a token request for every request of
+// the gateway's, and a flood of refused password grants can get a key locked. After a
+// transient failure the next token request waits as long as a request's retry would
+// at least (half of the backoff, doubling while the failures go on); after a refusal
+// 30 s, since the same credentials are refused until someone changes them at CXone.
+// A Retry-After of CXone's holds it back as long as it asks. Meanwhile every request
+// gets the failure at once. The client's clock stands still
+// until the test moves it, so only the holds decide.
+func TestAFailingTokenEndpointIsNotAskedByEveryRequest(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int32
+		want        error
+		first, next time.Duration // how long the first failure holds the next token request back, and the second
+	}{
+		{"refused", http.StatusUnauthorized, upstream.ErrRefused, 30 * time.Second, 30 * time.Second},
+		{"down", http.StatusServiceUnavailable, upstream.ErrUnavailable, 2 * time.Millisecond, 4 * time.Millisecond},
+		{"asking to wait", http.StatusTooManyRequests, upstream.ErrUnavailable, 5 * time.Second, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, asked, failing := tokenEndpoint(t)
+			failing.Store(tt.status)
+			c, at := clockedClient(sim, func(c *upstream.Config) { c.BaseBackoff, c.MaxBackoff = 4*time.Millisecond, time.Second })
+			mask := func(want error) {
+				t.Helper()
+				// A budget shorter than the Retry-After: the request answers at once.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				if _, err := c.Mask(ctx, "7"); !errors.Is(err, want) {
+					t.Fatalf("Mask = %v; want %v", err, want)
+				}
+			}
+			for range 20 {
+				mask(tt.want)
+			}
+			if n := asked.Load(); n != 1 {
+				t.Fatalf("token requests for 20 masks = %d; want 1", n)
+			}
+			at(tt.first - time.Millisecond)
+			mask(tt.want)
+			at(tt.first)
+			mask(tt.want)
+			if n := asked.Load(); n != 2 {
+				t.Fatalf("token requests once the first hold ended = %d; want 2", n)
+			}
+			at(tt.first + tt.next - time.Millisecond)
+			mask(tt.want)
+			if n := asked.Load(); n != 2 {
+				t.Fatalf("token requests before the second hold ended = %d; want 2", n)
+			}
+			failing.Store(0)
+			at(tt.first + tt.next)
+			mask(nil)
+			if n := asked.Load(); n != 3 {
+				t.Fatalf("token requests once the token endpoint answers = %d; want 3", n)
+			}
+		})
+	}
+}
+
+// A background renewal that fails is not started again by every request that still
+// uses the current token: the next renewal waits as a failed token request's does.
+func TestAFailingRenewalIsNotRetriedByEveryRequest(t *testing.T) {
+	sim, asked, failing := tokenEndpoint(t)
+	c, at := clockedClient(sim)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(http.StatusServiceUnavailable)
+	at(58*time.Minute + 30*time.Second) // within the renewal margin, the token still valid
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, "a background renewal", func() bool { return asked.Load() == 2 })
+	for range 10 {
+		if _, err := c.Mask(context.Background(), "7"); err != nil {
+			t.Fatalf("Mask with the current token while its renewal fails = %v", err)
+		}
+	}
+	// Once the token expired, a request waits for a token request of its own, and by
+	// then every token request started before it has been answered.
+	at(time.Hour)
+	if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("Mask after expiry with the token endpoint down = %v; want ErrUnavailable", err)
+	}
+	if n := asked.Load(); n != 3 {
+		t.Errorf("token requests = %d; want 3: the first, one renewal while the token was valid, one after it expired", n)
 	}
 }
