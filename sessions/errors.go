@@ -42,6 +42,9 @@ var (
 	ErrUpstreamUnavailable = upstream.ErrUnavailable
 	// ErrUpstreamTimeout: CXone did not answer in time.
 	ErrUpstreamTimeout = upstream.ErrTimeout
+
+	// errUpstreamNotSent comes with one of the above when nothing went to CXone.
+	errUpstreamNotSent = upstream.ErrNotSent
 )
 
 // invalidInput is an ErrInvalidInput whose text is its detail alone, as a 400 answer

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -90,36 +91,40 @@ func (s *Service) mask(ctx context.Context, b begin, opID, caller string) (Sessi
 	return f.apply(sess), nil
 }
 
-// maskFailed ends a mask that CXone did not accept.
+// maskFailed ends a mask that CXone did not accept. One that CXone refused, or that
+// never went to CXone, masked nothing (audit outcome "rejected" or "not_sent").
 func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, err error) (Session, error) {
 	sess := b.session
 	status, elapsed := upstreamStatus(err)
 	definitive := errorIsAny(err, ErrNoActiveCall, ErrInternalCall, ErrUpstreamRefused)
-	ev := s.auditMask(ctx, evMaskFailed, sess, caller, status, elapsed).Err(err)
+	nothing, outcome := definitive, "rejected"
+	if errors.Is(err, errUpstreamNotSent) {
+		nothing, outcome = true, "not_sent"
+	}
 	var serr error
+	var msg string
 	switch {
-	case definitive && sess.SupersededID != "":
+	case nothing && sess.SupersededID != "":
 		// Nothing was masked, and the earlier call may still be: the session this mask
 		// superseded comes back in place of the write-ahead record, its unmask pending.
 		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
-		ev.Str("outcome", "rejected").Msg("CXone refused the mask; the session it superseded is back, its unmask pending")
-	case definitive && b.outcome != "refreshed":
+		msg = "mask failed at CXone; the session it superseded is back, its unmask pending"
+	case nothing && b.outcome != "refreshed":
 		// Nothing was masked: the write-ahead record goes.
 		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
-		ev = ev.Str("outcome", "rejected")
-		ev.Msg("CXone refused the mask; session removed")
+		msg = "mask failed at CXone; session removed"
 	case errorIsAny(err, ErrNoActiveCall):
 		// A re-mask that finds no call: the masked call has ended.
 		_, serr = s.store.close(ctx, sess.UserID, opID, CloseCallEnded, caller, codeOf(err))
-		ev.Str("outcome", "call_ended").Msg("re-mask found no active call; session closed")
-	case definitive:
+		outcome, msg = "call_ended", "re-mask found no active call; session closed"
+	case nothing:
 		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
-		ev.Str("outcome", "rejected").Msg("CXone refused the re-mask; the open session keeps its deadline")
+		msg = "re-mask failed at CXone; the open session keeps its deadline"
 	default:
 		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
-		ev.Str("outcome", "unknown").
-			Msg("mask outcome unknown; the session stays open and its deadline will unmask the agent")
+		outcome, msg = "unknown", "mask outcome unknown; the session stays open and its deadline will unmask the agent"
 	}
+	s.auditMask(ctx, evMaskFailed, sess, caller, status, elapsed).Err(err).Str("outcome", outcome).Msg(msg)
 	if serr != nil {
 		s.auditSession(ctx, evStoreFailed, sess, caller).Err(serr).Str("outcome", "unknown").Msg("could not record the mask's failure; the deadline still holds")
 	}

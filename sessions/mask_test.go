@@ -117,6 +117,39 @@ func TestMaskRefusedByCXoneLeavesNoSession(t *testing.T) {
 	}
 }
 
+// A mask that never reached CXone's API (no token could be had, here) cannot have
+// masked anything: like a refused one it leaves no session, so that no agent is
+// listed as masking whom CXone was never asked to mask, while the caller hears that
+// CXone is unavailable and may try again.
+func TestMaskNeverSentToCXoneLeavesNoSession(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	f.sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, sessions.ErrUpstreamUnavailable) {
+		t.Fatalf("Mask = %v; want ErrUpstreamUnavailable", err)
+	}
+	if n := f.sim.Count("mask", "a", 0); n != 0 {
+		t.Fatalf("masks CXone received = %d; want none", n)
+	}
+	if _, err := f.svc.Get(ctx, "a"); !errors.Is(err, sessions.ErrNotMasked) {
+		t.Errorf("Get after a mask never sent = %v; want ErrNotMasked", err)
+	}
+	if keys := f.stateKeys(t); len(keys) != 0 {
+		t.Errorf("keys left behind: %v", keys)
+	}
+	var audit []map[string]any
+	for _, line := range testkit.LogLines(t, logs.String()) {
+		if line["audit"] == true {
+			audit = append(audit, line)
+		}
+	}
+	if len(audit) != 1 || audit[0]["event"] != "mask_failed" || audit[0]["outcome"] != "not_sent" {
+		t.Errorf("audit lines = %v; want one mask_failed with outcome not_sent", audit)
+	}
+}
+
 func TestMaskWithUnknownOutcomeKeepsTheSessionOpen(t *testing.T) {
 	for _, fault := range []cxonesim.Faults{{Hang: true}, {ErrorRate: 1, ErrorStatus: 503}} {
 		t.Run(fmt.Sprintf("%+v", fault), func(t *testing.T) {

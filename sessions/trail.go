@@ -55,8 +55,8 @@ var unmaskingEvents = map[string]bool{
 // A session is open when the trail shows it, unless one of its lines closes it: an
 // unmask or an expiry CXone carried out, its call ended, or a later mask that replaced
 // it while its unmask was pending (then the later session is open in its place, unless
-// CXone refused that mask, which put the earlier one back). A session whose only lines
-// are of a mask CXone refused never opened. It decides by each session's lines, not
+// CXone refused that mask or it never went to CXone, which put the earlier one back). A
+// session whose only lines are of such a mask never opened. It decides by each session's lines, not
 // their order, so that replicas' clocks need not agree; it lists more rather than
 // fewer: a session whose mask lies before the trail's start is listed when any later
 // line of it is there. Only the latest event and the due time go by the lines' times
@@ -91,16 +91,17 @@ func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 			s.Due, s.deadlineAt = l.ExpiresAt, l.Time // the latest mask's deadline stands
 		}
 		s.unmasking = s.unmasking || unmaskingEvents[l.Event]
-		refused := l.Event == evMaskFailed.name && l.Outcome == "rejected"
+		// A mask CXone refused, or that never went to CXone, masked nothing.
+		void := l.Event == evMaskFailed.name && (l.Outcome == "rejected" || l.Outcome == "not_sent")
 		switch {
 		case closingEvents[l.Event], l.Event == evMaskFailed.name && l.Outcome == "call_ended":
 			s.closed = true
-		case refused, l.Event == evCoalesced.name, l.Event == evStoreFailed.name:
+		case void, l.Event == evCoalesced.name, l.Event == evStoreFailed.name:
 			// Lines of a request that may have opened nothing.
 		default:
 			s.opened = true
 		}
-		if l.Superseded != "" && !refused {
+		if l.Superseded != "" && !void {
 			replaced = append(replaced, l.Superseded)
 		}
 	}

@@ -43,7 +43,7 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	}
 	faults := func(f cxonesim.Faults) { c.sim.SetFaults(f) }
 	outage := cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable}
-	for _, id := range []string{"masked", "unmasked", "expired", "re-mask-refused", "unknown", "pending",
+	for _, id := range []string{"masked", "unmasked", "expired", "re-mask-refused", "unknown", "pending", "not-sent",
 		"superseded", "superseded-refused", "mismatch", "coalesced", "accepted"} {
 		c.sim.StartCall(id, false, true)
 	}
@@ -55,6 +55,10 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	must(mask("expired", 1))
 	mask("no-call", 600)  // 404: never opened
 	mask("internal", 600) // 422: never opened
+	faults(cxonesim.Faults{TokenDown: true})
+	// A replica that has no token yet, and cannot get one: never sent, never opened.
+	c.start(t).svc.Mask(ctx, sessions.MaskInput{UserID: "not-sent", Caller: "crm"})
+	faults(cxonesim.Faults{})
 	must(mask("re-mask-refused", 600))
 	faults(cxonesim.Faults{DenyMasking: true})
 	mask("re-mask-refused", 300) // 403: the open session stays, with the deadline this re-mask wrote
@@ -118,7 +122,7 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 			t.Fatalf("Redis holds no session of %s: the scenario did not go as meant (%v)", agent, inRedis)
 		}
 	}
-	for _, agent := range []string{"unmasked", "expired", "no-call", "internal", "call-ended"} {
+	for _, agent := range []string{"unmasked", "expired", "no-call", "internal", "not-sent", "call-ended"} {
 		if holds(agent) {
 			t.Fatalf("Redis holds a session of %s: the scenario did not go as meant (%v)", agent, inRedis)
 		}

@@ -180,7 +180,14 @@ func (c *Client) post(ctx context.Context, op, path, userID string) (Result, err
 // do runs one CXone operation: token, endpoint, attempts with backoff on transient
 // failures (of the token or the discovery too: a token endpoint's 503 is as passing as
 // the API's), one forced token refresh on 401/403. decode reads a 200 body, when given.
-func (c *Client) do(ctx context.Context, op, method, path, userID string, decode func(io.Reader) error) (Result, error) {
+// A failure none of whose attempts went to the API is also ErrNotSent.
+func (c *Client) do(ctx context.Context, op, method, path, userID string, decode func(io.Reader) error) (_ Result, err error) {
+	sent := false
+	defer func() {
+		if err != nil && !sent {
+			err = fmt.Errorf("%w; %w", err, ErrNotSent)
+		}
+	}()
 	started := c.cfg.Now()
 	log := zerolog.Ctx(ctx)
 	refreshed := false
@@ -195,6 +202,7 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 			last = failed
 		} else {
 			status, retryAfter, err := c.attempt(ctx, op, method, base+path+"?userId="+url.QueryEscape(userID), tok.access, decode)
+			sent = sent || !errors.Is(err, errNoSlot)
 			res := Result{Status: status, Duration: c.cfg.Now().Sub(started), Attempts: attempt}
 			if err == nil && (status == http.StatusOK || status == http.StatusAccepted) {
 				return res, nil
@@ -231,6 +239,10 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 	return Result{}, last
 }
 
+// errNoSlot is an attempt that sent nothing: its context ended while every slot was
+// taken.
+var errNoSlot = errors.New("waiting for a free CXone slot")
+
 // attempt sends one request with its own timeout and answers CXone's status. It first
 // takes one of the MaxInFlight slots, so that however many requests and sweepers call,
 // CXone never sees more than that many at once from this replica.
@@ -239,7 +251,7 @@ func (c *Client) attempt(ctx context.Context, op, method, target, access string,
 	case c.inFlight <- struct{}{}:
 		defer func() { <-c.inFlight }()
 	case <-ctx.Done():
-		return 0, 0, fmt.Errorf("waiting for one of %d CXone slots: %w", c.cfg.MaxInFlight, ctx.Err())
+		return 0, 0, fmt.Errorf("%w (%d in flight): %w", errNoSlot, c.cfg.MaxInFlight, ctx.Err())
 	}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)

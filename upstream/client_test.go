@@ -284,3 +284,62 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.WriteHeader(status)
 	fmt.Fprint(w, body)
 }
+
+// A failed operation says whether any of its requests went to CXone's API: one that
+// never did (no token, no free slot) cannot have been carried out, and its caller may
+// forget it (sessions removes a mask's write-ahead record then).
+func TestAFailureSaysWhetherAnythingWentToCXone(t *testing.T) {
+	tests := []struct {
+		name    string
+		fail    func(*testkit.Sim, *upstream.Client) error
+		notSent bool
+	}{
+		{"no token", func(s *testkit.Sim, c *upstream.Client) error {
+			s.SetFaults(cxonesim.Faults{TokenDown: true})
+			_, err := c.Mask(context.Background(), "7")
+			return err
+		}, true},
+		{"the API unavailable", func(s *testkit.Sim, c *upstream.Client) error {
+			s.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
+			_, err := c.Mask(context.Background(), "7")
+			return err
+		}, false},
+		{"refused, then no new token", func(s *testkit.Sim, c *upstream.Client) error {
+			if err := c.Ready(context.Background()); err != nil {
+				return err
+			}
+			s.RevokeTokens() // a 401, then a token request that fails
+			s.SetFaults(cxonesim.Faults{TokenDown: true})
+			_, err := c.Mask(context.Background(), "7")
+			return err
+		}, false},
+		{"no free slot", func(s *testkit.Sim, c *upstream.Client) error {
+			s.StartCall("8", false, true)
+			s.SetHang("8", true)
+			go c.Mask(context.Background(), "8") // holds the only slot until its timeout
+			testkit.Eventually(t, 5*time.Second, "the slot to be taken", func() bool { return s.Held() == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			_, err := c.Mask(ctx, "7")
+			return err
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := testkit.NewSim(t)
+			sim.StartCall("7", false, true)
+			cfg := sim.UpstreamConfig()
+			cfg.MaxInFlight = 1
+			err := tt.fail(sim, upstream.New(cfg))
+			if err == nil {
+				t.Fatal("Mask succeeded; want a failure")
+			}
+			if got := errors.Is(err, upstream.ErrNotSent); got != tt.notSent {
+				t.Errorf("Mask = %v: ErrNotSent %v; want %v", err, got, tt.notSent)
+			}
+			if sent := sim.Count("mask", "7", 0) > 0; sent == tt.notSent {
+				t.Errorf("the simulator got a mask: %v; the error says not sent: %v", sent, tt.notSent)
+			}
+		})
+	}
+}

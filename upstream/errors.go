@@ -22,6 +22,10 @@ var (
 	ErrUnavailable = errors.New("CXone unavailable")
 	// ErrTimeout: CXone did not answer in time.
 	ErrTimeout = errors.New("CXone did not answer in time")
+	// ErrNotSent: none of the operation's requests went to CXone's API (the token, the
+	// discovery or a free slot failed first), so CXone cannot have carried it out. It
+	// comes with one of the kinds above, never alone.
+	ErrNotSent = errors.New("not sent to CXone")
 )
 
 // Error is a failed CXone operation: its kind (one of the errors above), the last
