@@ -128,6 +128,47 @@ func TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole(t *testing.T) {
 	}
 }
 
+// TestReMaskThatMaskedNothingKeepsTheSessionItRefreshes is a replica that died right
+// after writing ahead a mask that replaced a session whose unmask was pending (A), so
+// that the new session (B) still keeps A; then a re-mask of B that CXone refuses. Only
+// the mask that replaced A may put it back when it masked nothing: B's own mask may
+// have masked the call (and a re-mask a caller saw succeed may have come between, one
+// whose replica died before it could record CXone's answer), so B stays open with its
+// deadline, and A's unmask, sent at once, would undo it.
+func TestReMaskThatMaskedNothingKeepsTheSessionItRefreshes(t *testing.T) {
+	svc, sim, _ := agentOnACall(t, Config{})
+	ctx := context.Background()
+	if _, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable})
+	if s, err := svc.Unmask(ctx, UnmaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != StateUnmasking {
+		t.Fatalf("unmask during an outage = %+v, %v; want it pending", s, err)
+	}
+	sim.SetFaults(cxonesim.Faults{})
+
+	// The dying replica: a mask written ahead over the pending unmask, then nothing.
+	b, err := svc.store.beginMask(ctx, MaskInput{UserID: "a", Caller: "ivr"}, uuid.NewString(), uuid.NewString(), "fp", time.Hour, svc.lease(), Rate{})
+	if err != nil || b.outcome != "superseded" {
+		t.Fatalf("beginMask = %+v, %v; want it to supersede the pending unmask", b, err)
+	}
+	unmasks := sim.Count("unmask", "a", 0)
+	sim.SetFaults(cxonesim.Faults{DenyMasking: true})
+	testkit.Eventually(t, 5*time.Second, "the dead replica's lease to end", func() bool {
+		_, err = svc.Mask(ctx, MaskInput{UserID: "a", Caller: "ivr"})
+		return !errors.Is(err, ErrAgentBusy)
+	})
+	if !errors.Is(err, ErrUpstreamRefused) {
+		t.Fatalf("re-mask = %v; want ErrUpstreamRefused", err)
+	}
+	if s, err := svc.Get(ctx, "a"); err != nil || s.ID != b.session.ID || s.State != StateMasking {
+		t.Errorf("after the refused re-mask the agent's session = %+v, %v; want %s, masking", s, err, b.session.ID)
+	}
+	if n := sim.Count("unmask", "a", 0); n != unmasks {
+		t.Errorf("unmasks sent = %d; want still %d", n, unmasks)
+	}
+}
+
 // agentOnACall is a Service on the test Redis and a simulator in which agent "a" is on
 // a call: cfg with masks an hour long, and a CXone budget of 200 ms unless cfg sets one.
 func agentOnACall(t *testing.T, cfg Config) (*Service, *testkit.Sim, cxonesim.Call) {

@@ -104,9 +104,12 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	var serr error
 	var msg string
 	switch {
-	case nothing && sess.SupersededID != "":
+	case nothing && b.outcome == "superseded":
 		// Nothing was masked, and the earlier call may still be: the session this mask
 		// superseded comes back in place of the write-ahead record, its unmask pending.
+		// Only the mask that superseded it may: a re-mask of a session that still keeps
+		// the one it superseded (its mask's answer never recorded) keeps that session
+		// open, since its mask may have masked, and its deadline unmasks the agent.
 		_, serr = s.store.close(ctx, sess.UserID, opID, closeRejected, "", codeOf(err))
 		msg = "mask failed at CXone; the session it superseded is back, its unmask pending"
 	case nothing && b.outcome != "refreshed":
