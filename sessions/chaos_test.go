@@ -166,7 +166,7 @@ func (c chaos) run(t *testing.T) chaosReport {
 			sim.EndCall(id)
 		}
 		internal = internal[:0]
-		switch rng.IntN(7) {
+		switch rng.IntN(8) {
 		case 0:
 			sim.SetFaults(cxonesim.Faults{ErrorRate: 0.4, ErrorStatus: []int{500, 502, 503, 504, 429}[rng.IntN(5)]})
 		case 1:
@@ -185,6 +185,11 @@ func (c chaos) run(t *testing.T) chaosReport {
 			// An agent takes an internal call for a while: CXone refuses its masks and
 			// unmasks outright (422), and the call it masked before stays as it was.
 			internal = append(internal, sim.StartCall(fmt.Sprintf("p-%04d", rng.IntN(c.agents)), true, true).ID)
+		case 6:
+			// Every token revoked, and no new one to be had for a while: masks go out
+			// once and meet a 401, or, from a replica started meanwhile, never go out.
+			sim.SetFaults(cxonesim.Faults{TokenDown: true})
+			sim.RevokeTokens()
 		default:
 			sim.SetFaults(cxonesim.Faults{})
 		}
