@@ -3,6 +3,7 @@ package sessions_test
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -28,10 +29,20 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	r := c.start(t)
 	ctx := zerolog.New(&logs).With().Timestamp().Logger().WithContext(context.Background())
 	svc := r.svc
+	// Each request starts in a millisecond of its own, so that no two of a session's
+	// lines share a time: of those that do, OpenInTrail cannot tell which came last, and
+	// reads them in the order it is given them.
+	nextMillisecond := func() {
+		for start := time.Now().Truncate(time.Millisecond); !time.Now().Truncate(time.Millisecond).After(start); {
+			runtime.Gosched()
+		}
+	}
 	mask := func(id string, ttl int) (sessions.Session, error) {
+		nextMillisecond()
 		return svc.Mask(ctx, sessions.MaskInput{UserID: id, Caller: "crm", TTLSeconds: &ttl})
 	}
 	unmask := func(in sessions.UnmaskInput) (sessions.Session, error) {
+		nextMillisecond()
 		in.Caller = "crm"
 		return svc.Unmask(ctx, in)
 	}
