@@ -47,6 +47,7 @@ type chaosReplica struct {
 	rdb  *redis.Client
 	reg  *prometheus.Registry
 	stop context.CancelFunc
+	done chan struct{} // closed when its sweeper has stopped and ended its work
 }
 
 // ask is what a caller asked of an agent, and when.
@@ -93,13 +94,13 @@ func (c chaos) run(t *testing.T) chaosReport {
 		up := sim.UpstreamConfig()
 		up.Timeout = 300 * time.Millisecond
 		cc := cfg
-		r := &chaosReplica{rdb: redis.NewClient(opts), reg: prometheus.NewRegistry()}
+		r := &chaosReplica{rdb: redis.NewClient(opts), reg: prometheus.NewRegistry(), done: make(chan struct{})}
 		cc.Registerer = r.reg
 		r.cx = upstream.New(up)
 		r.svc = sessions.NewService(sessions.NewStore(r.rdb, prefix), r.cx, cc)
 		ctx, stop := context.WithCancel(context.Background())
 		r.stop = stop
-		go r.svc.NewSweeper(sweep).Run(ctx)
+		go func() { r.svc.NewSweeper(sweep).Run(ctx); close(r.done) }()
 		mu.Lock()
 		live, all = append(live, r), append(all, r)
 		mu.Unlock()
@@ -228,13 +229,23 @@ func (c chaos) run(t *testing.T) chaosReport {
 	}
 	if c.trail {
 		// Every session closed: the audit trail, read as after a loss of Redis's data,
-		// must say so too.
+		// must say so too, once every line is written (a sweeper writes an expiry's
+		// line after the session closed).
+		for _, r := range all {
+			r.stop()
+			<-r.done
+		}
 		open, err := sessions.OpenInTrail(strings.NewReader(trail.String()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range open {
 			violation("%s: the audit trail leaves session %s open (its latest line %s at %s)", s.UserID, s.SessionID, s.LastEvent, s.LastAt.Format(time.StampMilli))
+			for _, line := range strings.Split(trail.String(), "\n") {
+				if strings.Contains(line, `"user_id":"`+s.UserID+`"`) {
+					t.Log(line)
+				}
+			}
 		}
 	}
 	slack := sweep.Interval + sweep.Lease + cfg.UpstreamBudget + cfg.RetryMax + 3*time.Second
