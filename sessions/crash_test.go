@@ -134,10 +134,12 @@ func TestCrashAfterASupersedingWriteAheadKeepsTheTrailWhole(t *testing.T) {
 // the mask that replaced A may put it back when it masked nothing: B's own mask may
 // have masked the call (and a re-mask a caller saw succeed may have come between, one
 // whose replica died before it could record CXone's answer), so B stays open with its
-// deadline, and A's unmask, sent at once, would undo it.
+// deadline, and A's unmask, sent at once, would undo it. B's later lines still name A,
+// so that once B closes the audit trail leaves neither open.
 func TestReMaskThatMaskedNothingKeepsTheSessionItRefreshes(t *testing.T) {
-	svc, sim, _ := agentOnACall(t, Config{})
-	ctx := context.Background()
+	svc, sim, call := agentOnACall(t, Config{})
+	var logs testkit.LogBuffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
 	if _, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +168,17 @@ func TestReMaskThatMaskedNothingKeepsTheSessionItRefreshes(t *testing.T) {
 	}
 	if n := sim.Count("unmask", "a", 0); n != unmasks {
 		t.Errorf("unmasks sent = %d; want still %d", n, unmasks)
+	}
+
+	sim.SetFaults(cxonesim.Faults{})
+	if s, err := svc.Unmask(ctx, UnmaskInput{UserID: "a", Caller: "crm"}); err != nil || s.State != StateClosed {
+		t.Fatalf("Unmask = %+v, %v; want B closed", s, err)
+	}
+	if c, _ := sim.Call(call.ID); c.Masked {
+		t.Error("the call is still masked")
+	}
+	if open, err := OpenInTrail(strings.NewReader(logs.String())); err != nil || len(open) != 0 {
+		t.Errorf("the trail leaves %+v open (%v); want nothing:\n%s", open, err, logs.String())
 	}
 }
 

@@ -121,7 +121,7 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 		_, serr = s.store.close(ctx, sess.UserID, opID, CloseCallEnded, caller, codeOf(err))
 		outcome, msg = "call_ended", "re-mask found no active call; session closed"
 	case nothing:
-		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})
+		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err), keepSuperseded: true})
 		msg = "re-mask failed at CXone; the open session keeps its deadline"
 	default:
 		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err)})

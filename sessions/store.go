@@ -155,6 +155,9 @@ type finishing struct {
 	closeAs    CloseReason
 	unmaskedBy string
 	gaveUp     bool
+	// keepSuperseded keeps the session that the session's own mask superseded: a
+	// re-mask that masked nothing does not know that mask's outcome either.
+	keepSuperseded bool
 }
 
 // after schedules the sweeper's next look d from now.
@@ -176,15 +179,18 @@ func (f finishing) apply(sess Session) Session {
 // operation no longer holds the lock. The session is then f.apply of the one it locked.
 func (s *Store) finish(ctx context.Context, userID, opID string, f finishing) error {
 	keys := []string{s.sessionKey(userID), s.due, s.resultKey(opID), s.unmasking}
-	retry, gaveUp := "", ""
+	retry, gaveUp, keep := "", "", ""
 	if f.retry {
 		retry = "inc"
 	}
 	if f.gaveUp {
 		gaveUp = "1"
 	}
+	if f.keepSuperseded {
+		keep = "1"
+	}
 	_, err := s.fenced(ctx, finishScript, keys, opID, f.code, resultTTL.Milliseconds(), string(f.state),
-		f.next, f.confirm, retry, string(f.closeAs), f.unmaskedBy, gaveUp)
+		f.next, f.confirm, retry, string(f.closeAs), f.unmaskedBy, gaveUp, keep)
 	return err
 }
 

@@ -13,6 +13,7 @@
 -- ARGV[6] confirmation: '' keeps, '0' clears, else a window in ms to confirm a 202 in
 -- ARGV[7] retries: '' keeps, 'inc' counts a failed unmask (retryFrom set on the first)
 -- ARGV[8] closeAs ('' keeps)   ARGV[9] unmaskedBy ('' keeps)   ARGV[10] '1' marks a give-up
+-- ARGV[11] '1' keeps the session that the session's own mask superseded
 -- Returns {"ok"} or {"stale"}: its caller knows what the session is now, the session
 -- it locked with the state and unmaskedBy given here (finishing.apply in store.go).
 local h = KEYS[1]
@@ -28,8 +29,15 @@ local function clock()
   return now
 end
 -- One HDEL and one HSET for the fields finish removes and writes. CXone has answered
--- (or will not be asked again): a session the mask superseded is no longer kept.
-local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined', 'superseded', 'supersededId'}
+-- (or will not be asked again): a session the mask superseded is no longer kept, unless
+-- this was a re-mask that masked nothing, which says nothing of that mask's outcome
+-- (its replica died before it could record it): the session goes on naming the one it
+-- superseded in its audit lines until an operation that may have masked or unmasked.
+local del = {'op', 'opId', 'opFp', 'opUntil', 'opJoined'}
+if ARGV[11] ~= '1' then
+  del[#del + 1] = 'superseded'
+  del[#del + 1] = 'supersededId'
+end
 local set = {}
 local function put(field, value)
   set[#set + 1] = field
