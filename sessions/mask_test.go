@@ -246,18 +246,27 @@ func TestMaskSupersedesAPendingUnmask(t *testing.T) {
 // permission back.
 func TestRefusedMaskLeavesTheUnmaskItSupersededGoingOn(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		refuse func(c *cluster) (lift func())
-		want   error
+		name      string
+		refuse    func(c *cluster) (lift func())
+		unmaskErr error // what the caller of the unmask hears
+		want      error // and of the mask
+		outcome   string
 	}{
 		{"internal call", func(c *cluster) func() {
 			internal := c.sim.StartCall("a", true, true) // the agent's latest call: CXone answers 422
 			return func() { c.sim.EndCall(internal.ID) }
-		}, sessions.ErrInternalCall},
+		}, sessions.ErrInternalCall, sessions.ErrInternalCall, "rejected"},
 		{"permission lost", func(c *cluster) func() {
 			c.sim.SetFaults(cxonesim.Faults{DenyMasking: true}) // 403, also after a new token
 			return func() { c.sim.SetFaults(cxonesim.Faults{}) }
-		}, sessions.ErrUpstreamRefused},
+		}, sessions.ErrUpstreamRefused, sessions.ErrUpstreamRefused, "rejected"},
+		{"no token to be had", func(c *cluster) func() {
+			// The unmask meets a 401 and no new token (it stays pending); the mask
+			// never goes out.
+			c.sim.RevokeTokens()
+			c.sim.SetFaults(cxonesim.Faults{TokenDown: true})
+			return func() { c.sim.SetFaults(cxonesim.Faults{}) }
+		}, nil, sessions.ErrUpstreamUnavailable, "not_sent"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCluster(t, 1, nil)
@@ -269,8 +278,8 @@ func TestRefusedMaskLeavesTheUnmaskItSupersededGoingOn(t *testing.T) {
 				t.Fatal(err)
 			}
 			lift := tt.refuse(c)
-			if _, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, tt.want) {
-				t.Fatalf("Unmask = %v; want %v", err, tt.want)
+			if _, err := svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm"}); !errors.Is(err, tt.unmaskErr) {
+				t.Fatalf("Unmask = %v; want %v", err, tt.unmaskErr)
 			}
 			if _, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr"}); !errors.Is(err, tt.want) {
 				t.Fatalf("Mask = %v; want %v", err, tt.want)
@@ -284,7 +293,7 @@ func TestRefusedMaskLeavesTheUnmaskItSupersededGoingOn(t *testing.T) {
 					failed = line
 				}
 			}
-			if failed["superseded_session_id"] != old.ID || failed["outcome"] != "rejected" {
+			if failed["superseded_session_id"] != old.ID || failed["outcome"] != tt.outcome {
 				t.Errorf("the refused mask's audit line = %v; want it to name %s, superseded", failed, old.ID)
 			}
 			lift()
