@@ -38,6 +38,15 @@ var (
 	evStoreFailed       = event{"store_failed"}
 )
 
+// The outcomes of a mask_failed line that OpenInTrail reads: a mask CXone refused or
+// that never went to CXone masked nothing; a re-mask that found no call closed the
+// session.
+const (
+	outcomeRejected  = "rejected"
+	outcomeNotSent   = "not_sent"
+	outcomeCallEnded = "call_ended"
+)
+
 // auditEvents are all the audit events, in README's order. Each one's series of
 // maskgate_session_events_total exists from the start, so that a dashboard or an alert
 // sees 0 rather than nothing.
@@ -64,9 +73,10 @@ func (s *Service) audit(ctx context.Context, e event, userID, sessionID, caller 
 }
 
 // auditSession is an audit line of a decision on sess; it says when the session is a
-// forced unmask's, and which session it replaced while the mask that replaced it has
-// no answer recorded (also when that mask's replica died and another's sweeper or a
-// later request finds the session so), so that the trail closes the replaced one.
+// forced unmask's, and which session it replaced until CXone's answer to the mask that
+// replaced it, or to a later operation on it, is recorded (also when that mask's
+// replica died and another's sweeper or a later request finds the session so), so that
+// the trail closes the replaced one.
 func (s *Service) auditSession(ctx context.Context, e event, sess Session, caller string) *zerolog.Event {
 	ev := s.audit(ctx, e, sess.UserID, sess.ID, caller)
 	if sess.Forced {

@@ -97,9 +97,9 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	sess := b.session
 	status, elapsed := upstreamStatus(err)
 	definitive := errorIsAny(err, ErrNoActiveCall, ErrInternalCall, ErrUpstreamRefused)
-	nothing, outcome := definitive, "rejected"
+	nothing, outcome := definitive, outcomeRejected
 	if errors.Is(err, errUpstreamNotSent) {
-		nothing, outcome = true, "not_sent"
+		nothing, outcome = true, outcomeNotSent
 	}
 	var serr error
 	var msg string
@@ -119,7 +119,7 @@ func (s *Service) maskFailed(ctx context.Context, b begin, opID, caller string, 
 	case errorIsAny(err, ErrNoActiveCall):
 		// A re-mask that finds no call: the masked call has ended.
 		_, serr = s.store.close(ctx, sess.UserID, opID, CloseCallEnded, caller, codeOf(err))
-		outcome, msg = "call_ended", "re-mask found no active call; session closed"
+		outcome, msg = outcomeCallEnded, "re-mask found no active call; session closed"
 	case nothing:
 		serr = s.store.finish(ctx, sess.UserID, opID, finishing{code: codeOf(err), keepSuperseded: true})
 		msg = "re-mask failed at CXone; the open session keeps its deadline"

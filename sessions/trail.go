@@ -92,9 +92,9 @@ func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 		}
 		s.unmasking = s.unmasking || unmaskingEvents[l.Event]
 		// A mask CXone refused, or that never went to CXone, masked nothing.
-		void := l.Event == evMaskFailed.name && (l.Outcome == "rejected" || l.Outcome == "not_sent")
+		void := l.Event == evMaskFailed.name && (l.Outcome == outcomeRejected || l.Outcome == outcomeNotSent)
 		switch {
-		case closingEvents[l.Event], l.Event == evMaskFailed.name && l.Outcome == "call_ended":
+		case closingEvents[l.Event], l.Event == evMaskFailed.name && l.Outcome == outcomeCallEnded:
 			s.closed = true
 		case void, l.Event == evCoalesced.name, l.Event == evStoreFailed.name:
 			// Lines of a request that may have opened nothing.
