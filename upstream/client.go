@@ -72,6 +72,9 @@ type Client struct {
 	inFlight chan struct{}          // one slot per CXone request in flight
 	base     atomic.Pointer[string] // the API endpoint, configured or discovered; nil until known
 	unfound  hold                   // of the discovery
+	// throttled holds back every request to the API while CXone's 429 or 503 asks to
+	// wait (Retry-After): the gateway is one client of CXone's, with one access key.
+	throttled hold
 }
 
 // New returns a Client. Nothing is sent to CXone until the first call.
@@ -118,7 +121,8 @@ func New(cfg Config) *Client {
 			metrics: m,
 			failed:  hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
 		},
-		unfound: hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
+		unfound:   hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
+		throttled: hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
 	}
 	if base := strings.TrimRight(cfg.BaseURL, "/"); base != "" {
 		c.base.Store(&base)
@@ -194,6 +198,9 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 	var last *Error
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		tok, base, err := c.target(ctx)
+		if err == nil {
+			err = c.throttled.held(c.cfg.Now())
+		}
 		if err != nil {
 			var failed *Error
 			if ctx.Err() != nil || !errors.As(err, &failed) || failed.Kind != ErrUnavailable && failed.Kind != ErrTimeout || attempt == c.cfg.MaxAttempts {
@@ -216,6 +223,9 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 				continue
 			}
 			last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
+			if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
+				c.throttled.record(&Error{Op: "api", Status: status, RetryAfter: retryAfter, Kind: ErrUnavailable, Err: errAskedToWait}, c.cfg.Now())
+			}
 			if !transient(status, err) || attempt == c.cfg.MaxAttempts {
 				break
 			}
@@ -238,6 +248,9 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 	}
 	return Result{}, last
 }
+
+// errAskedToWait is a request held back while CXone's Retry-After lasts.
+var errAskedToWait = errors.New("CXone asked the gateway to wait before its next request")
 
 // errNoSlot is an attempt that sent nothing: its context ended while every slot was
 // taken.

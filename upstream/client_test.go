@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -342,4 +343,60 @@ func TestAFailureSaysWhetherAnythingWentToCXone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// CXone's 429 or 503 with a Retry-After speaks to the gateway as a whole (it is one
+// client, with one access key): until that wait has passed no request of the replica
+// goes to CXone's API, for any agent. A request whose budget cannot hold what is left
+// of it answers at once with that wait (and ErrNotSent: nothing went out). A 425, an
+// agent's call locked, holds back only that agent's request.
+func TestRetryAfterHoldsBackEveryRequest(t *testing.T) {
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			sim := testkit.NewSim(t)
+			sim.StartCall("7", false, true)
+			sim.StartCall("8", false, true)
+			c, at := clockedClient(sim)
+			mask := func(id string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := c.Mask(ctx, id)
+				return err
+			}
+			sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: status, RetryAfter: 5})
+			if err := mask("7"); !errors.Is(err, upstream.ErrUnavailable) {
+				t.Fatalf("Mask = %v; want ErrUnavailable", err)
+			}
+			sim.SetFaults(cxonesim.Faults{}) // CXone could answer now; it asked to wait
+			at(2 * time.Second)
+			err := mask("8")
+			var ue *upstream.Error
+			if !errors.Is(err, upstream.ErrNotSent) || !errors.As(err, &ue) || ue.RetryAfter != 3*time.Second {
+				t.Fatalf("Mask of another agent 2s into the wait = %v; want ErrNotSent asking to wait the 3s left", err)
+			}
+			if n := sim.Count("mask", "8", 0); n != 0 {
+				t.Fatalf("masks sent for 8 = %d; want none", n)
+			}
+			at(5 * time.Second)
+			if err := mask("8"); err != nil {
+				t.Fatalf("Mask once the wait has passed = %v", err)
+			}
+		})
+	}
+	t.Run("425", func(t *testing.T) {
+		sim := testkit.NewSim(t)
+		sim.StartCall("7", false, true)
+		sim.StartCall("8", false, true)
+		sim.SetFaults(cxonesim.Faults{RetryAfter: 5})
+		sim.SetBehaviour("7", 10, 0) // locked for its next 10 requests
+		c, _ := clockedClient(sim)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := c.Mask(ctx, "7"); !errors.Is(err, upstream.ErrUnavailable) {
+			t.Fatalf("Mask of the locked agent = %v; want ErrUnavailable", err)
+		}
+		if _, err := c.Mask(context.Background(), "8"); err != nil {
+			t.Fatalf("Mask of another agent = %v; want it sent and done", err)
+		}
+	})
 }

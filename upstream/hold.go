@@ -10,7 +10,8 @@ import (
 // the same credentials are refused again until someone changes them at CXone.
 const refusedHold = 30 * time.Second
 
-// hold keeps a flight that fails (a token request, the discovery) from being sent
+// hold keeps a flight that fails (a token request, the discovery, or any request to
+// CXone's API once CXone asked the gateway to wait) from being sent
 // again by every request that needs it, and by each of their attempts: under load, a
 // revoked access key or an outage of CXone's authentication would otherwise send a
 // token request for every request of the gateway's, and a flood of refused password
@@ -30,16 +31,26 @@ type failure struct {
 	count int // failures in a row
 }
 
-// held returns the failure that stands at now, or nil when a flight may go.
+// held returns the failure that stands at now, asking to wait what is left of the
+// hold, or nil when a flight may go.
 func (h *hold) held(now time.Time) error {
-	if f := h.last.Load(); f != nil && now.Before(f.until) {
+	f := h.last.Load()
+	if f == nil || !now.Before(f.until) {
+		return nil
+	}
+	var failed *Error
+	if !errors.As(f.err, &failed) {
 		return f.err
 	}
-	return nil
+	left := *failed
+	left.RetryAfter = f.until.Sub(now)
+	return &left
 }
 
 // record notes a flight's outcome at now: a failure holds the next flight back, a
-// success (err nil) ends the hold. Only the flight calls it, one at a time.
+// success (err nil) ends the hold. Its callers call it one at a time (the flight), or
+// only to hold back for a Retry-After (Client.throttled), where a lost count matters
+// not: the wait is CXone's.
 func (h *hold) record(err error, now time.Time) {
 	if err == nil {
 		h.last.Store(nil)
