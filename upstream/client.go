@@ -216,11 +216,13 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 			}
 			if (status == http.StatusUnauthorized || status == http.StatusForbidden) && !refreshed {
 				// The token may have been revoked or have lost a permission: one fresh
-				// token and one more try, which does not count as an attempt.
+				// token and one more try, which does not count as an attempt (unless a
+				// refresh was forced a moment ago: then the answer stands).
 				refreshed = true
-				c.tokens.Invalidate(tok.access)
-				attempt--
-				continue
+				if c.tokens.Invalidate(tok.access) {
+					attempt--
+					continue
+				}
 			}
 			last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
 			if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {

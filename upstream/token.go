@@ -47,9 +47,10 @@ type tokenSource struct {
 	now     func() time.Time
 	metrics *metrics
 
-	current atomic.Pointer[token] // read by every request: no lock
-	flight  singleflight.Group
-	failed  hold // of the renewals
+	current  atomic.Pointer[token] // read by every request: no lock
+	flight   singleflight.Group
+	failed   hold         // of the renewals
+	forcedAt atomic.Int64 // when Invalidate last dropped a token (Unix ns), 0 never
 }
 
 // refreshMargin is how long before expiry a token is renewed: two minutes, as NICE's
@@ -92,12 +93,32 @@ func await[T any](ctx context.Context, op string, flight <-chan singleflight.Res
 	}
 }
 
+// forcedRefreshGap is how long after a forced refresh (Invalidate) the next may come.
+// A key that lacks a permission gets 401/403 with every token: without the gap every
+// refused request would cost a token request at CXone's token endpoint. A second is
+// enough to bound them, and short enough that a token revoked just after a forced
+// refresh fails requests for a second at most.
+const forcedRefreshGap = time.Second
+
 // Invalidate drops access if it is still the current token, so that the next Token
-// fetches a new one. CXone's 401 on a token the gateway believed valid calls for it.
-func (ts *tokenSource) Invalidate(access string) {
-	if cur := ts.current.Load(); cur != nil && cur.access == access {
+// fetches a new one: CXone's 401 or 403 on a token the gateway believed valid calls for
+// it. It reports whether trying again may help: access is no longer the current token
+// (another caller dropped or replaced it), or it is dropped. Within forcedRefreshGap of
+// the last refresh it forced, it keeps the current token and reports false: the answer
+// stands.
+func (ts *tokenSource) Invalidate(access string) bool {
+	cur := ts.current.Load()
+	if cur == nil || cur.access != access {
+		return true
+	}
+	now, last := ts.now().UnixNano(), ts.forcedAt.Load()
+	if last != 0 && now-last < int64(forcedRefreshGap) {
+		return false
+	}
+	if ts.forcedAt.CompareAndSwap(last, now) { // else another caller is dropping it
 		ts.current.CompareAndSwap(cur, nil) // a token renewed meanwhile stays
 	}
+	return true
 }
 
 // renew runs once however many callers wait: it refreshes with the refresh token when

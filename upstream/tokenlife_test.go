@@ -125,6 +125,39 @@ func TestPermissionRefusedAfterOneRefreshIsErrRefused(t *testing.T) {
 	}
 }
 
+// A key that lacks the masking permission gets 403 with every token: each request
+// may force a token refresh, as above, but not each of a stream of them, or every
+// refused request would cost CXone's token endpoint a token request. After a forced
+// refresh the next one waits a second; meanwhile a 401 or 403 on the current token is
+// CXone's answer (one request each).
+func TestForcedTokenRefreshesAreSpacedOut(t *testing.T) {
+	sim, asked, _ := tokenEndpoint(t)
+	sim.SetFaults(cxonesim.Faults{DenyMasking: true})
+	c, at := clockedClient(sim)
+	for range 20 {
+		if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrRefused) {
+			t.Fatalf("Mask = %v; want ErrRefused", err)
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("token requests for 20 refused masks = %d; want 2, the first token and one forced refresh", n)
+	}
+	if n := sim.Count("mask", "7", 0); n != 21 {
+		t.Errorf("masks sent = %d; want 21: two for the first request, one for each after", n)
+	}
+	at(time.Second)
+	if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, upstream.ErrRefused) {
+		t.Fatalf("Mask = %v; want ErrRefused", err)
+	}
+	if n := asked.Load(); n != 3 {
+		t.Errorf("token requests once the gap has passed = %d; want 3, one more forced refresh", n)
+	}
+	sim.SetFaults(cxonesim.Faults{}) // the permission granted again
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask once the permission is back = %v", err)
+	}
+}
+
 func TestTokenFailures(t *testing.T) {
 	tests := []struct {
 		name   string
