@@ -169,7 +169,9 @@ func (c chaos) run(t *testing.T) chaosReport {
 		internal = internal[:0]
 		switch rng.IntN(8) {
 		case 0:
-			sim.SetFaults(cxonesim.Faults{ErrorRate: 0.4, ErrorStatus: []int{500, 502, 503, 504, 429}[rng.IntN(5)]})
+			// Half the time with a Retry-After of a second: on a 429 or 503 it holds
+			// back every request of the replica that got it.
+			sim.SetFaults(cxonesim.Faults{ErrorRate: 0.4, ErrorStatus: []int{500, 502, 503, 504, 429}[rng.IntN(5)], RetryAfter: rng.IntN(2)})
 		case 1:
 			sim.SetFaults(cxonesim.Faults{LatencyMs: 50 + rng.IntN(400)})
 		case 2:
