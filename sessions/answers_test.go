@@ -44,7 +44,7 @@ func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
 	window := func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.ConfirmWindow = 1500 * time.Millisecond }
 	ctx := context.Background()
 	events := func(c *cluster, event string) float64 {
-		return gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", event)
+		return testkit.Gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", event)
 	}
 
 	t.Run("mask", func(t *testing.T) {
@@ -125,9 +125,9 @@ func TestUnmaskThatCXoneAcceptsButNeverCarriesOutIsGivenUp(t *testing.T) {
 	}
 	reg := c.replicas[0].reg
 	testkit.Eventually(t, 20*time.Second, "the unmask to be given up", func() bool {
-		return gathered(t, reg, "maskgate_unmask_giveups_total") == 1
+		return testkit.Gathered(t, reg, "maskgate_unmask_giveups_total") == 1
 	})
-	failures := gathered(t, reg, "maskgate_unmask_failures_total")
+	failures := testkit.Gathered(t, reg, "maskgate_unmask_failures_total")
 	if h := histogram(t, reg, "maskgate_unmask_failing_for_seconds"); failures < 2 || float64(h.GetSampleCount()) != failures || h.GetSampleSum() < 2 {
 		t.Errorf("%v failures, %d observed over %.2f s; want each unconfirmed unmask counted, the last after the give-up time",
 			failures, h.GetSampleCount(), h.GetSampleSum())
@@ -164,7 +164,7 @@ func TestReMaskThatCXoneDoesNotCarryOut(t *testing.T) {
 		if _, err := c.replicas[0].svc.Get(ctx, "a"); !errors.Is(err, sessions.ErrNotMasked) {
 			t.Errorf("Get after the call ended = %v; want ErrNotMasked (closed as call_ended)", err)
 		}
-		if n := gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", "mask_failed"); n != 1 {
+		if n := testkit.Gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", "mask_failed"); n != 1 {
 			t.Errorf("mask_failed events = %v; want 1", n)
 		}
 		if n := c.sim.Count("unmask", "a", 0); n != 0 {

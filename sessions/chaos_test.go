@@ -290,7 +290,7 @@ func (c chaos) run(t *testing.T) chaosReport {
 	}
 	lag := 0.0
 	for _, r := range all {
-		rep.expiries += int(gathered(t, r.reg, "maskgate_session_events_total", "event", "expired"))
+		rep.expiries += int(testkit.Gathered(t, r.reg, "maskgate_session_events_total", "event", "expired"))
 		lag = math.Max(lag, histogramMax(t, r.reg, "maskgate_sweeper_lag_seconds"))
 	}
 	rep.maxLag = fmt.Sprintf("≤ %gs", lag)

@@ -82,33 +82,6 @@ func (c *cluster) closed(t *testing.T, userID string, within time.Duration) {
 	})
 }
 
-// gathered sums a counter or gauge, over the series whose label (when given) matches.
-func gathered(t *testing.T, reg *prometheus.Registry, name string, label ...string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(label); i += 2 {
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == label[i] && lp.GetValue() != label[i+1] {
-						continue series
-					}
-				}
-			}
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
-}
-
 // histogram is a histogram (without labels) that reg gathers.
 func histogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
 	t.Helper()

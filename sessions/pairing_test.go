@@ -145,7 +145,7 @@ func TestExpiryUnmaskIsRetriedAsAnExpiry(t *testing.T) {
 		t.Error("the call is still masked")
 	}
 	events := func(event string) float64 {
-		return gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", event)
+		return testkit.Gathered(t, c.replicas[0].reg, "maskgate_session_events_total", "event", event)
 	}
 	// The sweeper counts and writes its closing line after it closes the session.
 	testkit.Eventually(t, 5*time.Second, "one expired event", func() bool { return events("expired") == 1 })
@@ -247,7 +247,7 @@ func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			gauge := func(name string) float64 { return gathered(t, c.replicas[0].reg, name) }
+			gauge := func(name string) float64 { return testkit.Gathered(t, c.replicas[0].reg, name) }
 			testkit.Eventually(t, 5*time.Second, "the first failure", func() bool { return gauge("maskgate_unmask_failures_total") >= 1 })
 			if n := gauge("maskgate_unmasks_pending"); n != 1 {
 				t.Errorf("maskgate_unmasks_pending = %v with a failing unmask; want 1", n)

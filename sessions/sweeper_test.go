@@ -182,7 +182,9 @@ func TestOverdueSessionsShowWhenNoSweeperWorks(t *testing.T) {
 	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
 		t.Fatal(err)
 	}
-	overdue := func(reg *prometheus.Registry) float64 { return gathered(t, reg, "maskgate_sweeper_overdue_seconds") }
+	overdue := func(reg *prometheus.Registry) float64 {
+		return testkit.Gathered(t, reg, "maskgate_sweeper_overdue_seconds")
+	}
 	if late := overdue(r.reg); late != 0 {
 		t.Errorf("overdue before the deadline = %v s; want 0", late)
 	}
