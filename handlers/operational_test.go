@@ -35,6 +35,7 @@ func TestOperationalEndpoints(t *testing.T) {
 		`maskgate_http_requests_total{method="POST",route="/v1/agents/{userId}/mask",status="200"} 1`,
 		`maskgate_cxone_requests_total{op="mask",status="200"} 1`,
 		`maskgate_cxone_token_requests_total{grant="password",status="200"} 1`,
+		`maskgate_cxone_held_back_total{reason="retry_after"} 0`, // every reason from the start
 		`maskgate_session_events_total{event="masked"} 1`,
 		`maskgate_session_events_total{event="unmask_gave_up"} 0`, // every event from the start
 		"maskgate_open_sessions 1",
@@ -154,7 +155,7 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 	for i := range 5 { // made-up methods must not each make a series
 		g.do(fmt.Sprintf("BREW%d", i), "/v1/masks", g.all(), "")
 	}
-	allowed := map[string]bool{"route": true, "method": true, "status": true, "op": true, "grant": true, "event": true, "le": true}
+	allowed := map[string]bool{"route": true, "method": true, "status": true, "op": true, "grant": true, "event": true, "reason": true, "le": true}
 	methods := map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true,
 		"OPTIONS": true, "CONNECT": true, "TRACE": true, "other": true}
 	body := string(g.do("GET", "/metrics", "", "").body)

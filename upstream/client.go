@@ -199,7 +199,9 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		tok, base, err := c.target(ctx)
 		if err == nil {
-			err = c.throttled.held(c.cfg.Now())
+			if err = c.throttled.held(c.cfg.Now()); err != nil {
+				c.metrics.heldBack(heldRetryAfter)
+			}
 		}
 		if err != nil {
 			var failed *Error

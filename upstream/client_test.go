@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -356,7 +357,8 @@ func TestRetryAfterHoldsBackEveryRequest(t *testing.T) {
 			sim := testkit.NewSim(t)
 			sim.StartCall("7", false, true)
 			sim.StartCall("8", false, true)
-			c, at := clockedClient(sim)
+			reg := prometheus.NewRegistry()
+			c, at := clockedClient(sim, func(c *upstream.Config) { c.Registerer = reg })
 			mask := func(id string) error {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
@@ -376,6 +378,9 @@ func TestRetryAfterHoldsBackEveryRequest(t *testing.T) {
 			}
 			if n := sim.Count("mask", "8", 0); n != 0 {
 				t.Fatalf("masks sent for 8 = %d; want none", n)
+			}
+			if n := testkit.Gathered(t, reg, "maskgate_cxone_held_back_total", "reason", "retry_after"); n != 1 {
+				t.Errorf("maskgate_cxone_held_back_total{reason=retry_after} = %v; want 1", n)
 			}
 			at(5 * time.Second)
 			if err := mask("8"); err != nil {

@@ -22,6 +22,7 @@ func (c *Client) endpoint(ctx context.Context, tok *token) (string, error) {
 		return *base, nil
 	}
 	if err := c.unfound.held(c.cfg.Now()); err != nil {
+		c.metrics.heldBack(heldDiscovery)
 		return "", err
 	}
 	detached := context.WithoutCancel(ctx)

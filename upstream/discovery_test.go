@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
@@ -121,6 +123,8 @@ func TestDiscoveryFailures(t *testing.T) {
 			var ahead atomic.Int64
 			cfg := sim.UpstreamConfig()
 			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			reg := prometheus.NewRegistry()
+			cfg.Registerer = reg
 			c := upstream.New(cfg)
 			if _, err := c.Mask(context.Background(), "7"); !errors.Is(err, tt.want) {
 				t.Fatalf("Mask = %v; want %v", err, tt.want)
@@ -138,6 +142,9 @@ func TestDiscoveryFailures(t *testing.T) {
 				}
 				if n := asked.Load(); n != tt.asked {
 					t.Errorf("discovery asked %d times; want still %d", n, tt.asked)
+				}
+				if n := testkit.Gathered(t, reg, "maskgate_cxone_held_back_total", "reason", "discovery"); n != 1 {
+					t.Errorf("maskgate_cxone_held_back_total{reason=discovery} = %v; want 1", n)
 				}
 			}
 			ahead.Store(int64(time.Minute))

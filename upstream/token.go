@@ -73,6 +73,7 @@ func (ts *tokenSource) Token(ctx context.Context) (*token, error) {
 		return cur, nil
 	}
 	if err := ts.failed.held(now); err != nil {
+		ts.metrics.heldBack(heldToken)
 		return nil, err
 	}
 	return await[*token](ctx, "token", ts.flight.DoChan("token", ts.renew))

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
@@ -324,16 +326,20 @@ func TestAFailingTokenEndpointIsNotAskedByEveryRequest(t *testing.T) {
 		status      int32
 		want        error
 		first, next time.Duration // how long the first failure holds the next token request back, and the second
+		held        float64       // attempts of the 20 masks held back (3 attempts each while the failure may pass)
 	}{
-		{"refused", http.StatusUnauthorized, upstream.ErrRefused, 30 * time.Second, 30 * time.Second},
-		{"down", http.StatusServiceUnavailable, upstream.ErrUnavailable, 2 * time.Millisecond, 4 * time.Millisecond},
-		{"asking to wait", http.StatusTooManyRequests, upstream.ErrUnavailable, 5 * time.Second, 5 * time.Second},
+		{"refused", http.StatusUnauthorized, upstream.ErrRefused, 30 * time.Second, 30 * time.Second, 19},
+		{"down", http.StatusServiceUnavailable, upstream.ErrUnavailable, 2 * time.Millisecond, 4 * time.Millisecond, 59},
+		{"asking to wait", http.StatusTooManyRequests, upstream.ErrUnavailable, 5 * time.Second, 5 * time.Second, 19},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim, asked, failing := tokenEndpoint(t)
 			failing.Store(tt.status)
-			c, at := clockedClient(sim, func(c *upstream.Config) { c.BaseBackoff, c.MaxBackoff = 4*time.Millisecond, time.Second })
+			reg := prometheus.NewRegistry()
+			c, at := clockedClient(sim, func(c *upstream.Config) {
+				c.BaseBackoff, c.MaxBackoff, c.Registerer = 4*time.Millisecond, time.Second, reg
+			})
 			mask := func(want error) {
 				t.Helper()
 				// A budget shorter than the Retry-After: the request answers at once.
@@ -348,6 +354,9 @@ func TestAFailingTokenEndpointIsNotAskedByEveryRequest(t *testing.T) {
 			}
 			if n := asked.Load(); n != 1 {
 				t.Fatalf("token requests for 20 masks = %d; want 1", n)
+			}
+			if n := testkit.Gathered(t, reg, "maskgate_cxone_held_back_total", "reason", "token"); n != tt.held {
+				t.Errorf("maskgate_cxone_held_back_total{reason=token} = %v; want %v", n, tt.held)
 			}
 			at(tt.first - time.Millisecond)
 			mask(tt.want)
