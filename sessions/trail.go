@@ -55,12 +55,12 @@ var unmaskingEvents = map[string]bool{
 // A session is open when the trail shows it, unless one of its lines closes it: an
 // unmask or an expiry CXone carried out, its call ended, or a later mask that replaced
 // it while its unmask was pending (then the later session is open in its place, unless
-// CXone refused that mask or it never went to CXone, which put the earlier one back). A
-// session whose only lines are of such a mask never opened. It decides by each session's lines, not
-// their order, so that replicas' clocks need not agree; it lists more rather than
-// fewer: a session whose mask lies before the trail's start is listed when any later
-// line of it is there. Only the latest event and the due time go by the lines' times
-// (of lines with the same time, the one read last counts).
+// CXone refused that mask or it never went to CXone, which put the earlier one back).
+// A session whose only lines are of such a mask never opened. It decides by each
+// session's lines, not their order, so that replicas' clocks need not agree; it lists
+// more rather than fewer: a session whose mask lies before the trail's start is listed
+// when any later line of it is there. Only the latest event and the due time go by the
+// lines' times (of lines with the same time, the one read last counts).
 func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 	type state struct {
 		TrailSession

@@ -11,14 +11,14 @@ import (
 const refusedHold = 30 * time.Second
 
 // hold keeps a flight that fails (a token request, the discovery, or any request to
-// CXone's API once CXone asked the gateway to wait) from being sent
-// again by every request that needs it, and by each of their attempts: under load, a
-// revoked access key or an outage of CXone's authentication would otherwise send a
-// token request for every request of the gateway's, and a flood of refused password
-// grants can get a key locked. After a failure the next flight waits at least as long
-// as a request's own retry would (half its backoff, doubling while the failures go
-// on, or what CXone's Retry-After asked), or refusedHold after a refusal; meanwhile
-// every caller gets that failure at once. A success ends the hold.
+// CXone's API once CXone asked the gateway to wait) from being sent again by every
+// request that needs it, and by each of their attempts: under load, a revoked access
+// key or an outage of CXone's authentication would otherwise send a token request for
+// every request of the gateway's, and a flood of refused password grants can get a key
+// locked. After a failure the next flight waits at least as long as a request's own
+// retry would (half its backoff, doubling while the failures go on, or what CXone's
+// Retry-After asked), or refusedHold after a refusal; meanwhile every caller gets that
+// failure at once. A success ends the hold.
 type hold struct {
 	base, ceiling time.Duration // a request's backoff (Config.BaseBackoff, MaxBackoff)
 	last          atomic.Pointer[failure]
