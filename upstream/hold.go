@@ -56,9 +56,9 @@ func (h *hold) record(err error, now time.Time) {
 		h.last.Store(nil)
 		return
 	}
-	count := 1
+	count, standing := 1, now
 	if prev := h.last.Load(); prev != nil {
-		count = prev.count + 1
+		count, standing = prev.count+1, prev.until
 	}
 	wait := refusedHold
 	var failed *Error
@@ -68,5 +68,11 @@ func (h *hold) record(err error, now time.Time) {
 			wait = max(wait, failed.RetryAfter)
 		}
 	}
-	h.last.Store(&failure{err: err, until: now.Add(wait), count: count})
+	// A hold standing longer is not shortened: a Retry-After answered to a request
+	// sent before the hold began may ask less than the one that began it.
+	until := now.Add(wait)
+	if standing.After(until) {
+		until = standing
+	}
+	h.last.Store(&failure{err: err, until: until, count: count})
 }

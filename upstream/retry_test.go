@@ -24,6 +24,31 @@ func TestBackoffGrowsStaysCappedAndJitters(t *testing.T) {
 			t.Errorf("attempt %d: only %d distinct backoffs in 200: no jitter", attempt, len(seen))
 		}
 	}
+	// A hold counts failures without end: the doubling must stay at the ceiling.
+	if d := backoffLimit(base, ceiling, 1000); d != ceiling {
+		t.Errorf("backoffLimit after 1000 failures = %s; want the ceiling %s", d, ceiling)
+	}
+}
+
+// A Retry-After that asks less, answered to a request sent before the hold began, does
+// not shorten the hold another answer began.
+func TestAHoldIsNotShortened(t *testing.T) {
+	h := hold{base: 100 * time.Millisecond, ceiling: 2 * time.Second}
+	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	h.record(&Error{Op: "api", Status: 429, RetryAfter: 30 * time.Second, Kind: ErrUnavailable}, start)
+	h.record(&Error{Op: "api", Status: 429, RetryAfter: time.Second, Kind: ErrUnavailable}, start.Add(100*time.Millisecond))
+	var held *Error
+	if err := h.held(start.Add(5 * time.Second)); !errors.As(err, &held) || held.RetryAfter != 25*time.Second {
+		t.Fatalf("held 5 s in = %v; want the first hold, 25 s left", err)
+	}
+	if err := h.held(start.Add(30 * time.Second)); err != nil {
+		t.Errorf("held once the 30 s passed = %v; want nil", err)
+	}
+	h.record(nil, start.Add(31*time.Second))
+	h.record(&Error{Kind: ErrUnavailable}, start.Add(32*time.Second))
+	if err := h.held(start.Add(32*time.Second + 60*time.Millisecond)); err != nil {
+		t.Errorf("held 60 ms after a first failure following a success = %v; want nil (50 ms)", err)
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {
