@@ -205,7 +205,7 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 		}
 		if err != nil {
 			var failed *Error
-			if ctx.Err() != nil || !errors.As(err, &failed) || failed.Kind != ErrUnavailable && failed.Kind != ErrTimeout || attempt == c.cfg.MaxAttempts {
+			if ctx.Err() != nil || !mayPass(err) || !errors.As(err, &failed) || attempt == c.cfg.MaxAttempts {
 				return Result{}, err
 			}
 			last = failed
@@ -314,6 +314,13 @@ func classify(status int, err error) error {
 	default:
 		return ErrRefused // 401/403 after a refresh, other 4xx, anything undocumented
 	}
+}
+
+// mayPass reports whether a failure of the token, the discovery or the API may pass
+// (CXone unavailable or slow), so that asking again may succeed; a refusal would come
+// again.
+func mayPass(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)
 }
 
 // transient reports whether another attempt may succeed (design §1).

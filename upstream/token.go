@@ -145,7 +145,7 @@ func (ts *tokenSource) renew() (any, error) {
 			tok.keep(cur)
 		}
 	}
-	if tok == nil && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTimeout) {
+	if tok == nil && !mayPass(err) {
 		tok, err = ts.request(ctx, "password", url.Values{
 			"grant_type": {"password"},
 			"username":   {ts.creds.AccessKeyID},
