@@ -388,6 +388,30 @@ func TestRetryAfterHoldsBackEveryRequest(t *testing.T) {
 			}
 		})
 	}
+	t.Run("waited out within the budget", func(t *testing.T) {
+		// On the real clock: another agent's request whose budget holds the wait sends
+		// once the wait has passed, and not before.
+		sim := testkit.NewSim(t)
+		sim.StartCall("7", false, true)
+		sim.StartCall("8", false, true)
+		c := upstream.New(sim.UpstreamConfig())
+		sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusTooManyRequests, RetryAfter: 1})
+		short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if _, err := c.Mask(short, "7"); !errors.Is(err, upstream.ErrUnavailable) {
+			t.Fatalf("Mask = %v; want ErrUnavailable", err)
+		}
+		sim.SetFaults(cxonesim.Faults{})
+		long, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Mask(long, "8"); err != nil {
+			t.Fatalf("Mask of another agent = %v; want it sent once the wait has passed", err)
+		}
+		r := sim.Requests()
+		if len(r) != 2 || r[1].UserID != "8" || r[1].At.Sub(r[0].At) < 900*time.Millisecond {
+			t.Errorf("CXone's requests = %+v; want agent 8's mask alone, a second after the 429 that asked to wait", r)
+		}
+	})
 	t.Run("425", func(t *testing.T) {
 		sim := testkit.NewSim(t)
 		sim.StartCall("7", false, true)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -407,5 +408,41 @@ func TestAFailingRenewalIsNotRetriedByEveryRequest(t *testing.T) {
 	}
 	if n := asked.Load(); n != 3 {
 		t.Errorf("token requests = %d; want 3: the first, one renewal while the token was valid, one after it expired", n)
+	}
+}
+
+// A refresh the token endpoint refuses (the refresh token expired or was revoked) falls
+// back to the access key: the same endpoint answers, only that grant is refused. A
+// refresh that fails because the endpoint is down does not (TestAFailingRenewalIsNotRetriedByEveryRequest).
+func TestARefusedRefreshFallsBackToTheAccessKey(t *testing.T) {
+	var grants []string
+	var mu sync.Mutex
+	sim := simIntercepting(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != cxonesim.TokenPath {
+			return false
+		}
+		grant := r.FormValue("grant_type")
+		mu.Lock()
+		grants = append(grants, grant)
+		mu.Unlock()
+		if grant != "refresh_token" {
+			return false
+		}
+		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_grant","error_description":"refresh token expired"}`)
+		return true
+	})
+	sim.StartCall("7", false, true)
+	c, at := clockedClient(sim)
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatal(err)
+	}
+	at(2 * time.Hour) // the token has expired
+	if _, err := c.Mask(context.Background(), "7"); err != nil {
+		t.Fatalf("Mask after the refused refresh = %v; want a token from the access key", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"password", "refresh_token", "password"}; !slices.Equal(grants, want) {
+		t.Errorf("token requests = %v; want %v", grants, want)
 	}
 }
