@@ -49,6 +49,16 @@ func TestAHoldIsNotShortened(t *testing.T) {
 	if err := h.held(start.Add(32*time.Second + 60*time.Millisecond)); err != nil {
 		t.Errorf("held 60 ms after a first failure following a success = %v; want nil (50 ms)", err)
 	}
+	// However long the failures go on, a transient one holds for half the ceiling at
+	// most: 1 s with the defaults (README, A failing token endpoint is not hammered).
+	at := start.Add(time.Minute)
+	for range 50 {
+		h.record(&Error{Kind: ErrUnavailable}, at)
+	}
+	var last *Error
+	if err := h.held(at); !errors.As(err, &last) || last.RetryAfter != time.Second {
+		t.Errorf("held after 50 failures in a row = %v; want 1 s left", err)
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {
