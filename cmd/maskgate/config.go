@@ -151,7 +151,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if redisURL := required("MASKGATE_REDIS_URL"); redisURL != "" {
 		rc, err := parseRedisURL(redisURL)
-		if err != nil {
+		var refused errRedisOption
+		switch {
+		case errors.As(err, &refused):
+			bad("MASKGATE_REDIS_URL: %s", refused)
+		case err != nil:
 			// The URL may hold a password: neither it nor go-redis's words about it are echoed.
 			bad("MASKGATE_REDIS_URL must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL (Sentinel: ?master_name=)")
 		}

@@ -69,6 +69,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
 		{"short previous HS256 secret", map[string]string{"MASKGATE_JWT_HS256_PREVIOUS_SECRET": "short"}, "MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes"},
 		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
+		{"redis read timeout turned off", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@x:6379/0?read_timeout=0"}, "MASKGATE_REDIS_URL: read_timeout must be a positive duration"},
+		{"sentinel commands without deadlines", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@s1:26379/0?master_name=m&context_timeout_enabled=false"}, "MASKGATE_REDIS_URL: context_timeout_enabled must not be turned off"},
 		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
 		{"bad log level", map[string]string{"MASKGATE_LOG_LEVEL": "loud"}, "MASKGATE_LOG_LEVEL"},
 		{"log level that drops the audit lines", map[string]string{"MASKGATE_LOG_LEVEL": "warn"}, "MASKGATE_LOG_LEVEL must be trace, debug or info"},
@@ -247,6 +249,56 @@ func TestRedisURLForms(t *testing.T) {
 	for _, bad := range []string{"mysql://x", "redis://x?bogus_option=1", "redis+cluster://x?master_name=m"} {
 		if _, err := parseRedisURL(bad); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestRedisURLOptions: the timeouts and protocol maskgate gives Redis are defaults that
+// a URL's own query parameters override, in every topology; a timeout turned off is
+// refused, since a Redis that stops answering would then hold requests without end.
+func TestRedisURLOptions(t *testing.T) {
+	type options struct {
+		dial, read, write time.Duration
+		protocol          int
+		contextTimeout    bool
+	}
+	of := func(c redisConfig) options {
+		switch {
+		case c.cluster != nil:
+			o := c.cluster
+			return options{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.ContextTimeoutEnabled}
+		case c.failover != nil:
+			o := c.failover
+			return options{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.ContextTimeoutEnabled}
+		default:
+			o := c.single
+			return options{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.ContextTimeoutEnabled}
+		}
+	}
+	for _, tt := range []struct {
+		url  string
+		want options
+	}{
+		{"redis://127.0.0.1:6379/0", options{2 * time.Second, time.Second, time.Second, 2, true}},
+		{"redis://127.0.0.1:6379/0?dial_timeout=5&read_timeout=3s&protocol=3", options{5 * time.Second, 3 * time.Second, time.Second, 3, true}},
+		{"redis://s1:26379/0?master_name=m&write_timeout=1500ms", options{2 * time.Second, time.Second, 1500 * time.Millisecond, 2, true}},
+		{"redis://s1:26379/0?master_name=m&context_timeout_enabled=true", options{2 * time.Second, time.Second, time.Second, 2, true}},
+		{"redis+cluster://n1:7000?read_timeout=4s", options{2 * time.Second, 4 * time.Second, time.Second, 2, true}},
+	} {
+		c, err := parseRedisURL(tt.url)
+		if err != nil {
+			t.Errorf("%s: %v", tt.url, err)
+			continue
+		}
+		if got := of(c); got != tt.want {
+			t.Errorf("%s gives %+v; want %+v", tt.url, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"redis://x?read_timeout=0", "redis://x?dial_timeout=-1s", "rediss://x?write_timeout=-1",
+		"redis://s1:26379/0?master_name=m&read_timeout=0s", "redis+cluster://n1:7000?dial_timeout=0"} {
+		var refused errRedisOption
+		if _, err := parseRedisURL(bad); !errors.As(err, &refused) {
+			t.Errorf("%s: %v; want the timeout refused", bad, err)
 		}
 	}
 }

@@ -23,60 +23,99 @@ import (
 //	redis+cluster://[user:pass@]n1:6379?addr=n2:6379&addr=n3:6379
 //	                                          Cluster: seed nodes (rediss+cluster:// for TLS)
 //
-// Other go-redis options may be given as query parameters (dial_timeout=3s, ...).
+// Other go-redis options may be given as query parameters (pool_size=50,
+// read_timeout=3s, ...), but none that lets a command wait without end (settle).
 type redisConfig struct {
 	single   *redis.Options
 	failover *redis.FailoverOptions
 	cluster  *redis.ClusterOptions
 }
 
+// errRedisOption is a query parameter of MASKGATE_REDIS_URL that maskgate refuses; its
+// text names the parameter and none of the URL's other parts (it may hold a password).
+type errRedisOption string
+
+func (e errRedisOption) Error() string { return string(e) }
+
 func parseRedisURL(raw string) (redisConfig, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return redisConfig{}, errors.New("not a URL")
 	}
+	if q := u.Query(); q.Has("context_timeout_enabled") && q.Get("context_timeout_enabled") != "true" {
+		return redisConfig{}, errRedisOption("context_timeout_enabled must not be turned off: every Redis command is bound by its request's deadline")
+	}
 	var c redisConfig
 	switch {
 	case u.Scheme == "redis+cluster" || u.Scheme == "rediss+cluster":
 		u.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
-		c.cluster, err = redis.ParseClusterURL(u.String())
+		if c.cluster, err = redis.ParseClusterURL(u.String()); err == nil {
+			o := c.cluster
+			err = settle(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled)
+		}
 	case u.Query().Has("master_name"):
-		c.failover, err = redis.ParseFailoverURL(raw)
+		if c.failover, err = redis.ParseFailoverURL(raw); err == nil {
+			o := c.failover
+			err = settle(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled)
+		}
 	default:
-		c.single, err = redis.ParseURL(raw)
+		if c.single, err = redis.ParseURL(raw); err == nil {
+			o := c.single
+			err = settle(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled)
+		}
 	}
 	return c, err
 }
 
-// Timeouts that keep a slow or black-holed Redis from holding requests: every command
-// is also bound by its request's context.
+// The timeouts maskgate gives Redis unless the URL sets its own: a slow or black-holed
+// Redis must not hold requests. Every command is also bound by its request's context.
 const (
 	redisDialTimeout = 2 * time.Second
 	redisIOTimeout   = time.Second
 )
 
-// redisProtocol is RESP2: maskgate uses nothing of RESP3, and with RESP3 go-redis
-// checks every connection for push notifications before every command (6 % of a
-// mask's CPU in the profile).
+// redisProtocol is RESP2 unless the URL sets protocol=3: maskgate uses nothing of
+// RESP3, and with RESP3 go-redis checks every connection for push notifications before
+// every command (6 % of a mask's CPU in the profile).
 const redisProtocol = 2
 
-// client returns the client for the topology.
+// settle gives the options maskgate's timeouts and protocol where the URL set none
+// (go-redis leaves them zero), and binds every command by its context. It refuses a
+// timeout the URL turned off (0 or less, which go-redis reads as none): the session
+// scripts' shared pipelines rely on a Redis that stops answering failing them in time
+// (README, Redis).
+func settle(dial, read, write *time.Duration, protocol *int, contextTimeout *bool) error {
+	for _, t := range []struct {
+		name  string
+		value *time.Duration
+		def   time.Duration
+	}{{"dial_timeout", dial, redisDialTimeout}, {"read_timeout", read, redisIOTimeout}, {"write_timeout", write, redisIOTimeout}} {
+		switch {
+		case *t.value < 0:
+			return errRedisOption(t.name + " must be a positive duration: a Redis that stops answering must not hold requests")
+		case *t.value == 0:
+			*t.value = t.def
+		}
+	}
+	if *protocol == 0 {
+		*protocol = redisProtocol
+	}
+	*contextTimeout = true
+	return nil
+}
+
+// client returns the client for the topology (go-redis completes the options it is
+// given: each gets a copy).
 func (c redisConfig) client() redis.UniversalClient {
 	switch {
 	case c.cluster != nil:
 		o := *c.cluster
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = redisDialTimeout, redisIOTimeout, redisIOTimeout, true
-		o.Protocol = redisProtocol
 		return redis.NewClusterClient(&o)
 	case c.failover != nil:
 		o := *c.failover
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = redisDialTimeout, redisIOTimeout, redisIOTimeout, true
-		o.Protocol = redisProtocol
 		return redis.NewFailoverClient(&o)
 	default:
 		o := *c.single
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = redisDialTimeout, redisIOTimeout, redisIOTimeout, true
-		o.Protocol = redisProtocol
 		return redis.NewClient(&o)
 	}
 }
