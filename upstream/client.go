@@ -364,8 +364,13 @@ func backoffLimit(base, ceiling time.Duration, attempt int) time.Duration {
 	return min(ceiling, base<<min(attempt-1, 20))
 }
 
-// maxRetryAfter caps what a Retry-After is believed to ask: longer is nonsense.
-const maxRetryAfter = time.Hour
+// maxRetryAfter caps what a Retry-After is believed to ask. A 429 or 503's wait holds
+// back every request of the replica, the sweepers' unmasks too, and nothing is sent
+// meanwhile that could learn that CXone is back: on the word of one answer (perhaps a
+// proxy's in front of CXone), an hour's Retry-After would stop every unmask for an
+// hour and see them given up (MASKGATE_UNMASK_GIVEUP). After a minute one request asks
+// again, and a CXone still busy asks to wait again.
+const maxRetryAfter = time.Minute
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or bad.
 func parseRetryAfter(v string, now time.Time) time.Duration {

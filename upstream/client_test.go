@@ -388,6 +388,31 @@ func TestRetryAfterHoldsBackEveryRequest(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an hour asked holds back a minute", func(t *testing.T) {
+		// An hour's wait would stop every unmask for an hour, on one answer's word:
+		// after a minute one request asks CXone again.
+		sim := testkit.NewSim(t)
+		sim.StartCall("7", false, true)
+		sim.StartCall("8", false, true)
+		c, at := clockedClient(sim)
+		sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable, RetryAfter: 3600})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Mask(ctx, "7")
+		var ue *upstream.Error
+		if !errors.As(err, &ue) || ue.Kind != upstream.ErrUnavailable || ue.RetryAfter != time.Minute {
+			t.Fatalf("Mask = %v; want ErrUnavailable asking to wait a minute", err)
+		}
+		sim.SetFaults(cxonesim.Faults{})
+		at(59 * time.Second)
+		if _, err := c.Mask(ctx, "8"); !errors.Is(err, upstream.ErrNotSent) || !errors.As(err, &ue) || ue.RetryAfter != time.Second {
+			t.Fatalf("Mask of another agent 59s into the wait = %v; want ErrNotSent asking to wait the 1s left", err)
+		}
+		at(time.Minute)
+		if _, err := c.Mask(ctx, "8"); err != nil {
+			t.Fatalf("Mask a minute into an hour's Retry-After = %v; want it sent and done", err)
+		}
+	})
 	t.Run("waited out within the budget", func(t *testing.T) {
 		// On the real clock: another agent's request whose budget holds the wait sends
 		// once the wait has passed, and not before.

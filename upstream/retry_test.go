@@ -74,6 +74,9 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0},
 		{now.Add(5 * time.Second).Format(http.TimeFormat), 5 * time.Second},
 		{now.Add(-5 * time.Second).Format(http.TimeFormat), 0},
+		{"60", time.Minute},
+		{"3600", time.Minute},
+		{now.Add(2 * time.Hour).Format(http.TimeFormat), time.Minute},
 	}
 	for _, tt := range tests {
 		if got := parseRetryAfter(tt.in, now); got != tt.want {
