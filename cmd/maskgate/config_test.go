@@ -253,9 +253,9 @@ func TestRedisURLForms(t *testing.T) {
 	}
 }
 
-// TestRedisURLOptions: the timeouts and protocol maskgate gives Redis are defaults that
-// a URL's own query parameters override, in every topology; a timeout turned off is
-// refused, since a Redis that stops answering would then hold requests without end.
+// TestRedisURLOptions: the timeouts maskgate gives Redis are defaults that a URL's own
+// query parameters override, in every topology; a timeout turned off is refused, since
+// a Redis that stops answering would then hold requests without end, and so is RESP3.
 func TestRedisURLOptions(t *testing.T) {
 	type options struct {
 		dial, read, write time.Duration
@@ -280,7 +280,7 @@ func TestRedisURLOptions(t *testing.T) {
 		want options
 	}{
 		{"redis://127.0.0.1:6379/0", options{2 * time.Second, time.Second, time.Second, 2, true}},
-		{"redis://127.0.0.1:6379/0?dial_timeout=5&read_timeout=3s&protocol=3", options{5 * time.Second, 3 * time.Second, time.Second, 3, true}},
+		{"redis://127.0.0.1:6379/0?dial_timeout=5&read_timeout=3s&protocol=2", options{5 * time.Second, 3 * time.Second, time.Second, 2, true}},
 		{"redis://s1:26379/0?master_name=m&write_timeout=1500ms", options{2 * time.Second, time.Second, 1500 * time.Millisecond, 2, true}},
 		{"redis://s1:26379/0?master_name=m&context_timeout_enabled=true", options{2 * time.Second, time.Second, time.Second, 2, true}},
 		{"redis+cluster://n1:7000?read_timeout=4s", options{2 * time.Second, 4 * time.Second, time.Second, 2, true}},
@@ -295,10 +295,10 @@ func TestRedisURLOptions(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"redis://x?read_timeout=0", "redis://x?dial_timeout=-1s", "rediss://x?write_timeout=-1",
-		"redis://s1:26379/0?master_name=m&read_timeout=0s", "redis+cluster://n1:7000?dial_timeout=0"} {
+		"redis://s1:26379/0?master_name=m&read_timeout=0s", "redis+cluster://n1:7000?dial_timeout=0", "redis://x?protocol=3"} {
 		var refused errRedisOption
 		if _, err := parseRedisURL(bad); !errors.As(err, &refused) {
-			t.Errorf("%s: %v; want the timeout refused", bad, err)
+			t.Errorf("%s: %v; want the option refused", bad, err)
 		}
 	}
 }

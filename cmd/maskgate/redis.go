@@ -74,16 +74,16 @@ const (
 	redisIOTimeout   = time.Second
 )
 
-// redisProtocol is RESP2 unless the URL sets protocol=3: maskgate uses nothing of
+// redisProtocol is RESP2, the only one maskgate is tested with: it uses nothing of
 // RESP3, and with RESP3 go-redis checks every connection for push notifications before
 // every command (6 % of a mask's CPU in the profile).
 const redisProtocol = 2
 
-// settle gives the options maskgate's timeouts and protocol where the URL set none
-// (go-redis leaves them zero), and binds every command by its context. It refuses a
-// timeout the URL turned off (0 or less, which go-redis reads as none): the session
-// scripts' shared pipelines rely on a Redis that stops answering failing them in time
-// (README, Redis).
+// settle gives the options maskgate's timeouts where the URL set none (go-redis leaves
+// them zero), RESP2, and binds every command by its context. It refuses a timeout the
+// URL turned off (0 or less, which go-redis reads as none), since the session scripts'
+// shared pipelines rely on a Redis that stops answering failing them in time (README,
+// Redis), and another protocol.
 func settle(dial, read, write *time.Duration, protocol *int, contextTimeout *bool) error {
 	for _, t := range []struct {
 		name  string
@@ -97,9 +97,10 @@ func settle(dial, read, write *time.Duration, protocol *int, contextTimeout *boo
 			*t.value = t.def
 		}
 	}
-	if *protocol == 0 {
-		*protocol = redisProtocol
+	if *protocol != 0 && *protocol != redisProtocol {
+		return errRedisOption("protocol must be 2 (RESP2, the only one maskgate is tested with) or left out")
 	}
+	*protocol = redisProtocol
 	*contextTimeout = true
 	return nil
 }
