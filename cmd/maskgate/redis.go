@@ -121,22 +121,37 @@ func (c redisConfig) client() redis.UniversalClient {
 	}
 }
 
-// describe names the topology without a password.
+// describe names the topology without a password, and the timeouts the URL set.
 func (c redisConfig) describe() string {
-	withTLS := func(t *tls.Config) string {
+	and := func(t *tls.Config, dial, read, write time.Duration) string {
+		var more []string
 		if t != nil {
-			return ", TLS"
+			more = append(more, "TLS")
 		}
-		return ""
+		for _, d := range []struct {
+			name       string
+			value, def time.Duration
+		}{{"dial", dial, redisDialTimeout}, {"read", read, redisIOTimeout}, {"write", write, redisIOTimeout}} {
+			if d.value != d.def {
+				more = append(more, fmt.Sprintf("%s timeout %s", d.name, d.value))
+			}
+		}
+		if len(more) == 0 {
+			return ""
+		}
+		return ", " + strings.Join(more, ", ")
 	}
 	switch {
 	case c.cluster != nil:
-		return fmt.Sprintf("cluster seeds %s%s", strings.Join(c.cluster.Addrs, ","), withTLS(c.cluster.TLSConfig))
+		o := c.cluster
+		return fmt.Sprintf("cluster seeds %s%s", strings.Join(o.Addrs, ","), and(o.TLSConfig, o.DialTimeout, o.ReadTimeout, o.WriteTimeout))
 	case c.failover != nil:
-		return fmt.Sprintf("sentinel master %q via %s db %d%s", c.failover.MasterName, strings.Join(c.failover.SentinelAddrs, ","),
-			c.failover.DB, withTLS(c.failover.TLSConfig))
+		o := c.failover
+		return fmt.Sprintf("sentinel master %q via %s db %d%s", o.MasterName, strings.Join(o.SentinelAddrs, ","), o.DB,
+			and(o.TLSConfig, o.DialTimeout, o.ReadTimeout, o.WriteTimeout))
 	default:
-		return fmt.Sprintf("%s db %d%s", c.single.Addr, c.single.DB, withTLS(c.single.TLSConfig))
+		o := c.single
+		return fmt.Sprintf("%s db %d%s", o.Addr, o.DB, and(o.TLSConfig, o.DialTimeout, o.ReadTimeout, o.WriteTimeout))
 	}
 }
 
