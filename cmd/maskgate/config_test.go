@@ -232,8 +232,8 @@ func TestRedisURLForms(t *testing.T) {
 		{"redis://:pw@s1:26379/0?master_name=mymaster&addr=s2:26379&addr=s3:26379", `sentinel master "mymaster" via s1:26379,s2:26379,s3:26379 db 0`},
 		{"redis+cluster://n1:7000?addr=n2:7001&addr=n3:7002", "cluster seeds n1:7000,n2:7001,n3:7002"},
 		{"rediss+cluster://:pw@n1:7000", "cluster seeds n1:7000, TLS"},
-		{"rediss://:pw@r:6380/1?read_timeout=3s&dial_timeout=2s", "r:6380 db 1, TLS, read timeout 3s"},
-		{"redis://:pw@s1:26379/0?master_name=m&write_timeout=1500ms", `sentinel master "m" via s1:26379 db 0, write timeout 1.5s`},
+		{"rediss://:pw@r:6380/1?read_timeout=3s&dial_timeout=2s", "r:6380 db 1, TLS, read_timeout=3s"},
+		{"redis://:pw@s1:26379/0?master_name=m&write_timeout=1500ms", `sentinel master "m" via s1:26379 db 0, write_timeout=1.5s`},
 	}
 	for _, tt := range tests {
 		c, err := parseRedisURL(tt.url)

@@ -49,22 +49,16 @@ func parseRedisURL(raw string) (redisConfig, error) {
 	switch {
 	case u.Scheme == "redis+cluster" || u.Scheme == "rediss+cluster":
 		u.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
-		if c.cluster, err = redis.ParseClusterURL(u.String()); err == nil {
-			o := c.cluster
-			err = settle(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled)
-		}
+		c.cluster, err = redis.ParseClusterURL(u.String())
 	case u.Query().Has("master_name"):
-		if c.failover, err = redis.ParseFailoverURL(raw); err == nil {
-			o := c.failover
-			err = settle(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled)
-		}
+		c.failover, err = redis.ParseFailoverURL(raw)
 	default:
-		if c.single, err = redis.ParseURL(raw); err == nil {
-			o := c.single
-			err = settle(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled)
-		}
+		c.single, err = redis.ParseURL(raw)
 	}
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	return c, c.options().settle()
 }
 
 // The timeouts maskgate gives Redis unless the URL sets its own: a slow or black-holed
@@ -79,29 +73,60 @@ const (
 // every command (6 % of a mask's CPU in the profile).
 const redisProtocol = 2
 
+// redisOptions are the options maskgate sets or shows, in whichever of go-redis's
+// option types the URL's topology parsed into.
+type redisOptions struct {
+	timeouts       [3]redisTimeout
+	protocol       *int
+	contextTimeout *bool
+	tls            *tls.Config
+}
+
+// redisTimeout is a timeout a URL may set, and maskgate's when it sets none.
+type redisTimeout struct {
+	param string // the URL's query parameter
+	value *time.Duration
+	def   time.Duration
+}
+
+func (c redisConfig) options() redisOptions {
+	opts := func(dial, read, write *time.Duration, protocol *int, contextTimeout *bool, t *tls.Config) redisOptions {
+		return redisOptions{timeouts: [3]redisTimeout{{"dial_timeout", dial, redisDialTimeout},
+			{"read_timeout", read, redisIOTimeout}, {"write_timeout", write, redisIOTimeout}},
+			protocol: protocol, contextTimeout: contextTimeout, tls: t}
+	}
+	switch {
+	case c.cluster != nil:
+		o := c.cluster
+		return opts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled, o.TLSConfig)
+	case c.failover != nil:
+		o := c.failover
+		return opts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled, o.TLSConfig)
+	default:
+		o := c.single
+		return opts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.Protocol, &o.ContextTimeoutEnabled, o.TLSConfig)
+	}
+}
+
 // settle gives the options maskgate's timeouts where the URL set none (go-redis leaves
 // them zero), RESP2, and binds every command by its context. It refuses a timeout the
 // URL turned off (0 or less, which go-redis reads as none), since the session scripts'
 // shared pipelines rely on a Redis that stops answering failing them in time (README,
 // Redis), and another protocol.
-func settle(dial, read, write *time.Duration, protocol *int, contextTimeout *bool) error {
-	for _, t := range []struct {
-		name  string
-		value *time.Duration
-		def   time.Duration
-	}{{"dial_timeout", dial, redisDialTimeout}, {"read_timeout", read, redisIOTimeout}, {"write_timeout", write, redisIOTimeout}} {
+func (o redisOptions) settle() error {
+	for _, t := range o.timeouts {
 		switch {
 		case *t.value < 0:
-			return errRedisOption(t.name + " must be a positive duration: a Redis that stops answering must not hold requests")
+			return errRedisOption(t.param + " must be a positive duration: a Redis that stops answering must not hold requests")
 		case *t.value == 0:
 			*t.value = t.def
 		}
 	}
-	if *protocol != 0 && *protocol != redisProtocol {
+	if *o.protocol != 0 && *o.protocol != redisProtocol {
 		return errRedisOption("protocol must be 2 (RESP2, the only one maskgate is tested with) or left out")
 	}
-	*protocol = redisProtocol
-	*contextTimeout = true
+	*o.protocol = redisProtocol
+	*o.contextTimeout = true
 	return nil
 }
 
@@ -121,37 +146,30 @@ func (c redisConfig) client() redis.UniversalClient {
 	}
 }
 
-// describe names the topology without a password, and the timeouts the URL set.
+// describe names the topology without a password, whether it is TLS, and the timeouts
+// the URL set.
 func (c redisConfig) describe() string {
-	and := func(t *tls.Config, dial, read, write time.Duration) string {
-		var more []string
-		if t != nil {
-			more = append(more, "TLS")
+	var more []string
+	o := c.options()
+	if o.tls != nil {
+		more = append(more, "TLS")
+	}
+	for _, t := range o.timeouts {
+		if *t.value != t.def {
+			more = append(more, fmt.Sprintf("%s=%s", t.param, *t.value))
 		}
-		for _, d := range []struct {
-			name       string
-			value, def time.Duration
-		}{{"dial", dial, redisDialTimeout}, {"read", read, redisIOTimeout}, {"write", write, redisIOTimeout}} {
-			if d.value != d.def {
-				more = append(more, fmt.Sprintf("%s timeout %s", d.name, d.value))
-			}
-		}
-		if len(more) == 0 {
-			return ""
-		}
-		return ", " + strings.Join(more, ", ")
+	}
+	and := ""
+	if len(more) > 0 {
+		and = ", " + strings.Join(more, ", ")
 	}
 	switch {
 	case c.cluster != nil:
-		o := c.cluster
-		return fmt.Sprintf("cluster seeds %s%s", strings.Join(o.Addrs, ","), and(o.TLSConfig, o.DialTimeout, o.ReadTimeout, o.WriteTimeout))
+		return fmt.Sprintf("cluster seeds %s%s", strings.Join(c.cluster.Addrs, ","), and)
 	case c.failover != nil:
-		o := c.failover
-		return fmt.Sprintf("sentinel master %q via %s db %d%s", o.MasterName, strings.Join(o.SentinelAddrs, ","), o.DB,
-			and(o.TLSConfig, o.DialTimeout, o.ReadTimeout, o.WriteTimeout))
+		return fmt.Sprintf("sentinel master %q via %s db %d%s", c.failover.MasterName, strings.Join(c.failover.SentinelAddrs, ","), c.failover.DB, and)
 	default:
-		o := c.single
-		return fmt.Sprintf("%s db %d%s", o.Addr, o.DB, and(o.TLSConfig, o.DialTimeout, o.ReadTimeout, o.WriteTimeout))
+		return fmt.Sprintf("%s db %d%s", c.single.Addr, c.single.DB, and)
 	}
 }
 
