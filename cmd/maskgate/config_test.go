@@ -295,6 +295,9 @@ func TestRedisURLOptions(t *testing.T) {
 		if got := of(c); got != tt.want {
 			t.Errorf("%s gives %+v; want %+v", tt.url, got, tt.want)
 		}
+		if got, want := c.roundTrip(), tt.want.dial+tt.want.read+tt.want.write; got != want {
+			t.Errorf("%s: a command on a new connection may take %s; want %s", tt.url, got, want)
+		}
 	}
 	for _, bad := range []string{"redis://x?read_timeout=0", "redis://x?dial_timeout=-1s", "rediss://x?write_timeout=-1",
 		"redis://s1:26379/0?master_name=m&read_timeout=0s", "redis+cluster://n1:7000?dial_timeout=0", "redis://x?protocol=3"} {

@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
 	log.Info().Str("addr", ln.Addr().String()).Bool("tls", app.tls != nil).Str("version", buildVersion()).Msg("listening")
 	if !*local { // miniredis evicts nothing
-		go reportEvictionPolicy(sweepCtx, app.store, log)
+		go reportEvictionPolicy(sweepCtx, app.store, cfg.Redis.roundTrip(), log)
 	}
 
 	select {

@@ -130,6 +130,16 @@ func (o redisOptions) settle() error {
 	return nil
 }
 
+// roundTrip is the longest one command may take on a new connection: dialled, written
+// and answered, each within its timeout.
+func (c redisConfig) roundTrip() time.Duration {
+	var d time.Duration
+	for _, t := range c.options().timeouts {
+		d += *t.value
+	}
+	return d
+}
+
 // client returns the client for the topology (go-redis completes the options it is
 // given: each gets a copy).
 func (c redisConfig) client() redis.UniversalClient {
@@ -177,10 +187,11 @@ func (c redisConfig) describe() string {
 // maskgate's keys (README, Redis): an error line when it may drop open sessions, a
 // warning when it may drop Idempotency-Key records or when Redis will not say (managed
 // services often refuse CONFIG). A failover or a restart may bring another policy; this
-// reads the one found at start-up.
-func reportEvictionPolicy(ctx context.Context, store *sessions.Store, log zerolog.Logger) {
+// reads the one found at start-up. Each try waits for a connection and an answer
+// (wait), as the Redis URL's timeouts allow.
+func reportEvictionPolicy(ctx context.Context, store *sessions.Store, wait time.Duration, log zerolog.Logger) {
 	for {
-		rctx, cancel := context.WithTimeout(ctx, redisDialTimeout+redisIOTimeout)
+		rctx, cancel := context.WithTimeout(ctx, wait)
 		policy, err := store.EvictionPolicy(rctx)
 		cancel()
 		var reply redis.Error
