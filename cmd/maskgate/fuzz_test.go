@@ -11,7 +11,7 @@ import (
 // either valid or refused with a message that never shows a secret; never a panic.
 func FuzzConfiguration(f *testing.F) {
 	for _, s := range []string{"15m", "", "0", "-1s", "1e9h", "redis://x", "redis+cluster://a?addr=b", "redis://x?master_name=m",
-		"rediss://u:p@h:1/99999999999", "http://[::1", "50", "99999999999999999999", " ", "\x00"} {
+		"rediss://u:p@h:1/99999999999", "redis://x?read_timeout=0", "redis://x?dial_timeout=5&protocol=3", "http://[::1", "50", "99999999999999999999", " ", "\x00"} {
 		f.Add(s)
 	}
 	secrets := []string{testkit.Canary + "client", testkit.Canary + "key", testkit.Canary + "jwt-0123456789abcdef0123"}
