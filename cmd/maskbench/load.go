@@ -208,7 +208,7 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	fmt.Fprintln(out)
 	for _, t := range targets {
 		if r := ratios[t.name]; len(r) > 0 {
-			fmt.Fprintf(out, "throughput %s/nginx per round pair: %s; median %.2f\n", t.name, fmtRatios(r), median(r))
+			fmt.Fprintf(out, "throughput %s/nginx per round pair: %s; median %.2f\n", t.name, twoDecimals(r), median(r))
 		}
 	}
 
@@ -227,16 +227,7 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		float64(scripts1-scripts0)/n, (b.metric(scriptPipelines)-pipelines0)/n, float64(all1-all0)/n)
 
 	if b.o.rate > 0 {
-		fmt.Fprintf(out, "\nfixed rate %d req/s for %s:\n", b.o.rate, b.o.duration)
-		fixed := make([]result, len(targets))
-		for i, t := range targets {
-			fixed[i] = b.fixedRate(ctx, t.url, b.o.rate, b.o.duration)
-			fmt.Fprintf(out, "  %-8s p50 %s p99 %s errors %d\n", t.name, ms(fixed[i].pct(.5)), ms(fixed[i].pct(.99)), fixed[i].errors)
-		}
-		ng := fixed[len(fixed)-1]
-		for i, t := range targets[:len(targets)-1] {
-			fmt.Fprintf(out, "  %s adds p50 %s, p99 %s\n", t.name, ms(fixed[i].pct(.5)-ng.pct(.5)), ms(fixed[i].pct(.99)-ng.pct(.99)))
-		}
+		b.fixedRates(ctx, out, targets)
 	}
 	if b.o.profile != "" {
 		if err := b.profileRound(ctx, out); err != nil {
@@ -271,4 +262,39 @@ func (b *bench) metric(name string) float64 {
 		}
 	}
 	return 0
+}
+
+// fixedRates runs the fixed-rate rounds, alternating the targets as the closed-loop
+// rounds do (as many times each as they ran), and prints what each target adds over
+// nginx's latency in the same pass, and the median over the passes: a slow spell of
+// the shared cores then weighs on one pair, not on one target's only round.
+func (b *bench) fixedRates(ctx context.Context, out io.Writer, targets []target) {
+	passes := max(1, b.o.rounds/len(targets))
+	fmt.Fprintf(out, "\nfixed rate %d req/s for %s, %d round(s) each, alternating:\n", b.o.rate, b.o.duration, passes)
+	type added struct{ p50, p99 []float64 } // milliseconds over nginx's, by pass
+	adds := map[string]*added{}
+	for range passes {
+		fixed := make([]result, len(targets))
+		for i, t := range targets {
+			fixed[i] = b.fixedRate(ctx, t.url, b.o.rate, b.o.duration)
+			fmt.Fprintf(out, "  %-8s p50 %s p99 %s errors %d\n", t.name, ms(fixed[i].pct(.5)), ms(fixed[i].pct(.99)), fixed[i].errors)
+		}
+		ng := fixed[len(fixed)-1]
+		for i, t := range targets[:len(targets)-1] {
+			if adds[t.name] == nil {
+				adds[t.name] = &added{}
+			}
+			a := adds[t.name]
+			a.p50 = append(a.p50, msOf(fixed[i].pct(.5)-ng.pct(.5)))
+			a.p99 = append(a.p99, msOf(fixed[i].pct(.99)-ng.pct(.99)))
+		}
+	}
+	for _, t := range targets[:len(targets)-1] {
+		a := adds[t.name]
+		fmt.Fprintf(out, "  %s adds p50 %.2fms, p99 %.2fms", t.name, median(a.p50), median(a.p99))
+		if passes > 1 {
+			fmt.Fprintf(out, " (medians; p99 by pass: %s ms)", twoDecimals(a.p99))
+		}
+		fmt.Fprintln(out)
+	}
 }

@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// TestMaskbenchRunsEndToEnd runs a tiny benchmark, with -floor: every figure the command
-// promises is printed and every target answered without errors.
+// TestMaskbenchRunsEndToEnd runs a tiny benchmark, with -floor and two rounds of each
+// target: every figure the command promises is printed and every target answered
+// without errors.
 func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis, the simulator, maskgate and nginx")
@@ -22,7 +23,7 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	defer os.Chdir("cmd/maskbench")
 	var out bytes.Buffer
 	profiles := t.TempDir()
-	err := run(context.Background(), []string{"-floor", "-rounds", "3", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles,
+	err := run(context.Background(), []string{"-floor", "-rounds", "6", "-duration", "1s", "-conns", "4", "-agents", "40", "-rate", "100", "-profile", profiles,
 		"-maskgate-env", "GOGC=100"}, &out)
 	if err != nil {
 		t.Fatalf("maskbench: %v\n%s", err, out.String())
@@ -32,15 +33,18 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 		`(?m)^1 +maskgate +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
 		`(?m)^2 +go-floor +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
 		`(?m)^3 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
-		`throughput maskgate/nginx per round pair: [\d.]+; median [\d.]+`,
-		`throughput go-floor/nginx per round pair: [\d.]+; median [\d.]+`,
+		`(?m)^6 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
+		`throughput maskgate/nginx per round pair: [\d.]+, [\d.]+; median [\d.]+`,
+		`throughput go-floor/nginx per round pair: [\d.]+, [\d.]+; median [\d.]+`,
 		// At least one round trip per 100 masks, and no more than the scripts.
 		`redis per mask: 2\.\d\d scripts \(EVALSHA\) in (0\.(0[1-9]|[1-9]\d)|1\.\d\d|2\.00) round trips`,
 		`maskgate p50 [\d.]+ms p99 [\d.]+ms errors 0`,
 		`go-floor +p50 [\d.]+ms p99 [\d.]+ms errors 0`,
 		`nginx +p50 [\d.]+ms p99 [\d.]+ms errors 0`,
-		`maskgate adds p50 -?[\d.]+ms, p99 -?[\d.]+ms`,
-		`go-floor adds p50 -?[\d.]+ms, p99 -?[\d.]+ms`,
+		// The fixed-rate rounds alternate as the closed-loop ones do: twice each here.
+		`fixed rate 100 req/s for 1s, 2 round\(s\) each, alternating:`,
+		`maskgate adds p50 -?[\d.]+ms, p99 -?[\d.]+ms \(medians; p99 by pass: -?[\d.]+, -?[\d.]+ ms\)`,
+		`go-floor adds p50 -?[\d.]+ms, p99 -?[\d.]+ms \(medians; p99 by pass: -?[\d.]+, -?[\d.]+ ms\)`,
 		`CXone tokens issued during the whole run: 2 `,
 		// Idle processes may still tick (the sweeper runs during nginx's rounds too).
 		// maskgate, redis, cxone-sim, go-floor, nginx, load and the total.

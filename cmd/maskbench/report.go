@@ -25,7 +25,10 @@ func peakRSS(pid int) string {
 	return "unknown"
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", msOf(d)) }
+
+// msOf is d in milliseconds, to the microsecond.
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // median is the middle value, or the mean of the two middle ones for an even count.
 func median(v []float64) float64 {
@@ -37,7 +40,8 @@ func median(v []float64) float64 {
 	return s[mid]
 }
 
-func fmtRatios(r []float64) string {
+// twoDecimals lists ratios or milliseconds, in order.
+func twoDecimals(r []float64) string {
 	parts := make([]string, len(r))
 	for i, v := range r {
 		parts[i] = fmt.Sprintf("%.2f", v)
