@@ -236,6 +236,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.Auth.JWKSURL != "" && !upstream.IsHTTPURL(c.Auth.JWKSURL) {
 		bad("MASKGATE_JWT_JWKS_URL must be an http(s) URL")
 	}
+	allowPlain, err := strconv.ParseBool(str("MASKGATE_ALLOW_PLAIN_HTTP", "false"))
+	if err != nil {
+		bad("MASKGATE_ALLOW_PLAIN_HTTP must be true or false")
+	}
+	// A URL that would carry a secret, or bring callers' keys, in the clear over a
+	// network: one letter dropped from https:// would send the CXone access key so.
+	encrypted := func(name, value, what string) {
+		if !allowPlain && plainHTTPOverANetwork(value) {
+			bad("%s must be https:// (plain http:// only to a loopback address, or with MASKGATE_ALLOW_PLAIN_HTTP=true for a simulator): %s would cross the network unencrypted", name, what)
+		}
+	}
+	encrypted("MASKGATE_JWT_JWKS_URL", c.Auth.JWKSURL, "the keys that callers' tokens are checked with")
 
 	c.CXone = upstream.Config{
 		AuthURL:     str("CXONE_AUTH_URL", "https://cxone.niceincontact.com/auth/token"),
@@ -261,10 +273,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.CXone.BaseURL != "" && !upstream.IsHTTPURL(c.CXone.BaseURL) {
 		bad("CXONE_API_BASE_URL must be an http(s) URL")
 	}
+	encrypted("CXONE_AUTH_URL", c.CXone.AuthURL, "the CXone access key and client secret")
+	encrypted("CXONE_API_BASE_URL", c.CXone.BaseURL, "the CXone token")
 	if len(problems) > 0 {
 		return config{}, &configError{errors.Join(problems...)}
 	}
 	return c, nil
+}
+
+// plainHTTPOverANetwork reports whether s is an http:// URL to a host other than a
+// loopback address: what it sends can be read, and what it answers changed, on the way.
+func plainHTTPOverANetwork(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	addr, err := netip.ParseAddr(host)
+	return host != "localhost" && (err != nil || !addr.IsLoopback())
 }
 
 // parsePrefix reads a CIDR range, or one address as the range of itself.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +73,10 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"redis read timeout turned off", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@x:6379/0?read_timeout=0"}, "MASKGATE_REDIS_URL: read_timeout must be a positive duration"},
 		{"sentinel commands without deadlines", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@s1:26379/0?master_name=m&context_timeout_enabled=false"}, "MASKGATE_REDIS_URL: context_timeout_enabled must not be turned off"},
 		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
+		{"access key over plain HTTP", map[string]string{"CXONE_AUTH_URL": "http://cxone.niceincontact.com/auth/token"}, "CXONE_AUTH_URL must be https:// (plain http:// only to a loopback address"},
+		{"CXone token over plain HTTP", map[string]string{"CXONE_API_BASE_URL": "http://10.0.0.7:8090"}, "CXONE_API_BASE_URL must be https://"},
+		{"callers' keys over plain HTTP", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_JWKS_URL": "http://idp.internal/jwks"}, "MASKGATE_JWT_JWKS_URL must be https://"},
+		{"plain HTTP allowed maybe", map[string]string{"MASKGATE_ALLOW_PLAIN_HTTP": "maybe"}, "MASKGATE_ALLOW_PLAIN_HTTP must be true or false"},
 		{"bad log level", map[string]string{"MASKGATE_LOG_LEVEL": "loud"}, "MASKGATE_LOG_LEVEL"},
 		{"log level that drops the audit lines", map[string]string{"MASKGATE_LOG_LEVEL": "warn"}, "MASKGATE_LOG_LEVEL must be trace, debug or info"},
 		{"logs switched off", map[string]string{"MASKGATE_LOG_LEVEL": "disabled"}, "MASKGATE_LOG_LEVEL must be trace, debug or info"},
@@ -145,6 +150,33 @@ func TestConfigurationTableNamesEveryVariable(t *testing.T) {
 	}
 	if len(asked) < 30 {
 		t.Fatalf("loadConfig read only %d variables; the recording is broken", len(asked))
+	}
+}
+
+// Plain http:// carries the CXone secrets and tokens, and callers' keys, unencrypted:
+// it is accepted to a loopback address (a simulator, a sidecar that adds TLS) and to
+// another host only when MASKGATE_ALLOW_PLAIN_HTTP says so (docker-compose's simulator).
+func TestPlainHTTPOnlyToLoopbackUnlessAllowed(t *testing.T) {
+	sim := testkit.NewSim(t)
+	for _, tt := range []struct {
+		set  map[string]string
+		fine bool
+	}{
+		{map[string]string{"CXONE_AUTH_URL": "http://127.0.0.1:8090/auth/token", "CXONE_API_BASE_URL": "http://[::1]:8090"}, true},
+		{map[string]string{"CXONE_AUTH_URL": "http://localhost:8090/auth/token"}, true},
+		{map[string]string{"CXONE_AUTH_URL": "https://cxone.niceincontact.com/auth/token", "CXONE_API_BASE_URL": "https://api-na1.niceincontact.com"}, true},
+		{map[string]string{"CXONE_AUTH_URL": "http://cxone-sim:8090/auth/token"}, false},
+		{map[string]string{"CXONE_AUTH_URL": "http://localhost.example.com/auth/token"}, false},
+		{map[string]string{"CXONE_AUTH_URL": "http://cxone-sim:8090/auth/token", "MASKGATE_ALLOW_PLAIN_HTTP": "true"}, true},
+		{map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_JWKS_URL": "http://idp:8080/jwks", "MASKGATE_ALLOW_PLAIN_HTTP": "true"}, true},
+		{map[string]string{"CXONE_API_BASE_URL": "http://api-na1.niceincontact.com", "MASKGATE_ALLOW_PLAIN_HTTP": "false"}, false},
+	} {
+		e := env(sim, "p")
+		maps.Copy(e, tt.set)
+		_, err := loadConfig(getenv(e))
+		if fine := err == nil; fine != tt.fine {
+			t.Errorf("%v: loadConfig = %v; want it to pass: %v", tt.set, err, tt.fine)
+		}
 	}
 }
 
