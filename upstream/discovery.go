@@ -60,6 +60,9 @@ func (c *Client) discover(ctx context.Context, tok *token) (string, error) {
 	if !IsHTTPURL(issuer) {
 		return fail(ErrRefused, 0, errors.New("bad issuer in id_token"))
 	}
+	if leavesTLS(c.cfg.AuthURL, issuer) {
+		return fail(ErrRefused, 0, errors.New("the id_token's issuer is plain http, the token endpoint https"))
+	}
 	target := strings.TrimRight(issuer, "/") + "/.well-known/cxone-configuration?tenantId=" + url.QueryEscape(tok.tenantID)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -86,5 +89,21 @@ func (c *Client) discover(ctx context.Context, tok *token) (string, error) {
 	if !IsHTTPURL(doc.APIEndpoint) {
 		return fail(ErrRefused, status, errors.New("discovery document with a bad api_endpoint"))
 	}
+	if leavesTLS(c.cfg.AuthURL, doc.APIEndpoint) {
+		return fail(ErrRefused, status, errors.New("discovery document with a plain http api_endpoint, the token endpoint https"))
+	}
 	return strings.TrimRight(doc.APIEndpoint, "/"), nil
+}
+
+// leavesTLS reports whether a discovered URL is plain http while the token endpoint,
+// whose answers named it, is https: CXone's tokens would then cross the network in the
+// clear on the word of an id_token or a document (the configuration already refuses a
+// plain http token endpoint other than a loopback one, unless told otherwise).
+func leavesTLS(authURL, discovered string) bool {
+	from, err := url.Parse(authURL)
+	if err != nil {
+		return false
+	}
+	to, err := url.Parse(discovered)
+	return err == nil && from.Scheme == "https" && to.Scheme == "http"
 }
