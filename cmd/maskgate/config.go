@@ -36,6 +36,7 @@ type config struct {
 	LogLevel       zerolog.Level
 	TrustedProxies []netip.Prefix // whose X-Forwarded-For names the client
 	CORSOrigins    []string       // web origins allowed to call from a browser
+	AllowPlainHTTP bool           // CXone and the JWKS over plain HTTP to other hosts than loopback
 	CXone          upstream.Config
 }
 
@@ -236,14 +237,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.Auth.JWKSURL != "" && !upstream.IsHTTPURL(c.Auth.JWKSURL) {
 		bad("MASKGATE_JWT_JWKS_URL must be an http(s) URL")
 	}
-	allowPlain, err := strconv.ParseBool(str("MASKGATE_ALLOW_PLAIN_HTTP", "false"))
+	c.AllowPlainHTTP, err = strconv.ParseBool(str("MASKGATE_ALLOW_PLAIN_HTTP", "false"))
 	if err != nil {
 		bad("MASKGATE_ALLOW_PLAIN_HTTP must be true or false")
 	}
 	// A URL that would carry a secret, or bring callers' keys, in the clear over a
 	// network: one letter dropped from https:// would send the CXone access key so.
 	encrypted := func(name, value, what string) {
-		if !allowPlain && plainHTTPOverANetwork(value) {
+		if !c.AllowPlainHTTP && plainHTTPOverANetwork(value) {
 			bad("%s must be https:// (plain http:// only to a loopback address, or with MASKGATE_ALLOW_PLAIN_HTTP=true for a simulator): %s would cross the network unencrypted", name, what)
 		}
 	}

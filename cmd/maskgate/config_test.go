@@ -347,19 +347,27 @@ func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
 	sim := testkit.NewSim(t)
 	e := env(sim, prefix)
 	e["MASKGATE_MASK_TTL"], e["MASKGATE_TRUSTED_PROXIES"] = "5m", "10.0.0.0/8"
+	e["MASKGATE_ALLOW_PLAIN_HTTP"] = "true" // said, and warned of
 	s := start(t, nil, e)
 	want := map[string]any{"message": "configuration", "redis_key_prefix": prefix, "jwt_keys": "HS256 shared secret",
 		"jwt_issuer": "https://idp.test", "mask_ttl": "5m0s", "mask_ttl_max": "2h0m0s", "rate_limit": float64(100000),
 		"cxone_api": "discovered from the token's tenant", "cxone_access_key_id": sim.Credentials.AccessKeyID,
-		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1)}
+		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1), "allow_plain_http": true}
 	var found map[string]any
+	warned := false
 	for _, l := range s.startup {
 		if l["message"] == "configuration" {
 			found = l
 		}
+		if msg, _ := l["message"].(string); l["level"] == "warn" && strings.HasPrefix(msg, "MASKGATE_ALLOW_PLAIN_HTTP=true:") {
+			warned = true
+		}
 	}
 	if !matches(found, want) {
 		t.Fatalf("start-up lines %v; want one with %v", s.startup, want)
+	}
+	if !warned {
+		t.Errorf("start-up lines %v; want a warning that plain HTTP is allowed", s.startup)
 	}
 	raw, _ := json.Marshal(found)
 	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {

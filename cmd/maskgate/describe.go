@@ -24,7 +24,10 @@ func logConfiguration(log zerolog.Logger, c config) {
 		Str("cxone_auth_url", c.CXone.AuthURL).Str("cxone_api", api).Str("cxone_client_id", c.CXone.Credentials.ClientID).
 		Str("cxone_access_key_id", c.CXone.Credentials.AccessKeyID).Stringer("cxone_timeout", c.CXone.Timeout).
 		Int("trusted_proxies", len(c.TrustedProxies)).Strs("cors_origins", c.CORSOrigins).
-		Msg("configuration")
+		Bool("allow_plain_http", c.AllowPlainHTTP).Msg("configuration")
+	if c.AllowPlainHTTP {
+		log.Warn().Msg("MASKGATE_ALLOW_PLAIN_HTTP=true: CXone's secrets and tokens, and callers' keys, may cross the network unencrypted; for a simulator only, never in production")
+	}
 }
 
 // keySource says where callers' keys come from, without any of them.
