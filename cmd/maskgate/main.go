@@ -320,6 +320,12 @@ func serveDebug(addr string, log zerolog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Msg("profiler listening")
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		// It has no authentication: whoever reaches it reads maskgate's internals and
+		// can keep its CPU busy profiling.
+		log.Warn().Str("addr", ln.Addr().String()).Msg("profiler listening beyond loopback: anyone who reaches it can read maskgate's internals; bind MASKGATE_DEBUG_ADDR to 127.0.0.1")
+	} else {
+		log.Info().Str("addr", ln.Addr().String()).Msg("profiler listening")
+	}
 	return func() { srv.Close() }, nil
 }

@@ -466,6 +466,30 @@ func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
 			t.Errorf("GET %s did not answer a heap profile: %.200s", c.url, body)
 		}
 	}
+	if level := profilerLine(s.startup)["level"]; level != "info" {
+		t.Errorf("the profiler's start-up line on loopback is at %v; want info", level)
+	}
+}
+
+// A profiler that any host may reach is warned of: it has no authentication.
+func TestAProfilerBeyondLoopbackIsWarnedOf(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	e["MASKGATE_DEBUG_ADDR"] = ":" + strconv.Itoa(testkit.FreePort(t))
+	s := start(t, nil, e)
+	if l := profilerLine(s.startup); l["level"] != "warn" || !strings.Contains(l["message"].(string), "bind MASKGATE_DEBUG_ADDR to 127.0.0.1") {
+		t.Errorf("the profiler's start-up line on every interface = %v; want a warning", l)
+	}
+}
+
+// profilerLine is the start-up line that says where the profiler listens.
+func profilerLine(lines []map[string]any) map[string]any {
+	for _, l := range lines {
+		if msg, _ := l["message"].(string); strings.HasPrefix(msg, "profiler listening") {
+			return l
+		}
+	}
+	return map[string]any{"message": ""}
 }
 
 // TestGCTargetIsMaskgatesUnlessGOGCIsSet: maskgate collects garbage less often than Go's
