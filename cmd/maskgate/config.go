@@ -291,7 +291,7 @@ func plainHTTPOverANetwork(s string) bool {
 	}
 	host := u.Hostname()
 	addr, err := netip.ParseAddr(host)
-	return host != "localhost" && (err != nil || !addr.IsLoopback())
+	return !strings.EqualFold(host, "localhost") && (err != nil || !addr.IsLoopback())
 }
 
 // parsePrefix reads a CIDR range, or one address as the range of itself.

@@ -163,7 +163,7 @@ func TestPlainHTTPOnlyToLoopbackUnlessAllowed(t *testing.T) {
 		fine bool
 	}{
 		{map[string]string{"CXONE_AUTH_URL": "http://127.0.0.1:8090/auth/token", "CXONE_API_BASE_URL": "http://[::1]:8090"}, true},
-		{map[string]string{"CXONE_AUTH_URL": "http://localhost:8090/auth/token"}, true},
+		{map[string]string{"CXONE_AUTH_URL": "http://localhost:8090/auth/token", "CXONE_API_BASE_URL": "http://LocalHost:8090"}, true},
 		{map[string]string{"CXONE_AUTH_URL": "https://cxone.niceincontact.com/auth/token", "CXONE_API_BASE_URL": "https://api-na1.niceincontact.com"}, true},
 		{map[string]string{"CXONE_AUTH_URL": "http://cxone-sim:8090/auth/token"}, false},
 		{map[string]string{"CXONE_AUTH_URL": "http://localhost.example.com/auth/token"}, false},
