@@ -11,10 +11,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
-	"github.com/maskgate/maskgate/middleware"
 	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -26,6 +23,14 @@ var localAgents = []string{"1001", "1002", "1003"}
 // random dev JWT secret — and returns the configuration that uses them. It prints a
 // ready-to-paste curl with a dev token. miniredis is for trying maskgate out only.
 func localConfig(getenv func(string) string, out io.Writer) (config, func(), error) {
+	addr := "127.0.0.1:8080"
+	if v := getenv("MASKGATE_ADDR"); v != "" {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return config{}, nil, &configError{fmt.Errorf("MASKGATE_ADDR must be host:port")}
+		}
+		addr = net.JoinHostPort("127.0.0.1", port) // -local never listens beyond loopback
+	}
 	mr, err := miniredis.Run()
 	if err != nil {
 		return config{}, nil, fmt.Errorf("local: miniredis: %w", err)
@@ -45,37 +50,37 @@ func localConfig(getenv func(string) string, out io.Writer) (config, func(), err
 	go func() { _ = simSrv.Serve(simLn) }()
 	simURL := "http://" + simLn.Addr().String()
 
-	addr := "127.0.0.1:8080"
-	if v := getenv("MASKGATE_ADDR"); v != "" {
-		_, port, err := net.SplitHostPort(v)
-		if err != nil {
-			return config{}, nil, &configError{fmt.Errorf("MASKGATE_ADDR must be host:port")}
-		}
-		addr = net.JoinHostPort("127.0.0.1", port) // -local never listens beyond loopback
+	secret := randomHex(32)
+	// The configuration is read as a deployment's is, from an environment, so that
+	// -local runs with the same defaults and the same Redis client options.
+	env := map[string]string{
+		"MASKGATE_ADDR":             addr,
+		"MASKGATE_REDIS_URL":        "redis://" + mr.Addr(),
+		"MASKGATE_JWT_ISSUER":       "maskgate-local",
+		"MASKGATE_JWT_AUDIENCE":     "maskgate-local",
+		"MASKGATE_JWT_HS256_SECRET": secret,
+		"CXONE_AUTH_URL":            simURL + cxonesim.TokenPath,
+		"CXONE_CLIENT_ID":           creds.ClientID,
+		"CXONE_CLIENT_SECRET":       creds.ClientSecret,
+		"CXONE_ACCESS_KEY_ID":       creds.AccessKeyID,
+		"CXONE_ACCESS_KEY_SECRET":   creds.AccessKeySecret,
 	}
-	secret := []byte(randomHex(32))
-	cfg := config{
-		Addr:           addr,
-		Redis:          redisConfig{single: &redis.Options{Addr: mr.Addr()}},
-		RedisKeyPrefix: "maskgate",
-		MaskTTL:        15 * time.Minute,
-		MaskTTLMax:     2 * time.Hour,
-		SweepInterval:  time.Second,
-		SweepWorkers:   16,
-		RateLimit:      50,
-		DrainTimeout:   25 * time.Second,
-		UnmaskGiveUp:   time.Hour,
-		LogLevel:       zerolog.InfoLevel,
-		Auth: middleware.AuthConfig{Issuer: "maskgate-local", Audience: "maskgate-local",
-			Leeway: 30 * time.Second, HS256Secret: secret},
-		CXone: upstream.Config{AuthURL: simURL + cxonesim.TokenPath, Credentials: creds, Timeout: 5 * time.Second},
+	stop := func() {
+		_ = simSrv.Close()
+		mr.Close()
+	}
+	cfg, err := loadConfig(func(name string) string { return env[name] })
+	if err != nil {
+		stop()
+		return config{}, nil, err
 	}
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": "maskgate-local", "aud": "maskgate-local", "sub": "local-dev",
 		"scope": "recordings:mask recordings:unmask recordings:read",
 		"iat":   time.Now().Unix(), "exp": time.Now().Add(12 * time.Hour).Unix(),
-	}).SignedString(secret)
+	}).SignedString([]byte(secret))
 	if err != nil {
+		stop()
 		return config{}, nil, err
 	}
 	fmt.Fprintf(out, `
@@ -96,12 +101,7 @@ func localConfig(getenv func(string) string, out io.Writer) (config, func(), err
 			mr.FastForward(time.Second)
 		}
 	}()
-	stop := func() {
-		expiry.Stop()
-		_ = simSrv.Close()
-		mr.Close()
-	}
-	return cfg, stop, nil
+	return cfg, func() { expiry.Stop(); stop() }, nil
 }
 
 func randomHex(n int) string {

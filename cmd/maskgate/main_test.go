@@ -352,7 +352,10 @@ func TestIdempotencyKeyIsReservedForTheConfiguredLongestRequest(t *testing.T) {
 	}
 }
 
-var tokenLine = regexp.MustCompile(`export TOKEN=(\S+)`)
+var (
+	tokenLine  = regexp.MustCompile(`export TOKEN=(\S+)`)
+	localRedis = regexp.MustCompile(`^127\.0\.0\.1:\d+ db 0$`)
+)
 
 func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": ":0"})
@@ -362,6 +365,16 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	m := tokenLine.FindStringSubmatch(s.stderr.String())
 	if m == nil || !strings.Contains(s.stderr.String(), "NOT FOR PRODUCTION") || !strings.Contains(s.stderr.String(), "curl") {
 		t.Fatalf("-local printed no token, warning or curl:\n%s", s.stderr)
+	}
+	// It runs with a deployment's defaults: the configuration is read as one's is.
+	var redis any
+	for _, l := range s.startup {
+		if l["message"] == "configuration" {
+			redis = l["redis"]
+		}
+	}
+	if r, _ := redis.(string); !localRedis.MatchString(r) {
+		t.Errorf("-local's Redis is %v; want maskgate's own timeouts, which the configuration line leaves out", redis)
 	}
 	resp, err := post(t, "http://"+s.addr+"/v1/agents/1001/mask", m[1])
 	if err != nil || resp.StatusCode != 200 {
