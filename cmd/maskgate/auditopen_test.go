@@ -72,7 +72,7 @@ func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
 	}
 	sim.SetFaults(cxonesim.Faults{})
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"audit-open", logB, logA}, getenv(nil), &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"audit-open", logB, logA}, environment(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var agents []string
@@ -113,11 +113,11 @@ func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
 // open, an error.
 func TestAuditOpenNeedsFilesItCanRead(t *testing.T) {
 	var ce *configError
-	if err := run(context.Background(), []string{"audit-open"}, getenv(nil), io.Discard, io.Discard); !errors.As(err, &ce) {
+	if err := run(context.Background(), []string{"audit-open"}, environment(nil), io.Discard, io.Discard); !errors.As(err, &ce) {
 		t.Errorf("audit-open with no file = %v; want a usage error", err)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.log")
-	if err := run(context.Background(), []string{"audit-open", missing}, getenv(nil), io.Discard, io.Discard); !errors.Is(err, os.ErrNotExist) {
+	if err := run(context.Background(), []string{"audit-open", missing}, environment(nil), io.Discard, io.Discard); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("audit-open of a missing file = %v; want it not found", err)
 	}
 }
@@ -135,7 +135,7 @@ func TestAuditOpenReadsFilesThatDoNotEndTheirLastLine(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"audit-open", filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")}, getenv(nil), &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"audit-open", filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")}, environment(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var agents []string

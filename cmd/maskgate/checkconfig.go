@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,12 +23,15 @@ func (e *checkFailed) Error() string { return fmt.Sprintf("%d check(s) failed", 
 // checkConfig validates the configuration, reaches Redis, obtains a CXone token,
 // resolves the API endpoint and loads the JWT keys, printing what it found and never
 // a secret. Exit status: 0 all good, 1 a check failed, 2 the configuration is invalid.
-func checkConfig(ctx context.Context, getenv func(string) string, out io.Writer) error {
-	cfg, err := loadConfig(getenv)
+func checkConfig(ctx context.Context, env environment, out io.Writer) error {
+	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "configuration: ok")
+	if len(cfg.Ignored) > 0 {
+		fmt.Fprintf(out, "configuration: WARNING: %s: %s\n", notSettings, strings.Join(cfg.Ignored, ", "))
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	failed := 0

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,7 @@ type config struct {
 	TrustedProxies []netip.Prefix // whose X-Forwarded-For names the client
 	CORSOrigins    []string       // web origins allowed to call from a browser
 	AllowPlainHTTP bool           // CXone and the JWKS over plain HTTP to other hosts than loopback
+	Ignored        []string       // variables named like settings that maskgate does not have
 	CXone          upstream.Config
 }
 
@@ -58,8 +61,43 @@ type configError struct{ err error }
 func (e *configError) Error() string { return "invalid configuration:\n" + e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
-// loadConfig reads the configuration from getenv and names every problem, one per line.
-func loadConfig(getenv func(string) string) (config, error) {
+// environment is the process's environment, read once at start (a map in tests).
+type environment map[string]string
+
+func (e environment) get(name string) string { return e[name] }
+
+// processEnvironment is this process's environment.
+func processEnvironment() environment {
+	e := environment{}
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		e[name] = value
+	}
+	return e
+}
+
+// loadConfig reads the configuration from env and names every problem, one per line,
+// and the variables of env it ignored.
+func loadConfig(env environment) (config, error) {
+	read := map[string]bool{}
+	c, err := readConfig(func(name string) string {
+		read[name] = true
+		return env[name]
+	})
+	c.Ignored = ignored(env, read)
+	var ce *configError
+	if errors.As(err, &ce) && len(c.Ignored) > 0 {
+		// Perhaps what a missing setting was meant to be.
+		ce.err = errors.Join(ce.err, fmt.Errorf("%s: %s", notSettings, strings.Join(c.Ignored, ", ")))
+	}
+	return c, err
+}
+
+// notSettings introduces the ignored variables wherever they are named.
+const notSettings = "not maskgate settings, ignored (misspelt?)"
+
+// readConfig reads the configuration through getenv.
+func readConfig(getenv func(string) string) (config, error) {
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	str := func(name, def string) string {
@@ -280,6 +318,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return config{}, &configError{errors.Join(problems...)}
 	}
 	return c, nil
+}
+
+// serviceLink is a variable Kubernetes sets in every pod for each Service of its
+// namespace (a Service named maskgate gives MASKGATE_SERVICE_HOST, MASKGATE_PORT, ...).
+var serviceLink = regexp.MustCompile(`_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
+
+// ignored names the variables of env that look like maskgate's settings (MASKGATE_ or
+// CXONE_) but that it did not read: a misspelt setting would otherwise leave its default
+// in force without a word.
+func ignored(env environment, read map[string]bool) []string {
+	var names []string
+	for name := range env {
+		if (strings.HasPrefix(name, "MASKGATE_") || strings.HasPrefix(name, "CXONE_")) && !read[name] && !serviceLink.MatchString(name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // plainHTTPOverANetwork reports whether s is an http:// URL to a host other than a

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -25,7 +26,7 @@ import (
 // mustLoad is the configuration of environment e, which the test expects to be valid.
 func mustLoad(t *testing.T, e map[string]string) config {
 	t.Helper()
-	cfg, err := loadConfig(getenv(e))
+	cfg, err := loadConfig(environment(e))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func mustLoad(t *testing.T, e map[string]string) config {
 }
 
 func TestMissingConfigurationNamesEveryVariable(t *testing.T) {
-	_, err := loadConfig(getenv(nil))
+	_, err := loadConfig(environment(nil))
 	var ce *configError
 	if !errors.As(err, &ce) {
 		t.Fatalf("loadConfig with nothing = %v; want a configError", err)
@@ -99,7 +100,7 @@ func TestInvalidConfiguration(t *testing.T) {
 			for k, v := range tt.set {
 				e[k] = v
 			}
-			_, err := loadConfig(getenv(e))
+			_, err := loadConfig(environment(e))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("loadConfig = %v; want it to say %q", err, tt.want)
 			}
@@ -137,7 +138,7 @@ func namesInREADME(t *testing.T, after, until, pattern string) map[string]bool {
 func TestConfigurationTableNamesEveryVariable(t *testing.T) {
 	documented := namesInREADME(t, "\n## Configuration\n", "\n### ", "`([A-Z][A-Z0-9_]+)`")
 	asked := map[string]bool{}
-	_, _ = loadConfig(func(name string) string { asked[name] = true; return "" })
+	_, _ = readConfig(func(name string) string { asked[name] = true; return "" })
 	for name := range asked {
 		if !documented[name] && !documented[strings.TrimSuffix(name, "_FILE")] {
 			t.Errorf("maskgate reads %s, which README's Configuration table does not name", name)
@@ -173,10 +174,50 @@ func TestPlainHTTPOnlyToLoopbackUnlessAllowed(t *testing.T) {
 	} {
 		e := env(sim, "p")
 		maps.Copy(e, tt.set)
-		_, err := loadConfig(getenv(e))
+		_, err := loadConfig(environment(e))
 		if fine := err == nil; fine != tt.fine {
 			t.Errorf("%v: loadConfig = %v; want it to pass: %v", tt.set, err, tt.fine)
 		}
+	}
+}
+
+// A variable named like a setting that maskgate does not have is most likely a
+// misspelt one, whose default is in force instead: it is named, and the Kubernetes
+// service links of a Service called maskgate (or cxone) are not.
+func TestMisspeltSettingsAreNamed(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	maps.Copy(e, map[string]string{"MASKGATE_UNMASK_GIVE_UP": "4h", "CXONE_TIMEOUTS": "", "MASKGATE_CACHE": "x",
+		"MASKGATE_SERVICE_HOST": "10.0.0.9", "MASKGATE_SERVICE_PORT": "8080", "MASKGATE_SERVICE_PORT_HTTP": "8080",
+		"MASKGATE_PORT": "tcp://10.0.0.9:8080", "MASKGATE_PORT_8080_TCP": "tcp://10.0.0.9:8080",
+		"MASKGATE_PORT_8080_TCP_PROTO": "tcp", "MASKGATE_PORT_8080_TCP_PORT": "8080", "MASKGATE_PORT_8080_TCP_ADDR": "10.0.0.9",
+		"CXONE_SIM_SERVICE_HOST": "10.0.0.8", "REDIS_PASSWORD": "not maskgate's"})
+	cfg := mustLoad(t, e)
+	if want := []string{"CXONE_TIMEOUTS", "MASKGATE_CACHE", "MASKGATE_UNMASK_GIVE_UP"}; !slices.Equal(cfg.Ignored, want) {
+		t.Errorf("ignored = %v; want %v", cfg.Ignored, want)
+	}
+	if cfg.UnmaskGiveUp != time.Hour {
+		t.Errorf("unmask give-up = %s; want the default", cfg.UnmaskGiveUp)
+	}
+	// Every variable maskgate reads (README's table names them all), set, is none of them.
+	_, _ = readConfig(func(name string) string {
+		if _, set := e[name]; !set {
+			e[name] = ""
+		}
+		return ""
+	})
+	if len(e) < 40 {
+		t.Fatalf("only %d variables set; the recording of those read is broken", len(e))
+	}
+	if cfg := mustLoad(t, e); len(cfg.Ignored) != 3 {
+		t.Errorf("with every documented variable set too, ignored = %v", cfg.Ignored)
+	}
+	// When a setting is missing, the misspelling may be what it was meant to be.
+	delete(e, "MASKGATE_REDIS_URL")
+	e["MASKGATE_REDIS_ULR"] = "redis://127.0.0.1:6379"
+	_, err := loadConfig(environment(e))
+	if err == nil || !strings.Contains(err.Error(), "MASKGATE_REDIS_URL is required") ||
+		!strings.Contains(err.Error(), "not maskgate settings, ignored (misspelt?): CXONE_TIMEOUTS, MASKGATE_CACHE, MASKGATE_REDIS_ULR, MASKGATE_UNMASK_GIVE_UP") {
+		t.Errorf("loadConfig = %v; want the missing setting and the misspelt ones named", err)
 	}
 }
 
@@ -348,19 +389,24 @@ func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
 	e := env(sim, prefix)
 	e["MASKGATE_MASK_TTL"], e["MASKGATE_TRUSTED_PROXIES"] = "5m", "10.0.0.0/8"
 	e["MASKGATE_ALLOW_PLAIN_HTTP"] = "true" // said, and warned of
+	e["MASKGATE_MASK_TTL_MAXIMUM"] = "3h"   // warned of: not a setting
 	s := start(t, nil, e)
 	want := map[string]any{"message": "configuration", "redis_key_prefix": prefix, "jwt_keys": "HS256 shared secret",
 		"jwt_issuer": "https://idp.test", "mask_ttl": "5m0s", "mask_ttl_max": "2h0m0s", "rate_limit": float64(100000),
 		"cxone_api": "discovered from the token's tenant", "cxone_access_key_id": sim.Credentials.AccessKeyID,
 		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1), "allow_plain_http": true}
 	var found map[string]any
-	warned := false
+	warned, misspelt := false, false
 	for _, l := range s.startup {
 		if l["message"] == "configuration" {
 			found = l
 		}
-		if msg, _ := l["message"].(string); l["level"] == "warn" && strings.HasPrefix(msg, "MASKGATE_ALLOW_PLAIN_HTTP=true:") {
+		msg, _ := l["message"].(string)
+		if l["level"] == "warn" && strings.HasPrefix(msg, "MASKGATE_ALLOW_PLAIN_HTTP=true:") {
 			warned = true
+		}
+		if l["level"] == "warn" && strings.Contains(msg, "not maskgate settings") && fmt.Sprint(l["ignored"]) == "[MASKGATE_MASK_TTL_MAXIMUM]" {
+			misspelt = true
 		}
 	}
 	if !matches(found, want) {
@@ -368,6 +414,9 @@ func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
 	}
 	if !warned {
 		t.Errorf("start-up lines %v; want a warning that plain HTTP is allowed", s.startup)
+	}
+	if !misspelt {
+		t.Errorf("start-up lines %v; want a warning naming MASKGATE_MASK_TTL_MAXIMUM", s.startup)
 	}
 	raw, _ := json.Marshal(found)
 	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
@@ -401,13 +450,13 @@ func TestKeySourceHidesAJWKSPassword(t *testing.T) {
 // usage error (exit 2), not a gateway started without it.
 func TestUsage(t *testing.T) {
 	var out strings.Builder
-	if err := run(context.Background(), []string{"-h"}, getenv(nil), &out, &out); err != nil ||
+	if err := run(context.Background(), []string{"-h"}, environment(nil), &out, &out); err != nil ||
 		!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | audit-open | version") {
 		t.Errorf("-h = %v:\n%s", err, out.String())
 	}
 	out.Reset()
 	var ce *configError
-	if err := run(context.Background(), []string{"chek-config"}, getenv(nil), &out, &out); !errors.As(err, &ce) || !strings.Contains(err.Error(), `unknown command "chek-config"`) {
+	if err := run(context.Background(), []string{"chek-config"}, environment(nil), &out, &out); !errors.As(err, &ce) || !strings.Contains(err.Error(), `unknown command "chek-config"`) {
 		t.Errorf("a misspelt subcommand = %v; want a usage error", err)
 	}
 }

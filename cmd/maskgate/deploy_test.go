@@ -125,7 +125,7 @@ func TestComposeFileIsWhatTheREADMEPromises(t *testing.T) {
 		if m.DependsOn["redis"].Condition != "service_healthy" {
 			t.Errorf("%s does not wait for a healthy Redis", name)
 		}
-		if _, err := loadConfig(getenv(m.Environment)); err != nil {
+		if _, err := loadConfig(environment(m.Environment)); err != nil {
 			t.Errorf("%s's environment fails the configuration check: %v", name, err)
 		}
 		for _, k := range []string{"CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_ID", "CXONE_ACCESS_KEY_SECRET"} {
@@ -289,7 +289,7 @@ func TestKubernetesExample(t *testing.T) {
 		e[v.Name] = value
 	}
 	asked := map[string]bool{"GOMEMLIMIT": true, "GOGC": true} // the Go runtime's
-	cfg, err := loadConfig(func(name string) string { asked[name] = true; return e[name] })
+	cfg, err := readConfig(func(name string) string { asked[name] = true; return e[name] })
 	if err != nil {
 		t.Fatalf("the example's environment fails the configuration check: %v", err)
 	}

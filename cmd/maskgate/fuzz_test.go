@@ -24,7 +24,7 @@ func FuzzConfiguration(f *testing.F) {
 				"CXONE_ACCESS_KEY_ID": "k", "CXONE_ACCESS_KEY_SECRET": secrets[1],
 			}
 			e[name] = v
-			_, err := loadConfig(getenv(e))
+			_, err := loadConfig(environment(e))
 			if err == nil {
 				continue
 			}

@@ -22,9 +22,9 @@ var localAgents = []string{"1001", "1002", "1003"}
 // localConfig starts what -local needs — miniredis, the CXone simulator on loopback, a
 // random dev JWT secret — and returns the configuration that uses them. It prints a
 // ready-to-paste curl with a dev token. miniredis is for trying maskgate out only.
-func localConfig(getenv func(string) string, out io.Writer) (config, func(), error) {
+func localConfig(env environment, out io.Writer) (config, func(), error) {
 	addr := "127.0.0.1:8080"
-	if v := getenv("MASKGATE_ADDR"); v != "" {
+	if v := env.get("MASKGATE_ADDR"); v != "" {
 		_, port, err := net.SplitHostPort(v)
 		if err != nil {
 			return config{}, nil, &configError{fmt.Errorf("MASKGATE_ADDR must be host:port")}
@@ -53,7 +53,7 @@ func localConfig(getenv func(string) string, out io.Writer) (config, func(), err
 	secret := randomHex(32)
 	// The configuration is read as a deployment's is, from an environment, so that
 	// -local runs with the same defaults and the same Redis client options.
-	env := map[string]string{
+	local := environment{
 		"MASKGATE_ADDR":             addr,
 		"MASKGATE_REDIS_URL":        "redis://" + mr.Addr(),
 		"MASKGATE_JWT_ISSUER":       "maskgate-local",
@@ -69,7 +69,7 @@ func localConfig(getenv func(string) string, out io.Writer) (config, func(), err
 		_ = simSrv.Close()
 		mr.Close()
 	}
-	cfg, err := loadConfig(func(name string) string { return env[name] })
+	cfg, err := loadConfig(local)
 	if err != nil {
 		stop()
 		return config{}, nil, err

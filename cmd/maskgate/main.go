@@ -38,10 +38,11 @@ func main() {
 	// go-redis has one logger for the whole process (so it is set here, not in run,
 	// which tests start many times over): JSON lines on stdout like the gateway's own.
 	redis.SetLogger(redisLog{zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
-	tuneGC(os.Getenv)
+	env := processEnvironment()
+	tuneGC(env)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "maskgate:", err)
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -62,8 +63,8 @@ const gcPercent = 800
 
 // tuneGC sets the garbage collector's target to gcPercent unless the operator chose one
 // with GOGC. GOMEMLIMIT, when set, still bounds the heap either way.
-func tuneGC(getenv func(string) string) {
-	if getenv("GOGC") == "" {
+func tuneGC(env environment) {
+	if env.get("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
 }
@@ -75,31 +76,31 @@ func tuneGC(getenv func(string) string) {
 // arguments after the subcommand's name.
 var subcommands = []struct {
 	name string
-	run  func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
+	run  func(ctx context.Context, args []string, env environment, stdout io.Writer) error
 }{
-	{"check-config", func(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
-		return checkConfig(ctx, getenv, stdout)
+	{"check-config", func(ctx context.Context, _ []string, env environment, stdout io.Writer) error {
+		return checkConfig(ctx, env, stdout)
 	}},
-	{"healthcheck", func(ctx context.Context, _ []string, getenv func(string) string, _ io.Writer) error {
-		return healthcheck(ctx, getenv)
+	{"healthcheck", func(ctx context.Context, _ []string, env environment, _ io.Writer) error {
+		return healthcheck(ctx, env)
 	}},
-	{"dev-token", func(_ context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
-		return devToken(getenv, stdout)
+	{"dev-token", func(_ context.Context, _ []string, env environment, stdout io.Writer) error {
+		return devToken(env, stdout)
 	}},
-	{"audit-open", func(_ context.Context, args []string, _ func(string) string, stdout io.Writer) error {
+	{"audit-open", func(_ context.Context, args []string, _ environment, stdout io.Writer) error {
 		return auditOpen(args, stdout)
 	}},
-	{"version", func(_ context.Context, _ []string, _ func(string) string, stdout io.Writer) error {
+	{"version", func(_ context.Context, _ []string, _ environment, stdout io.Writer) error {
 		return printVersion(stdout)
 	}},
 }
 
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or
 // when the server cannot start, unless args name one of the subcommands.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, env environment, stdout, stderr io.Writer) error {
 	for _, sub := range subcommands {
 		if len(args) > 0 && args[0] == sub.name {
-			return sub.run(ctx, args[1:], getenv, stdout)
+			return sub.run(ctx, args[1:], env, stdout)
 		}
 	}
 	fs := flag.NewFlagSet("maskgate", flag.ContinueOnError)
@@ -129,12 +130,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	)
 	if *local {
 		var stopLocal func()
-		cfg, stopLocal, err = localConfig(getenv, stderr)
+		cfg, stopLocal, err = localConfig(env, stderr)
 		if err != nil {
 			return err
 		}
 		defer stopLocal()
-	} else if cfg, err = loadConfig(getenv); err != nil {
+	} else if cfg, err = loadConfig(env); err != nil {
 		return err
 	}
 	logs := &logWriter{w: stdout}

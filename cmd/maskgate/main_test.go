@@ -62,8 +62,6 @@ func callerToken(t *testing.T, scope string) string {
 	return testkit.Token(t, jwt.SigningMethodHS256, []byte(hsSecret), testkit.Claims("https://idp.test", "maskgate", scope, nil), nil)
 }
 
-func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 // The longest a request may take is waiting its budget for another operation on the
 // agent, then spending its own on CXone: the server must let that answer out, for any
 // CXONE_TIMEOUT (the budget is three of them). A fixed 30 s cut it at the default.
@@ -164,7 +162,7 @@ func startWriting(t *testing.T, args []string, e map[string]string, out func(io.
 	done := make(chan error, 1)
 	s := &started{env: e, cancel: cancel, wait: sync.OnceValue(func() error { return <-done }), stderr: &strings.Builder{}}
 	go func() {
-		done <- run(ctx, args, getenv(e), out(testkit.LogSink(t, pw)), testkit.LogSink(t, s.stderr))
+		done <- run(ctx, args, environment(e), out(testkit.LogSink(t, pw)), testkit.LogSink(t, s.stderr))
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -398,14 +396,14 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	e["MASKGATE_ADDR"] = s.addr
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := healthcheck(ctx, getenv(e)); err != nil {
+	if err := healthcheck(ctx, environment(e)); err != nil {
 		t.Errorf("healthcheck of a ready gateway: %v", err)
 	}
 	// One bound to a single address other than 127.0.0.1 is asked there.
 	one := maps.Clone(s.env)
 	one["MASKGATE_ADDR"] = "127.0.0.2:" + strconv.Itoa(testkit.FreePort(t))
 	other := start(t, nil, one)
-	if err := healthcheck(ctx, getenv(one)); err != nil || !strings.HasPrefix(other.addr, "127.0.0.2:") {
+	if err := healthcheck(ctx, environment(one)); err != nil || !strings.HasPrefix(other.addr, "127.0.0.2:") {
 		t.Errorf("healthcheck of a gateway listening on %s only: %v", other.addr, err)
 	}
 	// One that is not ready is told apart, with the check that fails.
@@ -413,12 +411,12 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	noRedis["MASKGATE_ADDR"] = "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 	noRedis["MASKGATE_REDIS_URL"] = "redis://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)) + "/0"
 	start(t, nil, noRedis)
-	if err := healthcheck(ctx, getenv(noRedis)); err == nil || !strings.Contains(err.Error(), "readyz answered 503") || !strings.Contains(err.Error(), `"redis":`) {
+	if err := healthcheck(ctx, environment(noRedis)); err == nil || !strings.Contains(err.Error(), "readyz answered 503") || !strings.Contains(err.Error(), `"redis":`) {
 		t.Errorf("healthcheck of a gateway without Redis = %v; want 503 naming the redis check", err)
 	}
 	e["MASKGATE_MASK_TTL"] = "soon"
 	var ce *configError
-	if err := healthcheck(ctx, getenv(e)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_MASK_TTL") {
+	if err := healthcheck(ctx, environment(e)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_MASK_TTL") {
 		t.Errorf("healthcheck with a bad configuration = %v; want the configuration error", err)
 	}
 	delete(e, "MASKGATE_MASK_TTL")
@@ -426,7 +424,7 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	if err := s.wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := healthcheck(ctx, getenv(e)); err == nil {
+	if err := healthcheck(ctx, environment(e)); err == nil {
 		t.Error("healthcheck passed with the gateway stopped")
 	}
 }
@@ -436,7 +434,7 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 // can be told apart.
 func TestVersionIsReported(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, getenv(nil), &out, &out); err != nil ||
+	if err := run(context.Background(), []string{"version"}, environment(nil), &out, &out); err != nil ||
 		!strings.HasPrefix(out.String(), "maskgate "+buildVersion()+" (revision ") || !strings.Contains(out.String(), runtime.Version()) {
 		t.Errorf("maskgate version = %q, %v", out.String(), err)
 	}
@@ -510,11 +508,11 @@ func profilerLine(lines []map[string]any) map[string]any {
 func TestGCTargetIsMaskgatesUnlessGOGCIsSet(t *testing.T) {
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
-	tuneGC(getenv(map[string]string{"GOGC": "150"}))
+	tuneGC(environment(map[string]string{"GOGC": "150"}))
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC set, the GC target became %d; want it left alone", got)
 	}
-	tuneGC(getenv(nil))
+	tuneGC(environment(nil))
 	if got := debug.SetGCPercent(100); got != gcPercent {
 		t.Errorf("without GOGC, the GC target is %d; want %d", got, gcPercent)
 	}

@@ -106,12 +106,12 @@ func TestAPIOverTLS(t *testing.T) {
 	defer cancel()
 	e := maps.Clone(s.env) // the container's environment, with the port the gateway got
 	e["MASKGATE_ADDR"] = s.addr
-	if err := healthcheck(ctx, getenv(e)); err != nil {
+	if err := healthcheck(ctx, environment(e)); err != nil {
 		t.Errorf("healthcheck over TLS: %v", err)
 	}
 	delete(e, "MASKGATE_TLS_CERT_FILE")
 	delete(e, "MASKGATE_TLS_KEY_FILE")
-	if err := healthcheck(ctx, getenv(e)); err == nil {
+	if err := healthcheck(ctx, environment(e)); err == nil {
 		t.Error("healthcheck in plain HTTP passed against the TLS listener")
 	}
 }
@@ -188,7 +188,7 @@ func TestTLSConfiguration(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := env(sim, "p")
 			e["MASKGATE_TLS_CERT_FILE"], e["MASKGATE_TLS_KEY_FILE"] = c.cert, c.key
-			_, err := loadConfig(getenv(e))
+			_, err := loadConfig(environment(e))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("loadConfig = %v; want it to say %q", err, c.want)
 			}

@@ -19,8 +19,8 @@ import (
 // healthcheck asks the local gateway's /readyz, for container health checks (the
 // image has no shell or curl): nil when it answers 200. It reads the gateway's own
 // configuration, so that it asks the port and the scheme the gateway listens on.
-func healthcheck(ctx context.Context, getenv func(string) string) error {
-	cfg, err := loadConfig(getenv)
+func healthcheck(ctx context.Context, env environment) error {
+	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
 	}
@@ -57,8 +57,8 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 // devToken prints a one-hour token with every scope, signed with the configured HS256
 // secret, for trying a gateway out (docker compose). It needs the secret, so it gives
 // nobody anything they could not sign themselves.
-func devToken(getenv func(string) string, out io.Writer) error {
-	cfg, err := loadConfig(getenv)
+func devToken(env environment, out io.Writer) error {
+	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
 	}
