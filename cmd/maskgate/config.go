@@ -188,7 +188,12 @@ func readConfig(getenv func(string) string) (config, error) {
 	if strings.ContainsAny(c.RedisKeyPrefix, "{}") {
 		bad("MASKGATE_REDIS_KEY_PREFIX must not contain { or }")
 	}
-	if redisURL := required("MASKGATE_REDIS_URL"); redisURL != "" {
+	// The URL may hold Redis's password: it may come from a file, as the other secrets do.
+	redisURL := strings.TrimSpace(secret("MASKGATE_REDIS_URL"))
+	if !hasSecret(getenv, "MASKGATE_REDIS_URL") {
+		bad("MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required")
+	}
+	if redisURL != "" {
 		rc, err := parseRedisURL(redisURL)
 		var refused errRedisOption
 		switch {

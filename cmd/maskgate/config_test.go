@@ -215,7 +215,7 @@ func TestMisspeltSettingsAreNamed(t *testing.T) {
 	delete(e, "MASKGATE_REDIS_URL")
 	e["MASKGATE_REDIS_ULR"] = "redis://127.0.0.1:6379"
 	_, err := loadConfig(environment(e))
-	if err == nil || !strings.Contains(err.Error(), "MASKGATE_REDIS_URL is required") ||
+	if err == nil || !strings.Contains(err.Error(), "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required") ||
 		!strings.Contains(err.Error(), "not maskgate settings, ignored (misspelt?): CXONE_TIMEOUTS, MASKGATE_CACHE, MASKGATE_REDIS_ULR, MASKGATE_UNMASK_GIVE_UP") {
 		t.Errorf("loadConfig = %v; want the missing setting and the misspelt ones named", err)
 	}
@@ -244,11 +244,20 @@ func TestCORSOrigins(t *testing.T) {
 	}
 }
 
+func mustParseRedisURL(t *testing.T, raw string) redisConfig {
+	t.Helper()
+	c, err := parseRedisURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestSecretsAreReadFromFiles(t *testing.T) {
 	sim := testkit.NewSim(t)
 	dir := t.TempDir()
 	e := env(sim, "p")
-	for _, name := range []string{"CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_SECRET", "MASKGATE_JWT_HS256_SECRET"} {
+	for _, name := range []string{"CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_SECRET", "MASKGATE_JWT_HS256_SECRET", "MASKGATE_REDIS_URL"} {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(e[name]+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -257,7 +266,8 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 	}
 	cfg := mustLoad(t, e)
 	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
-		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret {
+		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret ||
+		cfg.Redis.describe() != mustParseRedisURL(t, testkit.RedisURL()).describe() {
 		t.Error("secrets read from files differ from the files' contents (less the trailing newline)")
 	}
 }
