@@ -26,7 +26,7 @@ func logConfiguration(log zerolog.Logger, c config) {
 		Int("trusted_proxies", len(c.TrustedProxies)).Strs("cors_origins", c.CORSOrigins).
 		Bool("allow_plain_http", c.AllowPlainHTTP).Msg("configuration")
 	if len(c.Ignored) > 0 {
-		log.Warn().Strs("ignored", c.Ignored).Msg("the environment sets " + notSettings + ": a misspelt setting leaves its default in force (README, Configuration)")
+		log.Warn().Strs("ignored", c.Ignored).Msg(notSettings + ": a misspelt setting leaves its default in force (README, Configuration)")
 	}
 	if c.AllowPlainHTTP {
 		log.Warn().Msg("MASKGATE_ALLOW_PLAIN_HTTP=true: CXone's secrets and tokens, and callers' keys, may cross the network unencrypted; for a simulator only, never in production")

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -15,6 +17,16 @@ import (
 	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
+
+// localSupplies are the settings -local supplies itself, whatever the environment
+// says: its listener on loopback, plain HTTP, no profiler; its Redis, callers' key and
+// CXone simulator.
+var localSupplies = []string{"MASKGATE_ADDR", "MASKGATE_TLS_CERT_FILE", "MASKGATE_TLS_KEY_FILE", "MASKGATE_DEBUG_ADDR",
+	"MASKGATE_REDIS_URL", "MASKGATE_REDIS_URL_FILE", "MASKGATE_JWT_ISSUER", "MASKGATE_JWT_AUDIENCE",
+	"MASKGATE_JWT_HS256_SECRET", "MASKGATE_JWT_HS256_SECRET_FILE", "MASKGATE_JWT_HS256_PREVIOUS_SECRET",
+	"MASKGATE_JWT_HS256_PREVIOUS_SECRET_FILE", "MASKGATE_JWT_PUBLIC_KEY_FILE", "MASKGATE_JWT_JWKS_URL",
+	"MASKGATE_ALLOW_PLAIN_HTTP", "CXONE_AUTH_URL", "CXONE_API_BASE_URL", "CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET",
+	"CXONE_CLIENT_SECRET_FILE", "CXONE_ACCESS_KEY_ID", "CXONE_ACCESS_KEY_SECRET", "CXONE_ACCESS_KEY_SECRET_FILE"}
 
 // localAgents have an active, recorded call in the embedded simulator from the start.
 var localAgents = []string{"1001", "1002", "1003"}
@@ -50,10 +62,19 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 	go func() { _ = simSrv.Serve(simLn) }()
 	simURL := "http://" + simLn.Addr().String()
 
+	// The configuration is read as a deployment's is, from the environment, so that
+	// -local runs with the same defaults and Redis client options, and honours the
+	// environment's settings (MASKGATE_MASK_TTL=30s to see an expiry soon), but for
+	// those it supplies itself.
 	secret := randomHex(32)
-	// The configuration is read as a deployment's is, from an environment, so that
-	// -local runs with the same defaults and the same Redis client options.
-	local := environment{
+	local, supplied := maps.Clone(env), []string(nil)
+	for _, name := range localSupplies {
+		if local[name] != "" && name != "MASKGATE_ADDR" {
+			supplied = append(supplied, name)
+		}
+		delete(local, name)
+	}
+	maps.Copy(local, environment{
 		"MASKGATE_ADDR":             addr,
 		"MASKGATE_REDIS_URL":        "redis://" + mr.Addr(),
 		"MASKGATE_JWT_ISSUER":       "maskgate-local",
@@ -64,7 +85,7 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 		"CXONE_CLIENT_SECRET":       creds.ClientSecret,
 		"CXONE_ACCESS_KEY_ID":       creds.AccessKeyID,
 		"CXONE_ACCESS_KEY_SECRET":   creds.AccessKeySecret,
-	}
+	})
 	stop := func() {
 		_ = simSrv.Close()
 		mr.Close()
@@ -94,6 +115,9 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
   curl -s -X POST -H "Authorization: Bearer $TOKEN" http://%[4]s/v1/agents/1001/unmask
 
 `, simURL, localAgents, token, addr)
+	if len(supplied) > 0 {
+		fmt.Fprintf(out, "  ignored, -local supplies its own: %s\n\n", strings.Join(supplied, ", "))
+	}
 	// miniredis expires keys only when told time passed.
 	expiry := time.NewTicker(time.Second)
 	go func() {

@@ -386,6 +386,44 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	resp.Body.Close()
 }
 
+// TestLocalModeHonoursTheEnvironmentsSettings: -local takes the environment's settings
+// as a deployment does, but for what it supplies itself (its Redis, simulator, dev key
+// and loopback listener), which it says it ignored.
+func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
+	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": "0.0.0.0:0", "MASKGATE_MASK_TTL": "42s",
+		"MASKGATE_JWT_ISSUER": "https://idp.example", "CXONE_AUTH_URL": "https://cxone.example/auth/token",
+		"MASKGATE_TLS_CERT_FILE": "/nonexistent", "MASKGATE_MASK_TIMEOUT": "1m"})
+	want := map[string]any{"message": "configuration", "mask_ttl": "42s", "jwt_issuer": "maskgate-local"}
+	var found, ignored bool
+	for _, l := range s.startup {
+		found = found || matches(l, want)
+		ignored = ignored || fmt.Sprint(l["ignored"]) == "[MASKGATE_MASK_TIMEOUT]"
+	}
+	if !found || !ignored {
+		t.Errorf("start-up lines %v; want one with %v, and MASKGATE_MASK_TIMEOUT named as no setting", s.startup, want)
+	}
+	if said := "ignored, -local supplies its own: MASKGATE_TLS_CERT_FILE, MASKGATE_JWT_ISSUER, CXONE_AUTH_URL\n"; !strings.Contains(s.stderr.String(), said) {
+		t.Errorf("-local printed:\n%s\nwant %q", s.stderr, said)
+	}
+	if !strings.HasPrefix(s.addr, "127.0.0.1:") {
+		t.Errorf("-local listens on %s; want loopback only", s.addr)
+	}
+	m := tokenLine.FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("-local printed no token:\n%s", s.stderr)
+	}
+	resp, err := post(t, "http://"+s.addr+"/v1/agents/1001/mask", m[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mask in -local = %v %v; want 200", resp, err)
+	}
+	var session struct{ MaskedAt, ExpiresAt time.Time }
+	err = json.NewDecoder(resp.Body).Decode(&session)
+	resp.Body.Close()
+	if ttl := session.ExpiresAt.Sub(session.MaskedAt); err != nil || ttl != 42*time.Second {
+		t.Errorf("the mask's deadline is %v after it (%v); want MASKGATE_MASK_TTL's 42s", ttl, err)
+	}
+}
+
 // TestHealthcheckAsksTheGatewayItsConfigurationNames: the image's health check passes
 // while the gateway it is configured for is ready, fails once it has stopped, and says
 // what is wrong with a configuration the gateway could not run with.
