@@ -66,12 +66,15 @@ type environment map[string]string
 
 func (e environment) get(name string) string { return e[name] }
 
-// processEnvironment is this process's environment.
+// processEnvironment is this process's environment. A name set twice has its first
+// value, as os.Getenv reads it.
 func processEnvironment() environment {
 	e := environment{}
 	for _, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")
-		e[name] = value
+		if _, set := e[name]; !set {
+			e[name] = value
+		}
 	}
 	return e
 }

@@ -470,3 +470,17 @@ func TestUsage(t *testing.T) {
 		t.Errorf("a misspelt subcommand = %v; want a usage error", err)
 	}
 }
+
+// The process's environment is read as os.Getenv reads it, a value with = in it whole.
+func TestProcessEnvironmentIsWhatGetenvReads(t *testing.T) {
+	t.Setenv("MASKGATE_ENV_TEST", "redis://u:p=q@h:6379/0?a=b")
+	e := processEnvironment()
+	if len(e) == 0 || e.get("MASKGATE_ENV_TEST") != "redis://u:p=q@h:6379/0?a=b" {
+		t.Fatalf("processEnvironment has %d variables, MASKGATE_ENV_TEST %q", len(e), e.get("MASKGATE_ENV_TEST"))
+	}
+	for name, value := range e {
+		if os.Getenv(name) != value {
+			t.Errorf("%s is %q; os.Getenv reads %q", name, value, os.Getenv(name))
+		}
+	}
+}
