@@ -119,13 +119,20 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 		fmt.Fprintf(out, "  ignored, -local supplies its own: %s\n\n", strings.Join(supplied, ", "))
 	}
 	// miniredis expires keys only when told time passed.
-	expiry := time.NewTicker(time.Second)
+	done := make(chan struct{})
 	go func() {
-		for range expiry.C {
-			mr.FastForward(time.Second)
+		expiry := time.NewTicker(time.Second)
+		defer expiry.Stop()
+		for {
+			select {
+			case <-expiry.C:
+				mr.FastForward(time.Second)
+			case <-done:
+				return
+			}
 		}
 	}()
-	return cfg, func() { expiry.Stop(); stop() }, nil
+	return cfg, func() { close(done); stop() }, nil
 }
 
 func randomHex(n int) string {
