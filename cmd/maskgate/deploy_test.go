@@ -271,16 +271,17 @@ func TestKubernetesExample(t *testing.T) {
 	for _, v := range c.Env {
 		value := v.Value
 		if ref := v.ValueFrom.SecretKeyRef; ref.Key != "" {
-			if ref.Name != "maskgate" || ref.Key != "redis-url" {
-				t.Errorf("%s comes from Secret %s key %s, which the file's header does not list", v.Name, ref.Name, ref.Key)
-			}
-			value = testkit.RedisURL()
+			t.Errorf("%s comes from Secret %s key %s into the environment; secrets go in files (_FILE)", v.Name, ref.Name, ref.Key)
 		}
 		for mount, dir := range here {
 			if rest, ok := strings.CutPrefix(value, mount+"/"); ok {
 				value = filepath.Join(dir, rest)
 				if _, err := os.Stat(value); os.IsNotExist(err) {
-					if err := os.WriteFile(value, []byte("made-up-"+rest+"\n"), 0o600); err != nil {
+					made := "made-up-" + rest
+					if rest == "redis-url" {
+						made = testkit.RedisURL()
+					}
+					if err := os.WriteFile(value, []byte(made+"\n"), 0o600); err != nil {
 						t.Fatal(err)
 					}
 				}
