@@ -25,7 +25,7 @@ func (s *Store) EvictionPolicy(ctx context.Context) (string, error) {
 	}
 	policy, ok := kv["maxmemory-policy"]
 	if !ok {
-		return "", errors.New("Redis did not name its maxmemory-policy")
+		return "", errors.New("no maxmemory-policy in the answer to CONFIG GET")
 	}
 	return policy, nil
 }
