@@ -118,20 +118,22 @@ func (w *Sweeper) sweep(ctx, workCtx context.Context, slots chan struct{}, freed
 }
 
 // work does what a claimed session needs. Deadlines are compared with Redis's clock
-// at the claim, so a replica whose own clock is off acts on time all the same.
+// at the claim, so a replica whose own clock is off acts on time all the same. The
+// unmasks it sends audit every outcome, a failure to record it included: their answers
+// are for a caller, and the sweeper has none.
 func (w *Sweeper) work(ctx context.Context, c claimed) {
 	s := w.svc
 	switch {
 	case (c.State == StateMasked || c.State == StateMasking) && !c.now.Before(c.ExpiresAt):
 		s.metrics.sweeperLag.Observe(c.now.Sub(c.ExpiresAt).Seconds())
-		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: CloseExpired, by: maskgateCaller,
+		_, _ = s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: CloseExpired, by: maskgateCaller,
 			event: evExpired, attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	case !c.confirmUntil.IsZero():
 		w.confirm(ctx, c)
 	case c.State == StateUnmasking:
 		// Whoever asked for the unmask, a caller or the sweeper on expiry (every script
 		// that writes "unmasking" writes unmaskedBy with it).
-		s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
+		_, _ = s.unmask(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
 			event: closeEvent(c.closeAs), attempts: c.attempts, retryFrom: c.retryFrom, now: c.now})
 	default:
 		// Not due after all: back to its deadline.
@@ -177,7 +179,7 @@ func (w *Sweeper) confirm(ctx context.Context, c claimed) {
 		if err != nil {
 			why = fmt.Errorf("%w (its recording status: %w)", errUnconfirmed, err)
 		}
-		s.unmaskNotDone(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
+		_, _ = s.unmaskNotDone(ctx, unmaskJob{session: c.Session, opID: c.opID, closeAs: c.closeAs, by: c.UnmaskedBy,
 			attempts: c.attempts, retryFrom: c.retryFrom, now: c.now}, evUnmaskUnconfirmed, why, 0, 0)
 	}
 	if serr != nil {
