@@ -3,6 +3,8 @@ package sessions
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,11 +25,31 @@ type Recording struct {
 	Status     upstream.RecordingStatus
 }
 
+// verifyWait is how long a Verify waits for one of the MaxVerifying slots before it
+// answers that CXone is busy.
+const verifyWait = time.Second
+
+// errTooManyVerifying is a Verify that found every slot taken for verifyWait.
+var errTooManyVerifying = errors.New("too many recording-status checks in flight; masks and unmasks keep the rest of the CXone slots")
+
 // Verify returns the agent's open session with CXone's recording status of the agent.
+// At most MaxVerifying run at once: one that waits verifyWait for a slot is
+// ErrUpstreamUnavailable, with a Retry-After of a second.
 func (s *Service) Verify(ctx context.Context, userID string) (Session, Recording, error) {
 	sess, err := s.Get(ctx, userID)
 	if err != nil {
 		return Session{}, Recording{}, err
+	}
+	timer := time.NewTimer(verifyWait)
+	defer timer.Stop()
+	select {
+	case s.verifying <- struct{}{}:
+		defer func() { <-s.verifying }()
+	case <-timer.C:
+		return Session{}, Recording{}, &upstream.Error{Op: "recording-status", Kind: ErrUpstreamUnavailable,
+			RetryAfter: time.Second, Err: errTooManyVerifying}
+	case <-ctx.Done():
+		return Session{}, Recording{}, ctx.Err()
 	}
 	rec, err := s.recording(ctx, userID)
 	return sess, rec, err

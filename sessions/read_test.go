@@ -7,10 +7,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream"
 )
 
 func TestListPagesThroughOpenSessionsInOrder(t *testing.T) {
@@ -76,6 +79,57 @@ func TestVerifyAddsCXonesRecordingStatus(t *testing.T) {
 // A session that closes between the list's two reads (the userIds, then their
 // sessions) is left out of the page, and the page still says whether more follow: the
 // sessions after it are on the next page, not lost.
+// Callers polling ?verify=true get at most MaxVerifying of the CXone slots: with CXone
+// hanging on every recording status, one verification reaches it, the others are told
+// CXone is busy (Retry-After) once they have waited a second, and a mask still goes
+// through on the slots left.
+func TestVerificationsLeaveCXoneSlotsForMasks(t *testing.T) {
+	rdb, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	cfg := sim.UpstreamConfig()
+	cfg.Timeout, cfg.MaxInFlight = 2*time.Second, 2
+	svc := sessions.NewService(sessions.NewStore(rdb, prefix), upstream.New(cfg), sessions.Config{
+		DefaultTTL: 15 * time.Minute, MaxTTL: 2 * time.Hour, MaxVerifying: 1,
+	})
+	for _, id := range []string{"v1", "v2", "v3", "m"} {
+		sim.StartCall(id, false, true)
+	}
+	for _, id := range []string{"v1", "v2", "v3"} {
+		if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "crm"}); err != nil {
+			t.Fatal(err)
+		}
+		sim.SetHang(id, true)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, 3)
+	for _, id := range []string{"v1", "v2", "v3"} {
+		go func() {
+			_, _, err := svc.Verify(ctx, id)
+			errs <- err
+		}()
+	}
+	busy, most := 0, 0
+	for deadline := time.Now().Add(10 * time.Second); busy < 2 && time.Now().Before(deadline); {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, sessions.ErrUpstreamUnavailable) || sessions.RetryAfter(err) != time.Second {
+				t.Fatalf("a verification beyond the bound = %v (Retry-After %s); want CXone busy, retry after 1s", err, sessions.RetryAfter(err))
+			}
+			busy++
+		case <-time.After(10 * time.Millisecond):
+			most = max(most, sim.Held())
+		}
+	}
+	if busy != 2 || most != 1 {
+		t.Fatalf("%d verifications told CXone is busy, at most %d held at CXone at once; want 2 and 1", busy, most)
+	}
+	// The hung verification holds one of the two slots; the mask has the other.
+	if s, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "m", Caller: "crm"}); err != nil || s.State != sessions.StateMasked {
+		t.Errorf("a mask while verifications hang = %+v, %v; want masked", s, err)
+	}
+}
+
 func TestListDoesNotEndAtASessionThatClosedWhileListed(t *testing.T) {
 	closes := &closeOnRead{}
 	f := newFixture(t, closes)

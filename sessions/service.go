@@ -29,7 +29,10 @@ type Config struct {
 	ConfirmWindow  time.Duration // how long a 202 is confirmed through the recording status (30s)
 	RetryBackoff   time.Duration // first wait before an unmask is retried, doubled up to RetryMax (1s)
 	RetryMax       time.Duration // the longest wait between two attempts of an unmask (1m)
-	Registerer     prometheus.Registerer
+	// MaxVerifying bounds the callers' recording-status checks (Verify) in flight (16),
+	// so that callers polling them cannot take the CXone slots masks and unmasks need.
+	MaxVerifying int
+	Registerer   prometheus.Registerer
 	// Now is this replica's clock (default time.Now). It only measures waits: every
 	// deadline, lease and retry start is Redis's TIME, so replicas whose clocks differ
 	// agree on them.
@@ -46,10 +49,11 @@ const maskgateCaller = "maskgate"
 // operation — a request's mask or unmask, or the sweeper's work — runs at a time across
 // all replicas: it holds the lock in the agent's session (design §3.2).
 type Service struct {
-	store   *Store
-	cx      CXone
-	cfg     Config
-	metrics *metrics
+	store     *Store
+	cx        CXone
+	cfg       Config
+	metrics   *metrics
+	verifying chan struct{} // one slot per Verify asking CXone
 }
 
 // NewService returns a Service over store and cx.
@@ -69,13 +73,16 @@ func NewService(store *Store, cx CXone, cfg Config) *Service {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = time.Minute
 	}
+	if cfg.MaxVerifying <= 0 {
+		cfg.MaxVerifying = 16
+	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{store: store, cx: cx, cfg: cfg}
+	s := &Service{store: store, cx: cx, cfg: cfg, verifying: make(chan struct{}, cfg.MaxVerifying)}
 	s.metrics = newMetrics(cfg.Registerer, store)
 	return s
 }

@@ -271,7 +271,9 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger, logs *logWriter
 		MaxTTL:         cfg.MaskTTLMax,
 		UpstreamBudget: cfg.requestBudget(),
 		UnmaskGiveUp:   cfg.UnmaskGiveUp,
-		Registerer:     reg,
+		// A quarter of the CXone slots at most for callers' ?verify=true.
+		MaxVerifying: max(1, cfg.CXone.MaxInFlight/4),
+		Registerer:   reg,
 	})
 	sweeper := svc.NewSweeper(sessions.SweeperConfig{
 		Interval:    cfg.SweepInterval,
