@@ -295,7 +295,7 @@ type bearerAuthContextKey string
 
 // GetAgentMaskParams defines parameters for GetAgentMask.
 type GetAgentMaskParams struct {
-	// Verify When true, the answer adds CXone's current recording status for the agent.
+	// Verify When true, the answer adds CXone's current recording status for the agent. Each asks CXone; a replica runs a quarter of its CXone slots' worth at most at once, so that masks and unmasks keep the rest, and one that finds them taken for a second is 503 `upstream_unavailable` with Retry-After.
 	Verify *bool `form:"verify,omitempty" json:"verify,omitempty"`
 }
 
