@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,24 +59,6 @@ type configError struct{ err error }
 func (e *configError) Error() string { return "invalid configuration:\n" + e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
-// environment is the process's environment, read once at start (a map in tests).
-type environment map[string]string
-
-func (e environment) get(name string) string { return e[name] }
-
-// processEnvironment is this process's environment. A name set twice has its first
-// value, as os.Getenv reads it.
-func processEnvironment() environment {
-	e := environment{}
-	for _, kv := range os.Environ() {
-		name, value, _ := strings.Cut(kv, "=")
-		if _, set := e[name]; !set {
-			e[name] = value
-		}
-	}
-	return e
-}
-
 // loadConfig reads the configuration from env and names every problem, one per line,
 // and the variables of env it ignored.
 func loadConfig(env environment) (config, error) {
@@ -95,9 +75,6 @@ func loadConfig(env environment) (config, error) {
 	}
 	return c, err
 }
-
-// notSettings introduces the ignored variables wherever they are named.
-const notSettings = "not maskgate settings, ignored (misspelt?)"
 
 // readConfig reads the configuration through getenv.
 func readConfig(getenv func(string) string) (config, error) {
@@ -326,24 +303,6 @@ func readConfig(getenv func(string) string) (config, error) {
 		return config{}, &configError{errors.Join(problems...)}
 	}
 	return c, nil
-}
-
-// serviceLink is a variable Kubernetes sets in every pod for each Service of its
-// namespace (a Service named maskgate gives MASKGATE_SERVICE_HOST, MASKGATE_PORT, ...).
-var serviceLink = regexp.MustCompile(`_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
-
-// ignored names the variables of env that look like maskgate's settings (MASKGATE_ or
-// CXONE_) but that it did not read: a misspelt setting would otherwise leave its default
-// in force without a word.
-func ignored(env environment, read map[string]bool) []string {
-	var names []string
-	for name := range env {
-		if (strings.HasPrefix(name, "MASKGATE_") || strings.HasPrefix(name, "CXONE_")) && !read[name] && !serviceLink.MatchString(name) {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	return names
 }
 
 // plainHTTPOverANetwork reports whether s is an http:// URL to a host other than a
