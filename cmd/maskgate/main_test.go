@@ -390,6 +390,13 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 // as a deployment does, but for what it supplies itself (its Redis, simulator, dev key
 // and loopback listener), which it says it ignored.
 func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = readConfig(func(name string) string { read[name] = true; return "" })
+	for _, name := range localSupplies {
+		if !read[name] {
+			t.Errorf("-local supplies %s, which is no setting of maskgate's", name)
+		}
+	}
 	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": "0.0.0.0:0", "MASKGATE_MASK_TTL": "42s",
 		"MASKGATE_JWT_ISSUER": "https://idp.example", "CXONE_AUTH_URL": "https://cxone.example/auth/token",
 		"MASKGATE_TLS_CERT_FILE": "/nonexistent", "MASKGATE_MASK_TIMEOUT": "1m"})
