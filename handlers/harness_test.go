@@ -225,8 +225,8 @@ func (g *gateway) do(method, path, token, body string, header ...string) respons
 // is not problem+json with the request id.
 func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) {
 	g.t.Helper()
-	if resp.Header.Get("X-Request-ID") == "" {
-		g.t.Errorf("%s %s: no X-Request-ID header", req.Method, req.URL.Path)
+	if resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		g.t.Errorf("%s %s: no X-Request-ID header, or no X-Content-Type-Options: nosniff", req.Method, req.URL.Path)
 	}
 	if strings.HasPrefix(req.URL.Path, "/v1/") && resp.Header.Get("Cache-Control") != "no-store" {
 		g.t.Errorf("%s %s: answered without Cache-Control: no-store", req.Method, req.URL.Path)

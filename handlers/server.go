@@ -50,7 +50,10 @@ func NewServer(d Deps) http.Handler {
 	// Metrics outside Recover: a panic is counted as the 500 that Recover answers.
 	r.Use(middleware.RequestID, middleware.AccessLog(d.Log, d.TrustedProxies), middleware.Metrics(d.Registry),
 		middleware.Recover, middleware.LimitBody(maxBody),
-		chimw.GetHead) // HEAD wherever GET is served (RFC 9110 §9.1), through the GET route
+		chimw.GetHead, // HEAD wherever GET is served (RFC 9110 §9.1), through the GET route
+		// Browsers (CRM pages calling through CORS) take each answer as its Content-Type
+		// says, never sniffing a JSON body that echoes a caller's text for HTML.
+		chimw.SetHeader("X-Content-Type-Options", "nosniff"))
 	if len(d.CORSOrigins) > 0 {
 		// A browser's preflight is answered here, before authentication: it carries no
 		// token. Only the listed origins get the Access-Control headers.
