@@ -35,6 +35,9 @@ var (
 // bytes.TrimSpace would also take away.
 const jsonSpace = " \t\n\r"
 
+// MarshalWrite completes runtime.StreamingJSONCodec: the runtime hands a body to
+// UnmarshalRead only when the codec has both methods. (The generated server encodes
+// its answers with encoding/json itself, not through the codec.)
 func (bodyCodec) MarshalWrite(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func (bodyCodec) UnmarshalRead(r io.Reader, v any) error {
