@@ -169,8 +169,9 @@ func readConfig(getenv func(string) string) (config, error) {
 		bad("MASKGATE_REDIS_KEY_PREFIX must not contain { or }")
 	}
 	// The URL may hold Redis's password: it may come from a file, as the other secrets do.
+	before := len(problems)
 	redisURL := strings.TrimSpace(secret("MASKGATE_REDIS_URL"))
-	if !hasSecret(getenv, "MASKGATE_REDIS_URL") {
+	if redisURL == "" && len(problems) == before { // else the file's problem is named
 		bad("MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required")
 	}
 	if redisURL != "" {

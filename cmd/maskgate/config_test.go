@@ -50,8 +50,9 @@ func TestMissingConfigurationNamesEveryVariable(t *testing.T) {
 
 func TestInvalidConfiguration(t *testing.T) {
 	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
+	empty, blanks := filepath.Join(dir, "empty"), filepath.Join(dir, "blanks")
 	os.WriteFile(empty, nil, 0o600)
+	os.WriteFile(blanks, []byte("  \n"), 0o600)
 	tests := []struct {
 		name string
 		set  map[string]string
@@ -71,6 +72,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
 		{"short previous HS256 secret", map[string]string{"MASKGATE_JWT_HS256_PREVIOUS_SECRET": "short"}, "MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes"},
 		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
+		{"blank redis URL", map[string]string{"MASKGATE_REDIS_URL": "   "}, "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required"},
+		{"redis URL file of blanks", map[string]string{"MASKGATE_REDIS_URL": "", "MASKGATE_REDIS_URL_FILE": blanks}, "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required"},
 		{"redis read timeout turned off", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@x:6379/0?read_timeout=0"}, "MASKGATE_REDIS_URL: read_timeout must be a positive duration"},
 		{"sentinel commands without deadlines", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@s1:26379/0?master_name=m&context_timeout_enabled=false"}, "MASKGATE_REDIS_URL: context_timeout_enabled must not be turned off"},
 		{"bad auth URL", map[string]string{"CXONE_AUTH_URL": "ftp://x"}, "CXONE_AUTH_URL must be"},
