@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +29,7 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "configuration: ok")
 	if len(cfg.Ignored) > 0 {
-		fmt.Fprintf(out, "configuration: WARNING: %s: %s\n", notSettings, strings.Join(cfg.Ignored, ", "))
+		fmt.Fprintln(out, "configuration: WARNING:", ignoredNote(cfg.Ignored))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

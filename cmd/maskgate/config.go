@@ -71,7 +71,7 @@ func loadConfig(env environment) (config, error) {
 	var ce *configError
 	if errors.As(err, &ce) && len(c.Ignored) > 0 {
 		// Perhaps what a missing setting was meant to be.
-		ce.err = errors.Join(ce.err, fmt.Errorf("%s: %s", notSettings, strings.Join(c.Ignored, ", ")))
+		ce.err = errors.Join(ce.err, errors.New(ignoredNote(c.Ignored)))
 	}
 	return c, err
 }

@@ -10,8 +10,6 @@ import (
 // environment is the process's environment, read once at start (a map in tests).
 type environment map[string]string
 
-func (e environment) get(name string) string { return e[name] }
-
 // processEnvironment is this process's environment. A name set twice has its first
 // value, as os.Getenv reads it.
 func processEnvironment() environment {
@@ -27,6 +25,9 @@ func processEnvironment() environment {
 
 // notSettings introduces the ignored variables wherever they are named.
 const notSettings = "not maskgate settings, ignored (misspelt?)"
+
+// ignoredNote names the ignored variables in a line of text.
+func ignoredNote(names []string) string { return notSettings + ": " + strings.Join(names, ", ") }
 
 // serviceLink is a variable Kubernetes sets in every pod for each Service of its
 // namespace (a Service named maskgate gives MASKGATE_SERVICE_HOST, MASKGATE_PORT, ...).

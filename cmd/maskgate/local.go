@@ -36,7 +36,7 @@ var localAgents = []string{"1001", "1002", "1003"}
 // ready-to-paste curl with a dev token. miniredis is for trying maskgate out only.
 func localConfig(env environment, out io.Writer) (config, func(), error) {
 	addr := "127.0.0.1:8080"
-	if v := env.get("MASKGATE_ADDR"); v != "" {
+	if v := env["MASKGATE_ADDR"]; v != "" {
 		_, port, err := net.SplitHostPort(v)
 		if err != nil {
 			return config{}, nil, &configError{fmt.Errorf("MASKGATE_ADDR must be host:port")}

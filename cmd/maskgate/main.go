@@ -64,7 +64,7 @@ const gcPercent = 800
 // tuneGC sets the garbage collector's target to gcPercent unless the operator chose one
 // with GOGC. GOMEMLIMIT, when set, still bounds the heap either way.
 func tuneGC(env environment) {
-	if env.get("GOGC") == "" {
+	if env["GOGC"] == "" {
 		debug.SetGCPercent(gcPercent)
 	}
 }
