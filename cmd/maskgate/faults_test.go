@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,4 +275,39 @@ func TestCXoneFailuresLoseNothing(t *testing.T) {
 			t.Errorf("%s's call is still masked", id)
 		}
 	}
+}
+
+// ?verify=true takes a quarter of CXONE_MAX_IN_FLIGHT at most (README): with 4 slots,
+// one verification hangs at CXone, and the next finds no slot within a second and is
+// told CXone is busy, with Retry-After.
+func TestVerificationsTakeAQuarterOfTheCXoneSlots(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["CXONE_MAX_IN_FLIGHT"], e["CXONE_TIMEOUT"] = "4", "3s"
+	s := start(t, nil, e)
+	for _, id := range []string{"q1", "q2"} {
+		sim.StartCall(id, false, true)
+		if a := s.call(t, "POST", "/v1/agents/"+id+"/mask", "", ""); a.status != http.StatusOK {
+			t.Fatalf("mask %s = %d %s", id, a.status, a.body)
+		}
+		sim.SetHang(id, true)
+	}
+	first := make(chan answer, 1)
+	go func() {
+		a, _ := s.send(t, "GET", "/v1/agents/q1/mask?verify=true", "", "")
+		first <- a
+	}()
+	testkit.Eventually(t, 5*time.Second, "q1's verification to hang at CXone", func() bool { return sim.Held() == 1 })
+	a := s.call(t, "GET", "/v1/agents/q2/mask?verify=true", "", "")
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "1" || !strings.Contains(a.body, `"code":"upstream_unavailable"`) {
+		t.Errorf("a second verification while the first holds the only slot = %d (Retry-After %q) %s; want 503 upstream_unavailable, Retry-After 1",
+			a.status, a.header.Get("Retry-After"), a.body)
+	}
+	if n := sim.Held(); n != 1 {
+		t.Errorf("%d requests held at CXone; want the first verification's only", n)
+	}
+	sim.SetHang("q1", false)
+	sim.SetHang("q2", false)
+	<-first
 }
