@@ -59,9 +59,28 @@ func NewProblem(r *http.Request, status int, code ProblemCode, detail string) Pr
 	}
 }
 
+// ProblemNote is what WriteProblem notes of the problem it answered a request with, for
+// the request's access line: the code and the detail its caller was told, so that the
+// log says why a request was refused, not only its status.
+type ProblemNote struct {
+	Code   ProblemCode
+	Detail string
+}
+
+type problemNoteKey struct{}
+
+// WithProblemNote returns a copy of ctx in which WriteProblem notes, in n, the problem
+// it answers a request of that context with.
+func WithProblemNote(ctx context.Context, n *ProblemNote) context.Context {
+	return context.WithValue(ctx, problemNoteKey{}, n)
+}
+
 // WriteProblem answers r with a problem+json body. A 429 or 503 without a
 // Retry-After header gets one of retryAfter (at least one second).
 func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code ProblemCode, detail string, retryAfter time.Duration) {
+	if n, ok := r.Context().Value(problemNoteKey{}).(*ProblemNote); ok {
+		n.Code, n.Detail = code, detail
+	}
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Cache-Control", "no-store")

@@ -195,3 +195,56 @@ func TestRefusedAttemptsNameTheAgentTheyAimedAt(t *testing.T) {
 		t.Errorf("no access line names the agents %v", want)
 	}
 }
+
+// An answer that is a problem has its code and detail in its access line, as its caller
+// was told them: the log says why a request was refused (an expired token or another
+// audience, which scope was missing, which of the 409s), not only its status. An
+// answer that is not a problem carries neither.
+func TestAccessLinesSayWhyARequestWasRefused(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	expired := g.token("recordings:mask", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})
+	answers := []response{
+		g.do("POST", "/v1/agents/a1/mask", expired, ""),
+		g.do("POST", "/v1/agents/a1/mask", g.token("recordings:mask", jwt.MapClaims{"aud": "other"}), ""),
+		g.do("POST", "/v1/agents/a1/unmask", g.token("recordings:mask", nil), ""),
+		g.do("POST", "/v1/agents/a1/unmask", g.all(), ""),                                    // 409 not_masked
+		g.do("POST", "/v1/agents/a1/mask", g.all(), `{"ttlSeconds":"30"}`),                   // 400 invalid_body
+		g.do("POST", "/v1/agents/a9/mask", g.all(), ""),                                      // 404 no_active_call, from CXone
+		g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"card 4111 1111 1111 1111"}`), // not echoed
+		g.do("DELETE", "/v1/masks", g.all(), ""),
+		g.do("POST", "/v1/agents/a1/mask", g.all(), ""), // 200
+	}
+	lines := map[string]map[string]any{} // access lines by request id
+	for _, l := range testkit.LogLines(t, g.logs.String()) {
+		if id, _ := l["request_id"].(string); l["message"] == "request" {
+			lines[id] = l
+		}
+	}
+	codes := map[any]bool{}
+	for _, a := range answers {
+		l, ok := lines[a.header.Get("X-Request-ID")]
+		if !ok {
+			t.Fatalf("no access line for the answer %d %s", a.status, a.body)
+		}
+		if a.status < 400 {
+			if l["code"] != nil || l["detail"] != nil {
+				t.Errorf("access line of a %d carries a problem: %v", a.status, l)
+			}
+			continue
+		}
+		p := a.json(t)
+		if l["code"] != p["code"] || l["detail"] != p["detail"] {
+			t.Errorf("access line of %s: code %v, detail %v; want the answer's %v, %v", a.body, l["code"], l["detail"], p["code"], p["detail"])
+		}
+		codes[l["code"]] = true
+	}
+	for _, c := range []string{"unauthorized", "insufficient_scope", "not_masked", "invalid_body", "no_active_call", "method_not_allowed"} {
+		if !codes[c] {
+			t.Errorf("no access line carries code %s (got %v)", c, codes)
+		}
+	}
+	if strings.Contains(g.logs.String(), "4111") {
+		t.Error("the card number of a refused reason reached the log")
+	}
+}

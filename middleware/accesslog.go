@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/maskgate/maskgate/api"
 	"github.com/maskgate/maskgate/sessions"
 )
 
@@ -19,7 +20,8 @@ import (
 // and writes one access line per request when it is done (design §5): request_id,
 // time, remote_ip, method, route, status, duration_ms, the caller's sub/client_id, and
 // the user_id of a route with an agent, so that an attempt refused before any audit
-// line (401, 403: PCI DSS 10.2.1.4) still names the agent it aimed at.
+// line (401, 403: PCI DSS 10.2.1.4) still names the agent it aimed at; and for an
+// answer that is a problem, its code and detail, so that it also says why.
 // remote_ip is the connection's peer, or, when the peer is one of the trusted proxies,
 // the client that X-Forwarded-For names (see ClientIP); the peer is then peer_ip.
 // It must run after RequestID.
@@ -42,6 +44,9 @@ func AccessLog(log zerolog.Logger, trusted []netip.Prefix) func(http.Handler) ht
 			if id := pathUserID(r); sessions.ValidUserID(id) {
 				ev = ev.Str("user_id", id) // the agent aimed at, also by a refused attempt
 			}
+			if p := scope.Problem; p.Code != "" {
+				ev = ev.Str("code", string(p.Code)).Str("detail", p.Detail) // why, as its caller was told
+			}
 			ev.Msg("request")
 		})
 		next = access(next)
@@ -53,7 +58,8 @@ func AccessLog(log zerolog.Logger, trusted []netip.Prefix) func(http.Handler) ht
 				lc = lc.Str("peer_ip", peer)
 			}
 			l := lc.Logger()
-			next.ServeHTTP(w, r.WithContext(l.WithContext(r.Context())))
+			ctx := api.WithProblemNote(l.WithContext(r.Context()), &ScopeFrom(r.Context()).Problem)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }

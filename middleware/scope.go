@@ -6,6 +6,8 @@ package middleware
 import (
 	"context"
 	"strings"
+
+	"github.com/maskgate/maskgate/api"
 )
 
 // Caller is the authenticated caller of a request, from its JWT.
@@ -42,7 +44,8 @@ func (c Caller) HasScope(scope string) bool {
 // request while it flows inwards, read again by the access log on the way out.
 type Scope struct {
 	RequestID string
-	Caller    *Caller // nil until authorized
+	Caller    *Caller         // nil until authorized
+	Problem   api.ProblemNote // the problem the request was answered with, if any
 }
 
 type scopeKey struct{}
