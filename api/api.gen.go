@@ -162,6 +162,30 @@ func (e SessionState) Valid() bool {
 	}
 }
 
+// Defines values for GetReadyzParamsExclude.
+const (
+	ReadyCheckCXone    GetReadyzParamsExclude = "cxone"
+	ReadyCheckJWTKeys  GetReadyzParamsExclude = "jwt_keys"
+	ReadyCheckRedis    GetReadyzParamsExclude = "redis"
+	ReadyCheckShutdown GetReadyzParamsExclude = "shutdown"
+)
+
+// Valid indicates whether the value is a known member of the GetReadyzParamsExclude enum.
+func (e GetReadyzParamsExclude) Valid() bool {
+	switch e {
+	case ReadyCheckCXone:
+		return true
+	case ReadyCheckJWTKeys:
+		return true
+	case ReadyCheckRedis:
+		return true
+	case ReadyCheckShutdown:
+		return true
+	default:
+		return false
+	}
+}
+
 // Health defines model for Health.
 type Health struct {
 	Checks *map[string]string `json:"checks,omitempty"`
@@ -293,6 +317,15 @@ type Unavailable = Problem
 // bearerAuthContextKey is the context key for bearerAuth security scheme
 type bearerAuthContextKey string
 
+// GetReadyzParams defines parameters for GetReadyz.
+type GetReadyzParams struct {
+	// Exclude A check to leave out (repeatable); its entry in `checks` says `excluded`. A name that is no check is 400 `invalid_parameter`.
+	Exclude *[]GetReadyzParamsExclude `form:"exclude,omitempty" json:"exclude,omitempty"`
+}
+
+// GetReadyzParamsExclude defines parameters for GetReadyz.
+type GetReadyzParamsExclude string
+
 // GetAgentMaskParams defines parameters for GetAgentMask.
 type GetAgentMaskParams struct {
 	// Verify When true, the answer adds CXone's current recording status for the agent. Each asks CXone; a replica runs a quarter of its CXone slots' worth at most at once, so that masks and unmasks keep the rest, and one that finds them taken for a second is 503 `upstream_unavailable` with Retry-After.
@@ -357,7 +390,7 @@ type ServerInterface interface {
 	GetHealthz(w http.ResponseWriter, r *http.Request)
 	// GetReadyz Redis answers and an upstream token is held or obtainable.
 	// (GET /readyz)
-	GetReadyz(w http.ResponseWriter, r *http.Request)
+	GetReadyz(w http.ResponseWriter, r *http.Request, params GetReadyzParams)
 	// GetAgentMask The agent's open mask session.
 	// (GET /v1/agents/{userId}/mask)
 	GetAgentMask(w http.ResponseWriter, r *http.Request, userId UserId, params GetAgentMaskParams)
@@ -384,7 +417,7 @@ func (_ Unimplemented) GetHealthz(w http.ResponseWriter, r *http.Request) {
 
 // GetReadyz Redis answers and an upstream token is held or obtainable.
 // (GET /readyz)
-func (_ Unimplemented) GetReadyz(w http.ResponseWriter, r *http.Request) {
+func (_ Unimplemented) GetReadyz(w http.ResponseWriter, r *http.Request, params GetReadyzParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -438,8 +471,27 @@ func (siw *ServerInterfaceWrapper) GetHealthz(w http.ResponseWriter, r *http.Req
 // GetReadyz operation middleware
 func (siw *ServerInterfaceWrapper) GetReadyz(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetReadyzParams
+
+	// ------------- Optional query parameter "exclude" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exclude", r.URL.Query(), &params.Exclude, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "exclude"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "exclude", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetReadyz(w, r)
+		siw.Handler.GetReadyz(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -870,6 +922,7 @@ func (response GetHealthz200JSONResponse) VisitGetHealthzResponse(w http.Respons
 }
 
 type GetReadyzRequestObject struct {
+	Params GetReadyzParams
 }
 
 type GetReadyzResponseObject interface {
@@ -886,6 +939,22 @@ func (response GetReadyz200JSONResponse) VisitGetReadyzResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReadyz400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetReadyz400ApplicationProblemPlusJSONResponse) VisitGetReadyzResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1727,8 +1796,10 @@ func (sh *strictHandler) GetHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // GetReadyz operation middleware
-func (sh *strictHandler) GetReadyz(w http.ResponseWriter, r *http.Request) {
+func (sh *strictHandler) GetReadyz(w http.ResponseWriter, r *http.Request, params GetReadyzParams) {
 	var request GetReadyzRequestObject
+
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.GetReadyz(ctx, request.(GetReadyzRequestObject))

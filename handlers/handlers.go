@@ -5,6 +5,7 @@ package handlers
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/maskgate/maskgate/api"
@@ -132,13 +133,28 @@ func (h *Handlers) GetHealthz(context.Context, api.GetHealthzRequestObject) (api
 	return api.GetHealthz200JSONResponse{Status: api.HealthStatusOk}, nil
 }
 
-// GetReadyz runs every readiness check and names the ones that fail.
-func (h *Handlers) GetReadyz(ctx context.Context, _ api.GetReadyzRequestObject) (api.GetReadyzResponseObject, error) {
+// GetReadyz runs every readiness check but those the request excludes, and names the
+// ones that fail.
+func (h *Handlers) GetReadyz(ctx context.Context, req api.GetReadyzRequestObject) (api.GetReadyzResponseObject, error) {
+	excluded := map[string]bool{}
+	if req.Params.Exclude != nil {
+		for _, name := range *req.Params.Exclude {
+			if !slices.ContainsFunc(h.checks, func(c Check) bool { return c.Name == string(name) }) {
+				// A probe that names a check wrongly fails where it is set up.
+				return nil, invalidParameter("exclude: " + string(name) + " is no check of this gateway")
+			}
+			excluded[string(name)] = true
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
 	checks := make(map[string]string, len(h.checks))
 	ready := true
 	for _, c := range h.checks {
+		if excluded[c.Name] {
+			checks[c.Name] = "excluded"
+			continue
+		}
 		if err := c.Fn(ctx); err != nil {
 			checks[c.Name], ready = err.Error(), false
 			continue

@@ -242,7 +242,7 @@ func (g *gateway) conforms(req *http.Request, resp *http.Response, body []byte) 
 			g.t.Errorf("HEAD %s: answered with a body", req.URL.Path)
 		}
 	}
-	if resp.StatusCode >= 400 && req.URL.Path != "/readyz" && !head { // readyz answers its checks, not a problem
+	if resp.StatusCode >= 400 && !(req.URL.Path == "/readyz" && resp.StatusCode == http.StatusServiceUnavailable) && !head { // readyz's 503 answers its checks, not a problem
 		var p struct {
 			Code      string `json:"code"`
 			RequestID string `json:"requestId"`

@@ -3,11 +3,13 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +139,52 @@ func TestReadyzNamesAFailingCXone(t *testing.T) {
 	}
 	if strings.Contains(string(r.body), g.sim.Credentials.ClientSecret) || strings.Contains(string(r.body), g.sim.Credentials.AccessKeySecret) {
 		t.Error("readyz shows a secret")
+	}
+}
+
+// A probe may leave a check out (the Kubernetes example leaves CXone's out, so that a
+// CXone outage does not take every replica out of the Service at once): the check is
+// not run and says "excluded", the others still decide. A name that is no check is a
+// 400, so that a misspelt probe fails where it is set up rather than passing.
+func TestReadyzLeavesOutTheChecksAProbeExcludes(t *testing.T) {
+	var calls atomic.Int32
+	g := newGateway(t, withReadyCheck(handlers.Check{Name: "counted", Fn: func(context.Context) error {
+		calls.Add(1)
+		return errors.New("counted is down")
+	}}))
+	g.sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	for _, tt := range []struct {
+		query  string
+		status int
+		checks map[string]string // "" for any failure
+	}{
+		{"?exclude=cxone", 503, map[string]string{"redis": "ok", "cxone": "excluded", "counted": ""}},
+		{"?exclude=cxone&exclude=counted", 200, map[string]string{"redis": "ok", "cxone": "excluded", "counted": "excluded"}},
+		{"?exclude=counted", 503, map[string]string{"redis": "ok", "cxone": "", "counted": "excluded"}},
+	} {
+		before := calls.Load()
+		r := g.do("GET", "/readyz"+tt.query, "", "")
+		got, _ := r.json(t)["checks"].(map[string]any)
+		if r.status != tt.status || len(got) != len(tt.checks) {
+			t.Errorf("readyz%s = %d %s; want %d with %v", tt.query, r.status, r.body, tt.status, tt.checks)
+			continue
+		}
+		for name, want := range tt.checks {
+			if v, _ := got[name].(string); (want == "" && (v == "" || v == "ok" || v == "excluded")) || (want != "" && v != want) {
+				t.Errorf("readyz%s: check %s says %q; want %q (any failure for \"\")", tt.query, name, v, want)
+			}
+		}
+		if ran := calls.Load() != before; ran == (tt.checks["counted"] == "excluded") {
+			t.Errorf("readyz%s: the counted check ran %v", tt.query, ran)
+		}
+	}
+	before := calls.Load()
+	r := g.do("GET", "/readyz?exclude=cxnoe", "", "")
+	if p := r.json(t); r.status != 400 || p["code"] != "invalid_parameter" || !strings.Contains(fmt.Sprint(p["detail"]), "cxnoe") {
+		t.Errorf("readyz?exclude=cxnoe = %d %s; want 400 invalid_parameter naming it", r.status, r.body)
+	}
+	if calls.Load() != before {
+		t.Error("a readyz refused for its exclude ran the checks")
 	}
 }
 

@@ -225,8 +225,8 @@ type k8sProbe struct {
 // it sets no variable maskgate does not read, and its environment passes the
 // configuration check once the Secrets it mounts are files here (the TLS pair a
 // certificate from the test CA), the grace period outlasts the shutdown delay and the
-// drain, the probes ask the listener's port in its scheme (the readiness probe waiting
-// longer than /readyz's checks may take), the Service and the disruption budget select
+// drain, the probes ask the listener's port in its scheme (the readiness probe leaving
+// CXone's check out, README, and waiting longer than /readyz's checks may take), the Service and the disruption budget select
 // what the Deployment runs, GOMEMLIMIT is under the memory limit, and the container
 // runs as nonroot on a read-only filesystem.
 func TestKubernetesExample(t *testing.T) {
@@ -308,7 +308,7 @@ func TestKubernetesExample(t *testing.T) {
 		t.Fatalf("container ports %v; want MASKGATE_ADDR's %s", c.Ports, port)
 	}
 	scheme := map[bool]string{false: "HTTP", true: "HTTPS"}[cfg.TLS.enabled()]
-	for path, p := range map[string]k8sProbe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
+	for path, p := range map[string]k8sProbe{"/readyz?exclude=cxone": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
 		if p.HTTPGet.Path != path || p.HTTPGet.Port != c.Ports[0].Name || p.HTTPGet.Scheme != scheme {
 			t.Errorf("probe %+v; want %s on port %s in %s", p.HTTPGet, path, c.Ports[0].Name, scheme)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/maskgate/maskgate/api"
 	"github.com/maskgate/maskgate/handlers"
 	"github.com/maskgate/maskgate/middleware"
 	"github.com/maskgate/maskgate/sessions"
@@ -295,10 +296,10 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger, logs *logWriter
 		Auth:           auth,
 		Registry:       reg,
 		Checks: []handlers.Check{
-			{Name: "redis", Fn: svc.Ready},
-			{Name: "cxone", Fn: cx.Ready},
-			{Name: "jwt_keys", Fn: auth.Ready},
-			{Name: "shutdown", Fn: func(context.Context) error {
+			{Name: string(api.ReadyCheckRedis), Fn: svc.Ready},
+			{Name: string(api.ReadyCheckCXone), Fn: cx.Ready},
+			{Name: string(api.ReadyCheckJWTKeys), Fn: auth.Ready},
+			{Name: string(api.ReadyCheckShutdown), Fn: func(context.Context) error {
 				if draining.Load() {
 					return errors.New("shutting down")
 				}
