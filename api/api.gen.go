@@ -208,18 +208,21 @@ type MaskRequest struct {
 
 // Problem defines model for Problem.
 type Problem struct {
-	Code      ProblemCode `json:"code"`
-	Detail    string      `json:"detail"`
-	RequestId string      `json:"requestId"`
-	Status    int         `json:"status"`
-	Title     string      `json:"title"`
-	Type      string      `json:"type"`
+	Code   ProblemCode `json:"code"`
+	Detail string      `json:"detail"`
+
+	// Recording What CXone itself reports for the agent (only with `?verify=true`, on the session or on the 404 `not_masked` problem).
+	Recording *RecordingStatus `json:"recording,omitempty"`
+	RequestId string           `json:"requestId"`
+	Status    int              `json:"status"`
+	Title     string           `json:"title"`
+	Type      string           `json:"type"`
 }
 
 // ProblemCode defines model for Problem.Code.
 type ProblemCode string
 
-// RecordingStatus What CXone itself reports for the agent (only with `?verify=true`).
+// RecordingStatus What CXone itself reports for the agent (only with `?verify=true`, on the session or on the 404 `not_masked` problem).
 type RecordingStatus struct {
 	// ActiveCall False when CXone has no active interaction for the agent.
 	ActiveCall               bool    `json:"activeCall"`
@@ -250,7 +253,7 @@ type Session struct {
 	MaskedBy string  `json:"maskedBy"`
 	Reason   *string `json:"reason,omitempty"`
 
-	// Recording What CXone itself reports for the agent (only with `?verify=true`).
+	// Recording What CXone itself reports for the agent (only with `?verify=true`, on the session or on the 404 `not_masked` problem).
 	Recording  *RecordingStatus `json:"recording,omitempty"`
 	SessionId  string           `json:"sessionId"`
 	State      SessionState     `json:"state"`
@@ -328,7 +331,7 @@ type GetReadyzParamsExclude string
 
 // GetAgentMaskParams defines parameters for GetAgentMask.
 type GetAgentMaskParams struct {
-	// Verify When true, the answer adds CXone's current recording status for the agent. Each asks CXone; a replica runs a quarter of its CXone slots' worth at most at once, so that masks and unmasks keep the rest, and one that finds them taken for a second is 503 `upstream_unavailable` with Retry-After.
+	// Verify When true, the answer adds CXone's current recording status for the agent, also to the 404 `not_masked` problem of an agent with no open session. Each asks CXone; a replica runs a quarter of its CXone slots' worth at most at once, so that masks and unmasks keep the rest, and one that finds them taken for a second is 503 `upstream_unavailable` with Retry-After.
 	Verify *bool `form:"verify,omitempty" json:"verify,omitempty"`
 }
 

@@ -78,17 +78,23 @@ func WithProblemNote(ctx context.Context, n *ProblemNote) context.Context {
 // WriteProblem answers r with a problem+json body. A 429 or 503 without a
 // Retry-After header gets one of retryAfter (at least one second).
 func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code ProblemCode, detail string, retryAfter time.Duration) {
+	WriteBuiltProblem(w, r, NewProblem(r, status, code, detail), retryAfter)
+}
+
+// WriteBuiltProblem is WriteProblem for a problem NewProblem built and its caller
+// added to (the recording of a not_masked answer to ?verify=true).
+func WriteBuiltProblem(w http.ResponseWriter, r *http.Request, p Problem, retryAfter time.Duration) {
 	if n, ok := r.Context().Value(problemNoteKey{}).(*ProblemNote); ok {
-		n.Code, n.Detail = code, detail
+		n.Code, n.Detail = p.Code, p.Detail
 	}
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Cache-Control", "no-store")
-	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && h.Get("Retry-After") == "" {
+	if (p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable) && h.Get("Retry-After") == "" {
 		h.Set("Retry-After", strconv.Itoa(max(1, int((retryAfter+time.Second-1)/time.Second))))
 	}
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(NewProblem(r, status, code, detail))
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
 }
 
 // CallerGone records r as StatusClientClosedRequest when err comes of r's caller

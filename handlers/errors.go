@@ -75,7 +75,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if status >= http.StatusInternalServerError {
 			zerolog.Ctx(r.Context()).Warn().Err(err).Str("code", string(p.code)).Msg("request failed")
 		}
-		api.WriteProblem(w, r, status, p.code, detail, sessions.RetryAfter(err))
+		problem := api.NewProblem(r, status, p.code, detail)
+		var notMasked *sessions.NotMaskedError
+		if errors.As(err, &notMasked) {
+			problem.Recording = recordingToAPI(notMasked.Recording) // CXone's view all the same
+		}
+		api.WriteBuiltProblem(w, r, problem, sessions.RetryAfter(err))
 		return
 	}
 	zerolog.Ctx(r.Context()).Error().Err(err).Msg("unclassified error")

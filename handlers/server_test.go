@@ -53,6 +53,12 @@ func TestMaskAndUnmaskRoundTrip(t *testing.T) {
 	if r := g.do("POST", "/v1/agents/1234567/unmask", tok, ""); r.status != 409 || r.json(t)["code"] != "not_masked" {
 		t.Errorf("second unmask = %d %s; want 409 not_masked", r.status, r.body)
 	}
+	// Verified, no session is still a 404, with CXone's view of the agent: recording.
+	r = g.do("GET", "/v1/agents/1234567/mask?verify=true", tok, "")
+	rec, _ = r.json(t)["recording"].(map[string]any)
+	if r.status != 404 || r.json(t)["code"] != "not_masked" || rec["activeCall"] != true || rec["statusReason"] == "Mask" || rec["contactId"] != call.ID {
+		t.Errorf("get with verify after unmask = %d %s; want 404 not_masked with CXone's unmasked call", r.status, r.body)
+	}
 	if n := g.sim.Count("unmask", "", 0); n != 1 {
 		t.Errorf("unmasks sent to CXone = %d; want 1", n)
 	}

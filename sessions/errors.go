@@ -54,6 +54,15 @@ type invalidInput string
 func (e invalidInput) Error() string        { return string(e) }
 func (e invalidInput) Is(target error) bool { return target == ErrInvalidInput }
 
+// NotMaskedError is Verify's ErrNotMasked: the agent has no open session, and Recording
+// is what CXone reports for it all the same. A recording CXone stopped for a Mask
+// (StatusReason "Mask") is then a mask the gateway does not know of: one opened
+// before its Redis lost its data, or by another client of the access key.
+type NotMaskedError struct{ Recording Recording }
+
+func (e *NotMaskedError) Error() string        { return ErrNotMasked.Error() }
+func (e *NotMaskedError) Is(target error) bool { return target == ErrNotMasked }
+
 // resultCodes name the errors an operation's answer can carry to requests that joined
 // it (in another process, through Redis).
 var resultCodes = map[string]error{

@@ -33,11 +33,14 @@ const verifyWait = time.Second
 var errTooManyVerifying = errors.New("too many recording-status checks in flight; masks and unmasks keep the rest of the CXone slots")
 
 // Verify returns the agent's open session with CXone's recording status of the agent.
-// At most MaxVerifying run at once: one that waits verifyWait for a slot is
-// ErrUpstreamUnavailable, with a Retry-After of a second.
+// An agent with no open session is a *NotMaskedError carrying CXone's status, so that
+// a mask the gateway does not know of shows. At most MaxVerifying run at once: one
+// that waits verifyWait for a slot is ErrUpstreamUnavailable, with a Retry-After of a
+// second.
 func (s *Service) Verify(ctx context.Context, userID string) (Session, Recording, error) {
 	sess, err := s.Get(ctx, userID)
-	if err != nil {
+	notMasked := errors.Is(err, ErrNotMasked)
+	if err != nil && !notMasked {
 		return Session{}, Recording{}, err
 	}
 	timer := time.NewTimer(verifyWait)
@@ -52,6 +55,9 @@ func (s *Service) Verify(ctx context.Context, userID string) (Session, Recording
 		return Session{}, Recording{}, ctx.Err()
 	}
 	rec, err := s.recording(ctx, userID)
+	if err == nil && notMasked {
+		return Session{}, Recording{}, &NotMaskedError{Recording: rec}
+	}
 	return sess, rec, err
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
 	"github.com/maskgate/maskgate/upstream"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
 func TestListPagesThroughOpenSessionsInOrder(t *testing.T) {
@@ -73,6 +74,39 @@ func TestVerifyAddsCXonesRecordingStatus(t *testing.T) {
 	_, rec, err = f.svc.Verify(context.Background(), "a")
 	if err != nil || rec.ActiveCall {
 		t.Errorf("Verify after the call ended = %+v, %v; want no active call", rec, err)
+	}
+}
+
+// Verify of an agent with no open session still asks CXone, so that a mask the gateway
+// does not know of (its Redis lost its data) shows: ErrNotMasked, with CXone's view.
+func TestVerifyWithoutASessionShowsCXonesView(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("lost", false, true)
+	f.sim.StartCall("never", false, true)
+	if _, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "lost", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rdb.Del(context.Background(), testkit.Keys(t, f.rdb, f.prefix)...).Err(); err != nil {
+		t.Fatal(err) // Redis lost its data
+	}
+	for _, tt := range []struct {
+		agent        string
+		active, mask bool
+	}{{"lost", true, true}, {"never", true, false}, {"nobody", false, false}} {
+		_, _, err := f.svc.Verify(context.Background(), tt.agent)
+		var nm *sessions.NotMaskedError
+		if !errors.Is(err, sessions.ErrNotMasked) || !errors.As(err, &nm) {
+			t.Errorf("Verify(%s) = %v; want ErrNotMasked with CXone's view", tt.agent, err)
+			continue
+		}
+		if rec := nm.Recording; rec.ActiveCall != tt.active || (rec.Status.StatusReason == "Mask") != tt.mask {
+			t.Errorf("Verify(%s): CXone's view %+v; want an active call %v, masked %v", tt.agent, rec, tt.active, tt.mask)
+		}
+	}
+	// CXone failing: the verification failed, whatever the gateway holds.
+	f.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: 503})
+	if _, _, err := f.svc.Verify(context.Background(), "never"); !errors.Is(err, sessions.ErrUpstreamUnavailable) || errors.Is(err, sessions.ErrNotMasked) {
+		t.Errorf("Verify with CXone failing = %v; want CXone unavailable", err)
 	}
 }
 
