@@ -208,6 +208,29 @@ func TestCheckConfigFailsOnUnreachableParts(t *testing.T) {
 	}
 }
 
+// A container's health check leaves CXone's check out: /readyz names CXone's token
+// endpoint as failing, the health check passes.
+func TestHealthcheckLeavesCXoneOut(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	e := env(sim, prefix)
+	s := start(t, nil, e)
+	e["MASKGATE_ADDR"] = s.addr
+	resp, err := http.Get("http://" + s.addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"cxone":"`) {
+		t.Fatalf("readyz with CXone's token endpoint down = %d %s; want 503 naming cxone", resp.StatusCode, body)
+	}
+	if err := run(context.Background(), []string{"healthcheck"}, environment(e), io.Discard, io.Discard); err != nil {
+		t.Errorf("healthcheck with CXone's token endpoint down = %v; want healthy", err)
+	}
+}
+
 func TestHealthcheckAndDevToken(t *testing.T) {
 	_, prefix := testkit.Redis(t)
 	sim := testkit.NewSim(t)

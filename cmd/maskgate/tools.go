@@ -13,12 +13,17 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/maskgate/maskgate/api"
 	"github.com/maskgate/maskgate/handlers"
 )
 
 // healthcheck asks the local gateway's /readyz, for container health checks (the
 // image has no shell or curl): nil when it answers 200. It reads the gateway's own
-// configuration, so that it asks the port and the scheme the gateway listens on.
+// configuration, so that it asks the port and the scheme the gateway listens on. It
+// leaves CXone's check out, as the Kubernetes example's readiness probe does: an
+// unhealthy container is restarted or replaced by Docker Swarm and ECS, which cannot
+// mend CXone, and CXone failing would fail every replica's check at once, while the
+// gateway still accepts unmasks and answers reads.
 func healthcheck(ctx context.Context, env environment) error {
 	cfg, err := loadConfig(env)
 	if err != nil {
@@ -41,7 +46,7 @@ func healthcheck(ctx context.Context, env environment) error {
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 		}}
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/readyz?exclude="+string(api.ReadyCheckCXone), nil)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
