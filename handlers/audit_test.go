@@ -213,7 +213,9 @@ func TestAccessLinesSayWhyARequestWasRefused(t *testing.T) {
 		g.do("POST", "/v1/agents/a9/mask", g.all(), ""),                                      // 404 no_active_call, from CXone
 		g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"card 4111 1111 1111 1111"}`), // not echoed
 		g.do("DELETE", "/v1/masks", g.all(), ""),
-		g.do("POST", "/v1/agents/a1/mask", g.all(), ""), // 200
+		g.do("POST", "/v1/agents/a8/mask", g.all(), "", "Idempotency-Key", "k-404"), // 404 no_active_call
+		g.do("POST", "/v1/agents/a8/mask", g.all(), "", "Idempotency-Key", "k-404"), // its replay
+		g.do("POST", "/v1/agents/a1/mask", g.all(), ""),                             // 200
 	}
 	lines := map[string]map[string]any{} // access lines by request id
 	for _, l := range testkit.LogLines(t, g.logs.String()) {
@@ -221,7 +223,7 @@ func TestAccessLinesSayWhyARequestWasRefused(t *testing.T) {
 			lines[id] = l
 		}
 	}
-	codes := map[any]bool{}
+	codes, replays := map[any]bool{}, 0
 	for _, a := range answers {
 		l, ok := lines[a.header.Get("X-Request-ID")]
 		if !ok {
@@ -238,6 +240,10 @@ func TestAccessLinesSayWhyARequestWasRefused(t *testing.T) {
 			t.Errorf("access line of %s: code %v, detail %v; want the answer's %v, %v", a.body, l["code"], l["detail"], p["code"], p["detail"])
 		}
 		codes[l["code"]] = true
+		replays += len(a.header.Values("Idempotent-Replayed"))
+	}
+	if replays != 1 {
+		t.Errorf("%d replayed answers; want 1", replays)
 	}
 	for _, c := range []string{"unauthorized", "insufficient_scope", "not_masked", "invalid_body", "no_active_call", "method_not_allowed"} {
 		if !codes[c] {
