@@ -56,6 +56,8 @@ type Authenticator struct {
 
 	verified     sync.Map // raw token → verifiedToken
 	verifiedSize atomic.Int64
+
+	jwksFailure atomic.Pointer[error] // the JWKS's last failed fetch, for Ready to say why
 }
 
 // maxVerified bounds the verified tokens kept; when it is reached they are all
@@ -113,6 +115,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 					u = parsed.Redacted() // a password in the URL is not logged
 				}
 				return func(_ context.Context, err error) {
+					a.jwksFailure.Store(&err)
 					log.Error().Err(err).Str("jwks_url", u).Msg("JWKS refresh failed")
 				}
 			},
@@ -148,6 +151,9 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 		return err
 	}
 	if len(keys) == 0 {
+		if failure := a.jwksFailure.Load(); failure != nil {
+			return fmt.Errorf("no JWKS keys loaded; the last fetch failed: %w", *failure)
+		}
 		return errors.New("no JWKS keys loaded")
 	}
 	return nil

@@ -274,28 +274,39 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 	}
 }
 
+// A JWKS that cannot be fetched is not ready, and Ready says why (what /readyz and
+// check-config show): here, the identity provider's 404.
 func TestJWKSUnreachableIsNotReady(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
-	srv.Close()
-	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
-	if err := a.Ready(context.Background()); err == nil {
-		t.Error("Ready with no keys loaded = nil")
+	defer srv.Close()
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL + "/jwks.json"})
+	if err := a.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("Ready with the JWKS answering 404 = %v; want not ready, saying 404", err)
 	}
 }
 
 // A JWKS URL may carry a password (basic authentication to the identity provider): a
-// failed refresh is logged with the URL, never with the password.
+// failed refresh is logged with the URL, never with the password, and Ready's reason
+// (which /readyz shows to anyone) does not show it either, also when the error names
+// the URL (a connection refused).
 func TestJWKSRefreshFailureDoesNotLogThePassword(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "down", http.StatusInternalServerError)
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(down.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
 	password := testkit.Canary + "jwks-password"
-	var logs testkit.LogBuffer
-	newAuth(t, middleware.AuthConfig{JWKSURL: strings.Replace(srv.URL, "http://", "http://reader:"+password+"@", 1), Log: zerolog.New(&logs)})
-	testkit.Eventually(t, 10*time.Second, "the failed refresh to be logged", func() bool { return strings.Contains(logs.String(), "JWKS refresh failed") })
-	if strings.Contains(logs.String(), password) || !strings.Contains(logs.String(), "reader:xxxxx@") {
-		t.Errorf("the refresh failure was logged as %s", logs.String())
+	for _, srv := range []*httptest.Server{down, closed} {
+		var logs testkit.LogBuffer
+		a := newAuth(t, middleware.AuthConfig{JWKSURL: strings.Replace(srv.URL, "http://", "http://reader:"+password+"@", 1), Log: zerolog.New(&logs)})
+		testkit.Eventually(t, 10*time.Second, "the failed refresh to be logged", func() bool { return strings.Contains(logs.String(), "JWKS refresh failed") })
+		if strings.Contains(logs.String(), password) || !strings.Contains(logs.String(), "reader:xxxxx@") {
+			t.Errorf("the refresh failure was logged as %s", logs.String())
+		}
+		if err := a.Ready(context.Background()); err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("Ready = %v; want not ready, without the password", err)
+		}
 	}
 }
 
