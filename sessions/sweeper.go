@@ -32,7 +32,13 @@ type Sweeper struct {
 	cfg     SweeperConfig
 	replica string
 	claims  atomic.Int64
+	// claimFailed logs a failed claim, once per claimFailedEvery: while Redis is down
+	// every sweep fails, and maskgate_redis_up and its alert say so already.
+	claimFailed zerolog.Logger
 }
+
+// claimFailedEvery is how often a sweeper that keeps failing to claim says so.
+const claimFailedEvery = 10 * time.Second
 
 // NewSweeper returns the service's sweeper.
 func (s *Service) NewSweeper(cfg SweeperConfig) *Sweeper {
@@ -45,7 +51,8 @@ func (s *Service) NewSweeper(cfg SweeperConfig) *Sweeper {
 	if cfg.Lease <= 0 {
 		cfg.Lease = 10 * time.Second
 	}
-	return &Sweeper{svc: s, cfg: cfg, replica: uuid.NewString()[:8]}
+	return &Sweeper{svc: s, cfg: cfg, replica: uuid.NewString()[:8],
+		claimFailed: cfg.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: claimFailedEvery})}
 }
 
 // errReleased is the cause with which a stopping sweeper ends the work it holds.
@@ -94,7 +101,7 @@ func (w *Sweeper) sweep(ctx, workCtx context.Context, slots chan struct{}, freed
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			w.cfg.Log.Error().Err(err).Msg("sweeper could not claim due sessions")
+			w.claimFailed.Error().Err(err).Msg("sweeper could not claim due sessions")
 		}
 		return false
 	}

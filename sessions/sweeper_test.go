@@ -3,11 +3,15 @@ package sessions_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
@@ -196,5 +200,30 @@ func TestOverdueSessionsShowWhenNoSweeperWorks(t *testing.T) {
 	c.closed(t, "a", 5*time.Second)
 	if late := overdue(survivor.reg); late != 0 {
 		t.Errorf("overdue once a sweeper worked the expiry = %v s; want 0", late)
+	}
+}
+
+// While Redis is down every sweep fails to claim; the sweeper says so once, not at
+// every sweep (maskgate_redis_up and its alert tell the rest).
+func TestSweeperThatCannotClaimSaysSoOnce(t *testing.T) {
+	claims := &testkit.CommandCounter{Match: func(redis.Cmder) bool { return true }}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)), MaxRetries: -1, DialerRetries: 1})
+	rdb.AddHook(claims)
+	t.Cleanup(func() { rdb.Close() })
+	svc := sessions.NewService(sessions.NewStore(rdb, "down"), upstream.New(testkit.NewSim(t).UpstreamConfig()), sessions.Config{
+		DefaultTTL: 15 * time.Minute, MaxTTL: 2 * time.Hour,
+	})
+	var logs testkit.LogBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.NewSweeper(sessions.SweeperConfig{Interval: 10 * time.Millisecond, Log: zerolog.New(&logs)}).Run(ctx)
+	}()
+	testkit.Eventually(t, 10*time.Second, "ten failed claims", func() bool { return claims.N() >= 10 })
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "sweeper could not claim due sessions"); n != 1 {
+		t.Errorf("%d lines for %d failed claims; want 1:\n%s", n, claims.N(), logs.String())
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 )
@@ -82,4 +85,20 @@ func TestRedisClientsOwnLinesAreJSON(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// go-redis repeats a line for every connection its pool fails to dial, several times a
+// second while Redis is down: each kind of line (its format) is written once per
+// redisLogEvery, and another kind (a Sentinel's switch) still gets through.
+func TestRedisClientsRepeatedLinesAreWrittenOnce(t *testing.T) {
+	var logs testkit.LogBuffer
+	l := &redisLog{log: zerolog.New(&logs)}
+	for range 5 {
+		l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v", 5, errors.New("connection refused"))
+	}
+	l.Printf(context.Background(), "sentinel: new master=%q addr=%q", "mymaster", "10.0.0.7:6379")
+	lines := testkit.LogLines(t, logs.String())
+	if len(lines) != 2 || !strings.Contains(lines[0]["message"].(string), "failed to dial") || !strings.Contains(lines[1]["message"].(string), "new master") {
+		t.Errorf("lines = %v; want the dial failure once, then the new master", lines)
+	}
 }

@@ -38,7 +38,7 @@ func main() {
 	zerolog.TimeFieldFormat = sessions.TimeFormat
 	// go-redis has one logger for the whole process (so it is set here, not in run,
 	// which tests start many times over): JSON lines on stdout like the gateway's own.
-	redis.SetLogger(redisLog{zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
+	redis.SetLogger(&redisLog{log: zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
 	env := processEnvironment()
 	tuneGC(env)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -229,9 +230,19 @@ func refusal(reply redis.Error) bool {
 // redisLog writes go-redis's own log lines (a pool that cannot dial, a Sentinel's switch
 // to a new master) as JSON lines at warn, as the gateway's own are, instead of the
 // plain text on standard error that go-redis writes by default. They name addresses
-// and the master's name, never a password.
-type redisLog struct{ log zerolog.Logger }
+// and the master's name, never a password. Each kind of line (go-redis's format) is
+// written once per redisLogEvery at most: with Redis down, every connection the pool
+// fails to dial says so, several times a second.
+type redisLog struct {
+	log      zerolog.Logger
+	samplers sync.Map // format → *zerolog.BurstSampler
+}
 
-func (l redisLog) Printf(_ context.Context, format string, v ...any) {
-	l.log.Warn().Str("component", "go-redis").Msgf(format, v...)
+// redisLogEvery is how often go-redis may repeat one kind of line.
+const redisLogEvery = 10 * time.Second
+
+func (l *redisLog) Printf(_ context.Context, format string, v ...any) {
+	sampler, _ := l.samplers.LoadOrStore(format, &zerolog.BurstSampler{Burst: 1, Period: redisLogEvery})
+	log := l.log.Sample(sampler.(*zerolog.BurstSampler))
+	log.Warn().Str("component", "go-redis").Msgf(format, v...)
 }
