@@ -39,8 +39,11 @@ type AuthConfig struct {
 	PublicKeyFile   string
 	PublicKeyReload time.Duration
 	JWKSURL         string
-	HTTPClient      *http.Client   // for the JWKS; default http.DefaultClient
-	Log             zerolog.Logger // JWKS refresh failures, public key file reloads
+	// JWKSRefreshEvery is how often the JWKS is fetched at most outside its hourly
+	// refresh: for a token with an unknown kid, or while no key is loaded. Default 10 s.
+	JWKSRefreshEvery time.Duration
+	HTTPClient       *http.Client   // for the JWKS; default http.DefaultClient
+	Log              zerolog.Logger // JWKS refresh failures, public key file reloads
 }
 
 // publicKeyMethods are the algorithms accepted with public keys and JWKS: never HS*,
@@ -103,12 +106,13 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		}
 	case cfg.JWKSURL != "":
 		log := cfg.Log
+		every := cmp.Or(cfg.JWKSRefreshEvery, 10*time.Second)
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 			Client:      cfg.HTTPClient,
 			HTTPTimeout: 5 * time.Second,
-			// An unknown kid refreshes the set (key rotation), at most once per 10 s so
-			// that tokens with made-up kids cannot hammer the identity provider.
-			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
+			// An unknown kid refreshes the set (key rotation), at most once per `every`
+			// so that tokens with made-up kids cannot hammer the identity provider.
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
 			RateLimitWaitMax:  time.Second,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				if parsed, err := url.Parse(u); err == nil {
@@ -126,6 +130,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		methods = publicKeyMethods
 		a.jwks = kf
 		a.keyfunc = kf.Keyfunc
+		go a.fetchUntilLoaded(ctx, every)
 	default:
 		return nil, errors.New("no JWT key source configured")
 	}
@@ -157,6 +162,29 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 		return errors.New("no JWKS keys loaded")
 	}
 	return nil
+}
+
+// fetchUntilLoaded fetches the JWKS again, every `every`, until a key is loaded.
+// keyfunc fetches it at start and then once an hour: a fetch that failed at start (the
+// identity provider restarting with the gateway, a network not ready yet) would leave
+// the gateway without keys, and unready, for that hour, since a readiness probe keeps
+// away the callers whose tokens' kids would make keyfunc fetch it again.
+func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if keys, err := a.jwks.Storage().KeyReadAll(ctx); err == nil && len(keys) > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A kid no key has makes keyfunc fetch the set, as a rotated key's token does
+		// (its limiter allows one fetch per `every`, which this tick waited).
+		_, _ = a.jwks.Storage().KeyRead(ctx, "maskgate: no key loaded yet")
+	}
 }
 
 // Authenticate verifies a bearer token and returns its caller; a token it verified

@@ -274,6 +274,41 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 	}
 }
 
+// A JWKS that could not be fetched at start is fetched again until it loads, not an
+// hour later (keyfunc's refresh): no caller's token comes to make keyfunc fetch it
+// while a readiness probe keeps the callers away. Once loaded, it is not fetched again
+// for that.
+func TestJWKSDownAtStartIsFetchedAgainUntilItLoads(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	set := &jwks{}
+	set.set(t, "k1", &k.PublicKey)
+	var down atomic.Bool
+	down.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		set.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	const every = 50 * time.Millisecond
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL, JWKSRefreshEvery: every})
+	if err := a.Ready(context.Background()); err == nil {
+		t.Fatal("Ready with the JWKS down = nil")
+	}
+	down.Store(false)
+	testkit.Eventually(t, 10*time.Second, "the keys to load", func() bool { return a.Ready(context.Background()) == nil })
+	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, k, valid(nil), map[string]any{"kid": "k1"})); err != nil {
+		t.Errorf("a token once the keys loaded: %v", err)
+	}
+	fetches := set.fetches.Load()
+	time.Sleep(20 * every) // an absence: nothing to poll for
+	if n := set.fetches.Load() - fetches; n != 0 {
+		t.Errorf("the JWKS was fetched %d more times once loaded; want 0", n)
+	}
+}
+
 // A JWKS that cannot be fetched is not ready, and Ready says why (what /readyz and
 // check-config show): here, the identity provider's 404.
 func TestJWKSUnreachableIsNotReady(t *testing.T) {
