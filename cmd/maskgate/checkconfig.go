@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,8 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 	report := func(what, found string, err error) {
 		if err != nil {
 			failed++
-			fmt.Fprintf(out, "%s: FAILED: %v\n", what, err)
+			// Not "cxone token: FAILED: cxone token: ...": the error may name the check.
+			fmt.Fprintf(out, "%s: FAILED: %s\n", what, strings.TrimPrefix(err.Error(), what+": "))
 			return
 		}
 		fmt.Fprintf(out, "%s: ok (%s)\n", what, found)

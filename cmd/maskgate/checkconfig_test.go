@@ -199,7 +199,7 @@ func TestCheckConfigFailsOnUnreachableParts(t *testing.T) {
 	if !errors.As(err, &failed) || failed.n != 2 {
 		t.Fatalf("check-config = %v; want 2 failed checks\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "redis: FAILED") || !strings.Contains(out.String(), "cxone token: FAILED") {
+	if !strings.Contains(out.String(), "redis: FAILED") || !strings.Contains(out.String(), "cxone token: FAILED: CXone") {
 		t.Errorf("output:\n%s", out.String())
 	}
 	var ce *configError
