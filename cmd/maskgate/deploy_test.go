@@ -226,9 +226,9 @@ type k8sProbe struct {
 // configuration check once the Secrets it mounts are files here (the TLS pair a
 // certificate from the test CA), the grace period outlasts the shutdown delay and the
 // drain, the probes ask the listener's port in its scheme (the readiness probe leaving
-// CXone's check out, README, and waiting longer than /readyz's checks may take), the Service and the disruption budget select
-// what the Deployment runs, GOMEMLIMIT is under the memory limit, and the container
-// runs as nonroot on a read-only filesystem.
+// CXone's check out, README, and waiting longer than /readyz's checks may take), the
+// Service and the disruption budget select what the Deployment runs, GOMEMLIMIT is
+// under the memory limit, and the container runs as nonroot on a read-only filesystem.
 func TestKubernetesExample(t *testing.T) {
 	f, err := os.Open(filepath.Join(repo, "deploy/kubernetes/maskgate.yaml"))
 	if err != nil {
