@@ -47,6 +47,9 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 
 	checkTLS(cfg.TLS, out, report)
 
+	if addr := cfg.Redis.passwordInTheClear(); addr != "" {
+		fmt.Fprintln(out, "redis: WARNING:", passwordInTheClearNote(addr))
+	}
 	rdb := cfg.Redis.client()
 	defer rdb.Close()
 	err = rdb.Ping(ctx).Err()

@@ -208,6 +208,19 @@ func TestCheckConfigFailsOnUnreachableParts(t *testing.T) {
 	}
 }
 
+// check-config names a Redis password that would cross a network unencrypted, without
+// showing it (TEST-NET-1's address answers nothing: the redis check fails as well).
+func TestCheckConfigWarnsOfARedisPasswordInTheClear(t *testing.T) {
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_REDIS_URL"] = "redis://:" + testkit.Canary + "redis-pw@192.0.2.1:6379/0?dial_timeout=100ms"
+	var out bytes.Buffer
+	_ = run(context.Background(), []string{"check-config"}, environment(e), &out, &out)
+	if want := "\nredis: WARNING: MASKGATE_REDIS_URL sends Redis's password to 192.0.2.1:6379 unencrypted (redis://)"; !strings.Contains(out.String(), want) ||
+		strings.Contains(out.String(), testkit.Canary) {
+		t.Errorf("output lacks %q, or shows the password:\n%s", want, out.String())
+	}
+}
+
 // A container's health check leaves CXone's check out: /readyz names CXone's token
 // endpoint as failing, the health check passes.
 func TestHealthcheckLeavesCXoneOut(t *testing.T) {

@@ -310,12 +310,14 @@ func readConfig(getenv func(string) string) (config, error) {
 // loopback address: what it sends can be read, and what it answers changed, on the way.
 func plainHTTPOverANetwork(s string) bool {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "http" {
-		return false
-	}
-	host := u.Hostname()
+	return err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname())
+}
+
+// loopbackHost reports whether host (a name or an address, without a port) is this
+// machine's loopback: what is sent there does not cross a network.
+func loopbackHost(host string) bool {
 	addr, err := netip.ParseAddr(host)
-	return !strings.EqualFold(host, "localhost") && (err != nil || !addr.IsLoopback())
+	return strings.EqualFold(host, "localhost") || err == nil && addr.IsLoopback()
 }
 
 // parsePrefix reads a CIDR range, or one address as the range of itself.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
@@ -338,6 +341,41 @@ func TestRedisURLForms(t *testing.T) {
 		if _, err := parseRedisURL(bad); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+// A Redis password sent over plain TCP to another machine is named (start-up warning,
+// check-config): redis:// with a password, not rediss://, to a host not loopback.
+func TestRedisPasswordInTheClearIsNamed(t *testing.T) {
+	for url, want := range map[string]string{
+		"redis://:pw@redis.internal:6379/0":                                 "redis.internal:6379",
+		"redis://user:pw@10.0.0.5:6379/0":                                   "10.0.0.5:6379",
+		"redis://:pw@127.0.0.1:6379/0":                                      "",
+		"redis://:pw@localhost:6379/0":                                      "",
+		"redis://:pw@[::1]:6379/0":                                          "",
+		"rediss://:pw@redis.internal:6380/0":                                "",
+		"redis://redis.internal:6379/0":                                     "",
+		"redis://:pw@127.0.0.1:26379/0?master_name=m&addr=s2:26379":         "s2:26379",
+		"redis://127.0.0.1:26379/0?master_name=m&password=pw&addr=s2:26379": "s2:26379",
+		"redis+cluster://:pw@n1:7000?addr=n2:7001":                          "n1:7000",
+		"rediss+cluster://:pw@n1:7000":                                      "",
+	} {
+		c, err := parseRedisURL(url)
+		if err != nil {
+			t.Errorf("%s: %v", url, err)
+			continue
+		}
+		if got := c.passwordInTheClear(); got != want {
+			t.Errorf("%s: password in the clear to %q; want %q", url, got, want)
+		}
+	}
+	e := env(testkit.NewSim(t), "p")
+	e["MASKGATE_REDIS_URL"] = "redis://:" + testkit.Canary + "redis-pw@redis.internal:6379/0"
+	var logs bytes.Buffer
+	logConfiguration(zerolog.New(&logs), mustLoad(t, e))
+	if !strings.Contains(logs.String(), `"level":"warn","message":"MASKGATE_REDIS_URL sends Redis's password to redis.internal:6379 unencrypted`) ||
+		strings.Contains(logs.String(), testkit.Canary) {
+		t.Errorf("start-up lines = %s; want the warning, without the password", logs.String())
 	}
 }
 

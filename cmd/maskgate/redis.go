@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -182,6 +183,42 @@ func (c redisConfig) describe() string {
 	default:
 		return fmt.Sprintf("%s db %d%s", c.single.Addr, c.single.DB, and)
 	}
+}
+
+// passwordInTheClear names the first address outside this machine to which the URL's
+// Redis password would go over plain TCP (redis://, not rediss://), or is "". go-redis
+// sends it in AUTH on every new connection.
+func (c redisConfig) passwordInTheClear() string {
+	if c.options().tls != nil {
+		return ""
+	}
+	var password bool
+	var addrs []string
+	switch {
+	case c.cluster != nil:
+		password, addrs = c.cluster.Password != "", c.cluster.Addrs
+	case c.failover != nil:
+		password, addrs = c.failover.Password != "" || c.failover.SentinelPassword != "", c.failover.SentinelAddrs
+	default:
+		password, addrs = c.single.Password != "", []string{c.single.Addr}
+	}
+	if !password {
+		return ""
+	}
+	for _, a := range addrs {
+		if host, _, err := net.SplitHostPort(a); err != nil || !loopbackHost(host) {
+			return a
+		}
+	}
+	return ""
+}
+
+// passwordInTheClearNote is the warning, at start-up and in check-config, about Redis's
+// password crossing a network unencrypted. A warning, not an error: a service mesh or
+// a private link may encrypt what maskgate does not.
+func passwordInTheClearNote(addr string) string {
+	return "MASKGATE_REDIS_URL sends Redis's password to " + addr +
+		" unencrypted (redis://): use rediss:// unless the network between them is encrypted otherwise (a service mesh)"
 }
 
 // reportEvictionPolicy logs, once Redis answers, what its maxmemory-policy may drop of
