@@ -385,7 +385,8 @@ func TestAFailingTokenEndpointIsNotAskedByEveryRequest(t *testing.T) {
 // uses the current token: the next renewal waits as a failed token request's does.
 func TestAFailingRenewalIsNotRetriedByEveryRequest(t *testing.T) {
 	sim, asked, failing := tokenEndpoint(t)
-	c, at := clockedClient(sim)
+	reg := prometheus.NewRegistry()
+	c, at := clockedClient(sim, func(cfg *upstream.Config) { cfg.Registerer = reg })
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +395,14 @@ func TestAFailingRenewalIsNotRetriedByEveryRequest(t *testing.T) {
 	if _, err := c.Mask(context.Background(), "7"); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 5*time.Second, "a background renewal", func() bool { return asked.Load() == 2 })
+	// The renewal's answer read, not only its request sent: a request after the expiry
+	// below would otherwise join that renewal still in flight, and ask nothing itself.
+	testkit.Eventually(t, 5*time.Second, "a background renewal, failed", func() bool {
+		return testkit.Gathered(t, reg, "maskgate_cxone_token_requests_total", "status", "503") == 1
+	})
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("token requests = %d; want 2: the first, and the renewal", n)
+	}
 	for range 10 {
 		if _, err := c.Mask(context.Background(), "7"); err != nil {
 			t.Fatalf("Mask with the current token while its renewal fails = %v", err)
