@@ -42,7 +42,7 @@ type AuthConfig struct {
 	// JWKSRefreshEvery is how often the JWKS is fetched at most outside its hourly
 	// refresh: for a token with an unknown kid, or while no key is loaded. Default 10 s.
 	JWKSRefreshEvery time.Duration
-	HTTPClient       *http.Client   // for the JWKS; default http.DefaultClient
+	HTTPClient       *http.Client   // for the JWKS; default net/http's (never following https to http)
 	Log              zerolog.Logger // JWKS refresh failures, public key file reloads
 }
 
@@ -108,7 +108,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		log := cfg.Log
 		every := cmp.Or(cfg.JWKSRefreshEvery, 10*time.Second)
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-			Client:      cfg.HTTPClient,
+			Client:      jwksClient(cfg.HTTPClient),
 			HTTPTimeout: 5 * time.Second,
 			// An unknown kid refreshes the set (key rotation), at most once per `every`
 			// so that tokens with made-up kids cannot hammer the identity provider.
@@ -162,6 +162,31 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 		return errors.New("no JWKS keys loaded")
 	}
 	return nil
+}
+
+// jwksClient is client (nil: net/http's default) refusing a redirect from https to
+// plain http: keys read over plain HTTP could be changed on the way, and every caller's
+// token would be checked with them. MASKGATE_JWT_JWKS_URL must be https:// for that
+// reason, and CXone's discovery refuses the same downgrade.
+func jwksClient(client *http.Client) *http.Client {
+	c := http.Client{}
+	if client != nil {
+		c = *client
+	}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme == "http" && slices.ContainsFunc(via, func(r *http.Request) bool { return r.URL.Scheme == "https" }) {
+			return fmt.Errorf("the JWKS redirected from https to plain http (%s): refused", req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's own limit, which a CheckRedirect replaces
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 // fetchUntilLoaded fetches the JWKS again, every `every`, until a key is loaded.

@@ -309,6 +309,39 @@ func TestJWKSDownAtStartIsFetchedAgainUntilItLoads(t *testing.T) {
 	}
 }
 
+// A JWKS served over https may redirect, but not to plain http, where its keys could be
+// changed on the way: the keys are then not loaded, and Ready says why.
+func TestJWKSRedirectToPlainHTTPIsRefused(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	set := &jwks{}
+	set.set(t, "k1", &k.PublicKey)
+	plain := httptest.NewServer(set)
+	t.Cleanup(plain.Close)
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved": // to the same keys over https
+			http.Redirect(w, r, "/jwks", http.StatusFound)
+		case "/downgraded":
+			http.Redirect(w, r, plain.URL+"/jwks", http.StatusFound)
+		default:
+			set.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(secure.Close)
+	moved := newAuth(t, middleware.AuthConfig{JWKSURL: secure.URL + "/moved", HTTPClient: secure.Client()})
+	if err := moved.Ready(context.Background()); err != nil {
+		t.Errorf("Ready after a redirect from https to https = %v; want the keys loaded", err)
+	}
+	fetches := set.fetches.Load()
+	downgraded := newAuth(t, middleware.AuthConfig{JWKSURL: secure.URL + "/downgraded", HTTPClient: secure.Client()})
+	if err := downgraded.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "redirected from https to plain http") {
+		t.Errorf("Ready after a redirect from https to plain http = %v; want the keys refused", err)
+	}
+	if n := set.fetches.Load() - fetches; n != 0 {
+		t.Errorf("the keys were fetched over plain http %d times", n)
+	}
+}
+
 // A JWKS that cannot be fetched is not ready, and Ready says why (what /readyz and
 // check-config show): here, the identity provider's 404.
 func TestJWKSUnreachableIsNotReady(t *testing.T) {
