@@ -59,19 +59,12 @@ func NewProblem(r *http.Request, status int, code ProblemCode, detail string) Pr
 	}
 }
 
-// ProblemNote is what WriteProblem notes of the problem it answered a request with, for
-// the request's access line: the code and the detail its caller was told, so that the
-// log says why a request was refused, not only its status.
-type ProblemNote struct {
-	Code   ProblemCode
-	Detail string
-}
-
 type problemNoteKey struct{}
 
-// WithProblemNote returns a copy of ctx in which WriteProblem notes, in n, the problem
-// it answers a request of that context with.
-func WithProblemNote(ctx context.Context, n *ProblemNote) context.Context {
+// WithProblemNote returns a copy of ctx in which WriteProblem keeps, in n, the problem
+// it answers a request of that context with: for the request's access line, so that
+// the log says why a request was refused (its code and detail), not only its status.
+func WithProblemNote(ctx context.Context, n *Problem) context.Context {
 	return context.WithValue(ctx, problemNoteKey{}, n)
 }
 
@@ -84,8 +77,8 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code Probl
 // WriteBuiltProblem is WriteProblem for a problem NewProblem built and its caller
 // added to (the recording of a not_masked answer to ?verify=true).
 func WriteBuiltProblem(w http.ResponseWriter, r *http.Request, p Problem, retryAfter time.Duration) {
-	if n, ok := r.Context().Value(problemNoteKey{}).(*ProblemNote); ok {
-		n.Code, n.Detail = p.Code, p.Detail
+	if n, ok := r.Context().Value(problemNoteKey{}).(*Problem); ok {
+		*n = p
 	}
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)

@@ -93,7 +93,7 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 				zerolog.Ctx(r.Context()).Info().Bool("idempotent_replay", true).Msg("answer replayed for a repeated Idempotency-Key")
 				var p api.Problem
 				if prior.ContentType == api.ProblemContentType && json.Unmarshal(prior.Body, &p) == nil {
-					ScopeFrom(r.Context()).Problem = api.ProblemNote{Code: p.Code, Detail: p.Detail} // its access line says why too
+					ScopeFrom(r.Context()).Problem = p // its access line says why too
 				}
 				w.Header().Set("Content-Type", prior.ContentType)
 				w.Header().Set("Idempotent-Replayed", "true")

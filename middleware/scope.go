@@ -44,8 +44,8 @@ func (c Caller) HasScope(scope string) bool {
 // request while it flows inwards, read again by the access log on the way out.
 type Scope struct {
 	RequestID string
-	Caller    *Caller         // nil until authorized
-	Problem   api.ProblemNote // the problem the request was answered with, if any
+	Caller    *Caller     // nil until authorized
+	Problem   api.Problem // the problem the request was answered with, if any (Code set)
 }
 
 type scopeKey struct{}
