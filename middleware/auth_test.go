@@ -323,6 +323,8 @@ func TestJWKSRedirectToPlainHTTPIsRefused(t *testing.T) {
 			http.Redirect(w, r, "/jwks", http.StatusFound)
 		case "/downgraded":
 			http.Redirect(w, r, plain.URL+"/jwks", http.StatusFound)
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
 		default:
 			set.ServeHTTP(w, r)
 		}
@@ -339,6 +341,11 @@ func TestJWKSRedirectToPlainHTTPIsRefused(t *testing.T) {
 	}
 	if n := set.fetches.Load() - fetches; n != 0 {
 		t.Errorf("the keys were fetched over plain http %d times", n)
+	}
+	// net/http's limit of 10 redirects, which a CheckRedirect of one's own replaces, holds.
+	looping := newAuth(t, middleware.AuthConfig{JWKSURL: secure.URL + "/loop", HTTPClient: secure.Client()})
+	if err := looping.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "stopped after 10 redirects") {
+		t.Errorf("Ready after endless redirects = %v; want them stopped after 10", err)
 	}
 }
 
