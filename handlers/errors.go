@@ -1,12 +1,13 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/api"
@@ -108,20 +109,25 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// bodyDetail says what is wrong with a body in the words of encoding/json, which name
-// the field and the expected type but never echo a value.
+// bodyDetail says what is wrong with a body in the caller's terms (JSON's types, the
+// field's name), built from the decoder's structured error: its text may quote what
+// the caller sent (a number that does not fit, bytes that are not UTF-8).
 func bodyDetail(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	var syntax *jsontext.SyntacticError
+	var semantic *jsonv2.SemanticError
 	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &syntax):
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syntax):
+		return "field " + syntax.JSONPointer.LastToken() + " is sent more than once"
+	case errors.As(err, &syntax):
 		return "the request body is not valid JSON"
-	case errors.As(err, &typ) && typ.Field != "":
-		return "field " + typ.Field + " must be a JSON " + jsonKind(typ.Type.Kind().String())
-	case errors.As(err, &typ):
+	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &semantic):
+		return fmt.Sprintf("unknown field %q", semantic.JSONPointer.LastToken())
+	case errors.As(err, &semantic) && semantic.JSONPointer != "" && semantic.GoType != nil:
+		return "field " + semantic.JSONPointer.LastToken() + " must be a JSON " + jsonKind(semantic.GoType.Kind().String())
+	case errors.As(err, &semantic):
 		return "the request body must be a JSON object"
 	default:
-		return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "can't decode JSON body: "), "json: ")
+		return strings.TrimPrefix(err.Error(), "can't decode JSON body: ")
 	}
 }
 

@@ -41,7 +41,16 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		`null`:                  "the request body must be a JSON object, not null",
 		`{"ttlSeconds":0}`:      "ttlSeconds must be between 1 and 7200",
 		`{"ttl":31}`:            `unknown field "ttl"`,
-		`{"reason":"x"}{"a":7}`: "the request body must be one JSON value with nothing after it",
+		`{"reason":"x"}{"a":7}`: "the request body is not valid JSON",
+		// Each field once, spelt as the spec spells it: a proxy, a log reader or
+		// the caller's own check that reads the first of two, or the exact name, must
+		// not see another mask than the gateway opens (60 s there, 2 h here).
+		`{"ttlSeconds":60,"ttlSeconds":7200}`: "field ttlSeconds is sent more than once",
+		`{"ttlSeconds":60,"TtlSeconds":7200}`: `unknown field "TtlSeconds"`,
+		`{"TTLSECONDS":60}`:                   `unknown field "TTLSECONDS"`,
+		`{"ttlſeconds":60}`:                   `unknown field "ttlſeconds"`,
+		"{\"reason\":\"caf\xe9\"}":            "the request body is not valid JSON",
+		`{"reason":"\ud800"}`:                 "the request body is not valid JSON",
 	} {
 		r := g.do("POST", "/v1/agents/a1/mask", g.all(), body)
 		if r.status != 400 || r.json(t)["detail"] != detail {
@@ -125,9 +134,14 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 		{"ttlSeconds negative", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":-1}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"ttlSeconds over the max", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":7201}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"ttlSeconds overflowing", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":99999999999999999999}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"ttlSeconds twice", "POST", "/v1/agents/a1/mask", `{"ttlSeconds":60,"ttlSeconds":7200}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"reason not UTF-8", "POST", "/v1/agents/a1/mask", "{\"reason\":\"\xff\"}", (*gateway).all, nil, 400, "invalid_body"},
 		{"reason a number", "POST", "/v1/agents/a1/mask", `{"reason":5}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"reason of 201 characters", "POST", "/v1/agents/a1/mask", `{"reason":"` + strings.Repeat("r", 201) + `"}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unmask unknown field", "POST", "/v1/agents/a1/unmask", `{"session":"x"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId twice", "POST", "/v1/agents/a1/unmask", `{"sessionId":"x","sessionId":"y"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId in another case", "POST", "/v1/agents/a1/unmask", `{"SessionID":"x"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId folded", "POST", "/v1/agents/a1/unmask", `{"ſessionId":"x"}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unmask empty sessionId", "POST", "/v1/agents/a1/unmask", `{"sessionId":""}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unmask sessionId a number", "POST", "/v1/agents/a1/unmask", `{"sessionId":7}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body over 16 KiB", "POST", "/v1/agents/a1/mask", `{"reason":"` + strings.Repeat("r", 17<<10) + `"}`, (*gateway).all, nil, 413, "body_too_large"},
