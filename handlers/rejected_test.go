@@ -169,6 +169,25 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 	}
 }
 
+// Two Authorization headers are refused whichever of them holds a valid token: a
+// proxy in front that checks the other one must not let a request through on a token
+// it never saw (RFC 6750's invalid_request, as a repeated Idempotency-Key is refused).
+func TestTwoAuthorizationHeadersAreRefused(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	valid, other := "Bearer "+g.all(), "Bearer "+g.token("recordings:read", nil)
+	for _, pair := range [][2]string{{valid, other}, {other, valid}, {valid, valid}} {
+		r := g.do("POST", "/v1/agents/a1/mask", "", "", "Authorization", pair[0], "Authorization", pair[1])
+		if r.status != 400 || r.json(t)["code"] != "invalid_parameter" || r.json(t)["detail"] != "the Authorization header must be sent once" {
+			t.Errorf("two Authorization headers = %d %s; want 400 invalid_parameter", r.status, r.body)
+		}
+		if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="maskgate", error="invalid_request"` {
+			t.Errorf("WWW-Authenticate = %q; want RFC 6750's invalid_request", got)
+		}
+	}
+	g.untouched("two Authorization headers")
+}
+
 // unsigned is an alg=none token with otherwise valid claims.
 func unsigned(g *gateway) string {
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{

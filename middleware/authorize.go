@@ -15,8 +15,9 @@ import (
 
 // Authorize enforces the security of each operation of the spec: it reads the scopes
 // the generated router put on the context (api.BearerAuthScopes, from the operation's
-// `security` entry), and for such operations requires a valid bearer token (401), every
-// scope listed (403 insufficient_scope), and, for a token bound to one agent by its
+// `security` entry), and for such operations requires one Authorization header (400
+// invalid_parameter, RFC 6750's invalid_request) holding a valid bearer token (401),
+// every scope listed (403 insufficient_scope), and, for a token bound to one agent by its
 // agent_id claim, that the path's {userId} is that agent (403 agent_forbidden; so such
 // a token cannot list, a route without an agent).
 // Operations without security pass untouched. It runs after routing, per operation.
@@ -26,6 +27,13 @@ func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 			required, secured := r.Context().Value(api.BearerAuthScopes).([]string)
 			if !secured {
 				next.ServeHTTP(w, r)
+				return
+			}
+			if len(r.Header.Values("Authorization")) > 1 {
+				// Which one counts is where a proxy in front and the gateway could
+				// disagree: neither.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="maskgate", error="invalid_request"`)
+				api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "the Authorization header must be sent once", 0)
 				return
 			}
 			raw, ok := bearer(r)
