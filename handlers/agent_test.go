@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/maskgate/maskgate/internal/testkit"
 )
 
 func TestAgentTokenActsOnItsOwnAgent(t *testing.T) {
@@ -46,5 +48,31 @@ func TestAgentTokenWithANumericAgentID(t *testing.T) {
 		if r := g.do("GET", path, tok, ""); r.status != 403 || r.json(t)["code"] != "agent_forbidden" {
 			t.Errorf("agent 1234567: GET %s = %d %s; want 403 agent_forbidden", path, r.status, r.body)
 		}
+	}
+}
+
+// An agent's token whose agent_id is a UUID acts on that agent whichever case either
+// spells it in (sessions.CanonicalUserID), and the access line names the agent as the
+// session does; another UUID stays forbidden.
+func TestAgentTokenWithAUUIDInAnotherCase(t *testing.T) {
+	g := newGateway(t)
+	const lower = "11e9a5f0-8cf1-d3f0-9b0c-0242ac110003"
+	g.sim.StartCall(lower, false, true)
+	tok := g.token("recordings:mask recordings:read", jwt.MapClaims{"agent_id": "11E9A5F0-8CF1-D3F0-9B0C-0242AC110003"})
+	r := g.do("POST", "/v1/agents/11e9A5F0-8cf1-d3f0-9B0C-0242ac110003/mask", tok, "")
+	if r.status != 200 || r.json(t)["userId"] != lower {
+		t.Errorf("agent token masking itself in mixed case = %d %s; want 200 for %s", r.status, r.body, lower)
+	}
+	named := 0 // the access line and the audit line
+	for _, l := range testkit.LogLines(t, g.logs.String()) {
+		if l["request_id"] == r.header.Get("X-Request-ID") && l["user_id"] == lower {
+			named++
+		}
+	}
+	if named != 2 {
+		t.Errorf("%d lines of the mask name %s; want its access and audit lines:\n%s", named, lower, g.logs.String())
+	}
+	if r := g.do("GET", "/v1/agents/21e9a5f0-8cf1-d3f0-9b0c-0242ac110003/mask", tok, ""); r.status != 403 || r.json(t)["code"] != "agent_forbidden" {
+		t.Errorf("agent token reading another UUID = %d %s; want 403 agent_forbidden", r.status, r.body)
 	}
 }

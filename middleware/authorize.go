@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/maskgate/maskgate/api"
+	"github.com/maskgate/maskgate/sessions"
 )
 
 // Authorize enforces the security of each operation of the spec: it reads the scopes
@@ -56,7 +57,7 @@ func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 					return
 				}
 			}
-			if caller.AgentID != "" && pathUserID(r) != caller.AgentID {
+			if caller.AgentID != "" && sessions.CanonicalUserID(pathUserID(r)) != sessions.CanonicalUserID(caller.AgentID) {
 				api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeAgentForbidden, "the token may act only on its own agent, and not list sessions", 0)
 				return
 			}

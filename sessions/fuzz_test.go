@@ -22,12 +22,14 @@ func specUserIDPattern(t testing.TB) *regexp.Regexp {
 }
 
 // FuzzUserID: the gateway's userId rule is the spec's, and what it accepts is safe in
-// a Redis key and a CXone query string.
+// a Redis key and a CXone query string; its canonical spelling lower-cases a UUID only.
 func FuzzUserID(f *testing.F) {
-	for _, s := range []string{"1234567", "a", "", "a b", "{x}", "a/b", "x.y_z:w@v-u", strings.Repeat("z", 128), strings.Repeat("z", 129), "é", "\x00"} {
+	for _, s := range []string{"1234567", "a", "", "a b", "{x}", "a/b", "x.y_z:w@v-u", strings.Repeat("z", 128), strings.Repeat("z", 129), "é", "\x00",
+		"11E9A5F0-8CF1-D3F0-9B0C-0242AC110003", "11e9a5f0-8cf1-d3f0-9b0c-0242ac110003", "11E9A5F0-8CF1-D3F0-9B0C-0242AC11000G", "11E9A5F08CF1D3F09B0C0242AC110003"} {
 		f.Add(s)
 	}
 	spec := specUserIDPattern(f)
+	uuidForm := regexp.MustCompile(`^[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$`)
 	f.Fuzz(func(t *testing.T, s string) {
 		ok := ValidUserID(s)
 		if ok != spec.MatchString(s) {
@@ -35,6 +37,14 @@ func FuzzUserID(f *testing.F) {
 		}
 		if ok && (len(s) > 128 || strings.ContainsAny(s, "{}/ ?&%#\x00\n") || !utf8.ValidString(s)) {
 			t.Fatalf("ValidUserID accepted %q", s)
+		}
+		// The canonical spelling: a UUID's in lower case, any other userId as it is.
+		want := s
+		if uuidForm.MatchString(s) {
+			want = strings.ToLower(s)
+		}
+		if c := CanonicalUserID(s); c != want || ValidUserID(c) != ok {
+			t.Fatalf("CanonicalUserID(%q) = %q; want %q", s, c, want)
 		}
 	})
 }

@@ -47,6 +47,7 @@ func (in MaskInput) Validate(maxTTL time.Duration) error {
 // session stays open so that its deadline still unmasks the agent. A concurrent
 // identical mask joins this one and gets its answer.
 func (s *Service) Mask(ctx context.Context, in MaskInput) (Session, error) {
+	in.UserID = CanonicalUserID(in.UserID)
 	if err := in.Validate(s.cfg.MaxTTL); err != nil {
 		return Session{}, err
 	}

@@ -47,6 +47,48 @@ func TestMaskOpensAMaskedSessionWithItsDeadline(t *testing.T) {
 	}
 }
 
+// A userId in a UUID's form is one agent however its letters are cased (RFC 9562:
+// case-insensitive on input): a CRM that reads agents' ids from SQL Server, which
+// shows them in upper case, and an IVR that has them from CXone in lower case must
+// share one session, one lock and one deadline, and CXone gets the lower-case form
+// it hands out. Other userIds are taken as they are spelt.
+func TestUUIDUserIDIsOneAgentInAnyCase(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const lower, upper = "11e9a5f0-8cf1-d3f0-9b0c-0242ac110003", "11E9A5F0-8CF1-D3F0-9B0C-0242AC110003"
+	call := f.sim.StartCall(lower, false, true)
+	s, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: upper, Caller: "crm"})
+	if err != nil || s.UserID != lower {
+		t.Fatalf("Mask(%s) = %+v, %v; want a session of %s", upper, s, err, lower)
+	}
+	if c, _ := f.sim.Call(call.ID); !c.Masked {
+		t.Fatal("CXone did not mask the call")
+	}
+	if got, err := f.svc.Get(ctx, "11e9A5F0-8cf1-D3F0-9b0c-0242ac110003"); err != nil || got.ID != s.ID {
+		t.Errorf("Get in mixed case = %+v, %v; want session %s", got, err, s.ID)
+	}
+	u, err := f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: lower, Caller: "ivr"})
+	if err != nil || u.ID != s.ID || u.State != sessions.StateClosed {
+		t.Fatalf("Unmask(%s) = %+v, %v; want session %s closed", lower, u, err, s.ID)
+	}
+	if c, _ := f.sim.Call(call.ID); c.Masked {
+		t.Error("CXone still masks the call")
+	}
+	for _, r := range f.sim.Requests() {
+		if r.UserID != lower {
+			t.Errorf("CXone was asked to %s %q; want %q", r.Op, r.UserID, lower)
+		}
+	}
+	if keys := f.stateKeys(t); len(keys) != 0 {
+		t.Errorf("keys left after the unmask: %v", keys)
+	}
+
+	f.sim.StartCall("agent-7", false, true)
+	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "Agent-7", Caller: "crm"}); !errors.Is(err, sessions.ErrNoActiveCall) {
+		t.Errorf("Mask(Agent-7) = %v; want CXone's no active call: only a UUID's case is folded", err)
+	}
+}
+
 func TestDefaultTTLApplies(t *testing.T) {
 	f := newFixture(t)
 	f.sim.StartCall("a", false, true)

@@ -16,7 +16,7 @@ func (s *Service) Get(ctx context.Context, userID string) (Session, error) {
 	if !ValidUserID(userID) {
 		return Session{}, ErrInvalidUserID
 	}
-	return s.store.get(ctx, userID)
+	return s.store.get(ctx, CanonicalUserID(userID))
 }
 
 // Recording is CXone's own view of an agent's recording (design §3.6).
@@ -38,6 +38,7 @@ var errTooManyVerifying = errors.New("too many recording-status checks in flight
 // that waits verifyWait for a slot is ErrUpstreamUnavailable, with a Retry-After of a
 // second.
 func (s *Service) Verify(ctx context.Context, userID string) (Session, Recording, error) {
+	userID = CanonicalUserID(userID)
 	sess, err := s.Get(ctx, userID)
 	notMasked := errors.Is(err, ErrNotMasked)
 	if err != nil && !notMasked {

@@ -43,6 +43,7 @@ func (in UnmaskInput) Validate() error {
 // the agent's lock, so a mask that crosses it waits instead of being undone at CXone,
 // and a 202 or a failure is confirmed or retried by the sweeper.
 func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
+	in.UserID = CanonicalUserID(in.UserID)
 	if err := in.Validate(); err != nil {
 		return Session{}, err
 	}
