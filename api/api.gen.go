@@ -280,7 +280,7 @@ type SessionPage struct {
 
 // UnmaskRequest defines model for UnmaskRequest.
 type UnmaskRequest struct {
-	// SessionId When given, the unmask runs only if it names the open session (else 409 `session_mismatch`).
+	// SessionId When given, the unmask runs only if it names the open session (else 409 `session_mismatch`), in any case (a UUID's letters are case-insensitive).
 	SessionId *string `json:"sessionId,omitempty"`
 }
 

@@ -81,18 +81,21 @@ func ValidUserID(id string) bool {
 
 // CanonicalUserID is the one spelling of a userId under which the gateway keeps the
 // agent's session and lock, asks CXone and answers: a userId in a UUID's form
-// (8-4-4-4-12 hexadecimal digits) in lower case, any other as it is. RFC 9562 makes a
-// UUID's letters case-insensitive on input and writes them in lower case, while SQL
-// Server, say, shows them in upper case: a CRM and an IVR that spell one agent's id
-// differently must still share one session, or an unmask in one spelling would find
-// no mask (409, nothing sent) while the other's keeps the agent masked.
-func CanonicalUserID(id string) string {
-	if len(id) != 36 || !strings.ContainsAny(id, "ABCDEF") {
-		return id // the common case, without parsing
+// (8-4-4-4-12 hexadecimal digits) in lower case, any other as it is. SQL Server, say,
+// shows UUIDs in upper case: a CRM and an IVR that spell one agent's id differently
+// must still share one session, or an unmask in one spelling would find no mask (409,
+// nothing sent) while the other's keeps the agent masked.
+func CanonicalUserID(id string) string { return lowerUUID(id) }
+
+// lowerUUID is s in lower case when it is in a UUID's form, else s itself: RFC 9562
+// makes a UUID's letters case-insensitive on input and writes them in lower case.
+func lowerUUID(s string) string {
+	if len(s) != 36 || !strings.ContainsAny(s, "ABCDEF") {
+		return s // the common case, without parsing
 	}
-	u, err := uuid.Parse(id)
+	u, err := uuid.Parse(s)
 	if err != nil {
-		return id
+		return s
 	}
 	return u.String()
 }

@@ -49,7 +49,7 @@ func (s *Service) Unmask(ctx context.Context, in UnmaskInput) (Session, error) {
 	}
 	expected, forcedID := "", ""
 	if in.SessionID != nil {
-		expected = *in.SessionID
+		expected = lowerUUID(*in.SessionID) // as every sessionId is written
 	}
 	if in.Force {
 		forcedID = uuid.NewString()

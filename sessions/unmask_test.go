@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -91,6 +93,31 @@ func TestUnmaskOfAnotherSessionIsAMismatchAndSendsNothing(t *testing.T) {
 	if rejected["session_id"] != opened.ID || rejected["requested_session_id"] != "an-older-session" ||
 		rejected["caller"] != "ivr" || rejected["outcome"] != "mismatch" {
 		t.Errorf("rejected audit line = %v; want session %s kept, an-older-session requested by ivr, outcome mismatch", rejected, opened.ID)
+	}
+}
+
+// A sessionId names its session in any case, as the UUID it is: a CRM that keeps it
+// in a SQL Server uniqueidentifier column reads it back in upper case, and must not
+// meet a 409 that leaves the agent masked. Another session's id stays a mismatch.
+func TestUnmaskNamesItsSessionInAnyCase(t *testing.T) {
+	f := newFixture(t)
+	f.sim.StartCall("a", false, true)
+	ctx := context.Background()
+	opened, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.ToUpper(uuid.NewString())
+	if _, err := f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: &other}); !errors.Is(err, sessions.ErrSessionMismatch) {
+		t.Fatalf("Unmask naming another session = %v; want ErrSessionMismatch", err)
+	}
+	upper := strings.ToUpper(opened.ID)
+	closed, err := f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: &upper})
+	if err != nil || closed.ID != opened.ID || closed.State != sessions.StateClosed {
+		t.Fatalf("Unmask naming %s = %+v, %v; want session %s closed", upper, closed, err, opened.ID)
+	}
+	if n := f.sim.Count("unmask", "a", 200); n != 1 {
+		t.Errorf("%d unmasks done by CXone; want 1", n)
 	}
 }
 
