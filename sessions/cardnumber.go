@@ -1,11 +1,16 @@
 package sessions
 
+import "golang.org/x/text/unicode/norm"
+
 // holdsCardNumber reports whether s holds what looks like a payment card number: 13 to
 // 19 digits that pass the Luhn check, written alone or in groups separated by single
 // spaces or dashes, also when more digits follow in the same way ("4111 1111 1111 1111
 // 12/29"). A reason goes to Redis and into the audit trail, where a PCI environment
-// must never store one.
+// must never store one. Digits, spaces and dashes are read in their compatibility
+// form (NFKC), so that the full-width ones of a Japanese or Chinese input method, or a
+// no-break space, do not hide a number.
 func holdsCardNumber(s string) bool {
+	s = norm.NFKC.String(s)
 	var chunks []string // the digit runs of one group, each followed by one space or dash
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {

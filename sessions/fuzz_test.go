@@ -78,7 +78,7 @@ func FuzzCursor(f *testing.F) {
 // FuzzCardNumberInReason: a card number written in four groups, between any two texts,
 // is found; any text at all is judged without a panic.
 func FuzzCardNumberInReason(f *testing.F) {
-	for _, s := range [][2]string{{"", ""}, {"card", "12/29"}, {"77-", "-5"}, {"12 34", "56 78"}, {"é", "\x00"}} {
+	for _, s := range [][2]string{{"", ""}, {"card", "12/29"}, {"77-", "-5"}, {"12 34", "56 78"}, {"é", "\x00"}, {"カード", "１"}, {"\u00a0", "\u0301"}} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, before, after string) {

@@ -254,6 +254,11 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a 15-digit card number", sessions.MaskInput{UserID: "a", Reason: "amex 378282246310005"}, sessions.ErrInvalidInput},
 		{"reason with a card number and its expiry", sessions.MaskInput{UserID: "a", Reason: "4111 1111 1111 1111 12/29"}, sessions.ErrInvalidInput},
 		{"reason with a card number after other digits", sessions.MaskInput{UserID: "a", Reason: "ref 77-5500 0000 0000 0004"}, sessions.ErrInvalidInput},
+		// Typed through a Japanese or Chinese input method, or pasted with no-break
+		// spaces: the same number to a PCI assessor.
+		{"reason with a full-width card number", sessions.MaskInput{UserID: "a", Reason: "カード ４１１１ １１１１ １１１１ １１１１"}, sessions.ErrInvalidInput},
+		{"reason with a card number in no-break spaces", sessions.MaskInput{UserID: "a", Reason: "4111\u00a01111\u00a01111\u00a01111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in full-width dashes", sessions.MaskInput{UserID: "a", Reason: "5500－0000－0000－0004"}, sessions.ErrInvalidInput},
 		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(0)}, sessions.ErrInvalidInput},
 		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(-5)}, sessions.ErrInvalidInput},
 		{"ttl over the maximum", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(7201)}, sessions.ErrInvalidInput},
