@@ -109,6 +109,11 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
+// maxEchoedName bounds a field name a problem repeats: a caller's name may be up to
+// the 16 KiB of a body, which the access line would then carry too (and Docker's log
+// driver splits a line over 16 KiB in pieces a collector may not join again).
+const maxEchoedName = 64
+
 // bodyDetail says what is wrong with a body in the caller's terms (JSON's types, the
 // field's name), built from the decoder's structured error: its text may quote what
 // the caller sent (a number that does not fit, bytes that are not UTF-8).
@@ -121,7 +126,11 @@ func bodyDetail(err error) string {
 	case errors.As(err, &syntax):
 		return "the request body is not valid JSON"
 	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &semantic):
-		return fmt.Sprintf("unknown field %q", semantic.JSONPointer.LastToken())
+		name := semantic.JSONPointer.LastToken()
+		if len(name) > maxEchoedName {
+			return fmt.Sprintf("unknown field (a name of %d bytes)", len(name))
+		}
+		return fmt.Sprintf("unknown field %q", name)
 	case errors.As(err, &semantic) && semantic.JSONPointer != "" && semantic.GoType != nil:
 		return "field " + semantic.JSONPointer.LastToken() + " must be a JSON " + jsonKind(semantic.GoType.Kind().String())
 	case errors.As(err, &semantic):

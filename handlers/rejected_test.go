@@ -49,8 +49,10 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		`{"ttlSeconds":60,"TtlSeconds":7200}`: `unknown field "TtlSeconds"`,
 		`{"TTLSECONDS":60}`:                   `unknown field "TTLSECONDS"`,
 		`{"ttlſeconds":60}`:                   `unknown field "ttlſeconds"`,
-		"{\"reason\":\"caf\xe9\"}":            "the request body is not valid JSON",
-		`{"reason":"\ud800"}`:                 "the request body is not valid JSON",
+		// A name is echoed, into the answer and the access line, only when short.
+		`{"` + strings.Repeat("x", 65) + `":1}`: "unknown field (a name of 65 bytes)",
+		"{\"reason\":\"caf\xe9\"}":              "the request body is not valid JSON",
+		`{"reason":"\ud800"}`:                   "the request body is not valid JSON",
 	} {
 		r := g.do("POST", "/v1/agents/a1/mask", g.all(), body)
 		if r.status != 400 || r.json(t)["detail"] != detail {
