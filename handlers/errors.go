@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -109,11 +110,6 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// maxEchoedName bounds a field name a problem repeats: a caller's name may be up to
-// the 16 KiB of a body, which the access line would then carry too (and Docker's log
-// driver splits a line over 16 KiB in pieces a collector may not join again).
-const maxEchoedName = 64
-
 // bodyDetail says what is wrong with a body in the caller's terms (JSON's types, the
 // field's name), built from the decoder's structured error: its text may quote what
 // the caller sent (a number that does not fit, bytes that are not UTF-8).
@@ -126,11 +122,7 @@ func bodyDetail(err error) string {
 	case errors.As(err, &syntax):
 		return "the request body is not valid JSON"
 	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &semantic):
-		name := semantic.JSONPointer.LastToken()
-		if len(name) > maxEchoedName {
-			return fmt.Sprintf("unknown field (a name of %d bytes)", len(name))
-		}
-		return fmt.Sprintf("unknown field %q", name)
+		return "unknown field " + quoted(semantic.JSONPointer.LastToken())
 	case errors.As(err, &semantic) && semantic.JSONPointer != "" && semantic.GoType != nil:
 		return "field " + semantic.JSONPointer.LastToken() + " must be a JSON " + jsonKind(semantic.GoType.Kind().String())
 	case errors.As(err, &semantic):
@@ -151,4 +143,19 @@ func jsonKind(goKind string) string {
 		return "object"
 	}
 	return goKind
+}
+
+// maxEchoed bounds a name of the caller's that a problem repeats: a field name may
+// take the 16 KiB of a body and a query parameter most of the 64 KiB of the headers,
+// even unauthenticated (/readyz), and the access line carries the detail too
+// (Docker's log driver splits a line over 16 KiB in pieces a collector may not join).
+const maxEchoed = 64
+
+// quoted is a caller's name, quoted, for a problem's detail; a longer one than
+// maxEchoed is said by its length.
+func quoted(name string) string {
+	if len(name) > maxEchoed {
+		return fmt.Sprintf("(a name of %d bytes)", len(name))
+	}
+	return strconv.Quote(name)
 }

@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/maskgate/maskgate/api"
@@ -141,7 +142,7 @@ func (h *Handlers) GetReadyz(ctx context.Context, req api.GetReadyzRequestObject
 		for _, name := range *req.Params.Exclude {
 			if !slices.ContainsFunc(h.checks, func(c Check) bool { return c.Name == string(name) }) {
 				// A probe that names a check wrongly fails where it is set up.
-				return nil, invalidParameter("exclude: " + string(name) + " is no check of this gateway")
+				return nil, invalidParameter("exclude " + quoted(string(name)) + " is no check of this gateway; its checks: " + h.checkNames())
 			}
 			excluded[string(name)] = true
 		}
@@ -165,6 +166,15 @@ func (h *Handlers) GetReadyz(ctx context.Context, req api.GetReadyzRequestObject
 		return api.GetReadyz503JSONResponse{Status: api.HealthStatusUnavailable, Checks: &checks}, nil
 	}
 	return api.GetReadyz200JSONResponse{Status: api.HealthStatusOk, Checks: &checks}, nil
+}
+
+// checkNames lists the readiness checks, as an exclude names them.
+func (h *Handlers) checkNames() string {
+	names := make([]string, len(h.checks))
+	for i, c := range h.checks {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // rate is the caller's rate limit, which masks and unmasks count in their first Redis

@@ -180,8 +180,16 @@ func TestReadyzLeavesOutTheChecksAProbeExcludes(t *testing.T) {
 	}
 	before := calls.Load()
 	r := g.do("GET", "/readyz?exclude=cxnoe", "", "")
-	if p := r.json(t); r.status != 400 || p["code"] != "invalid_parameter" || !strings.Contains(fmt.Sprint(p["detail"]), "cxnoe") {
-		t.Errorf("readyz?exclude=cxnoe = %d %s; want 400 invalid_parameter naming it", r.status, r.body)
+	if p := r.json(t); r.status != 400 || p["code"] != "invalid_parameter" ||
+		p["detail"] != `exclude "cxnoe" is no check of this gateway; its checks: redis, cxone, counted` {
+		t.Errorf("readyz?exclude=cxnoe = %d %s; want 400 invalid_parameter naming it and the checks", r.status, r.body)
+	}
+	// Anyone may ask /readyz: a long name is not repeated into the answer and the
+	// access line.
+	long := strings.Repeat("x", 300)
+	r = g.do("GET", "/readyz?exclude="+long, "", "")
+	if p := r.json(t); r.status != 400 || strings.Contains(fmt.Sprint(p["detail"]), long[:65]) {
+		t.Errorf("readyz?exclude=<300 x> = %d %s; want 400 without the name", r.status, r.body)
 	}
 	if calls.Load() != before {
 		t.Error("a readyz refused for its exclude ran the checks")
