@@ -254,3 +254,25 @@ func TestAccessLinesSayWhyARequestWasRefused(t *testing.T) {
 		t.Error("the card number of a refused reason reached the log")
 	}
 }
+
+// Anyone may send any token as a method: the access line names one of HTTP's, or
+// "other", as the metrics do, so that a made-up method of kilobytes is not repeated
+// into the log.
+func TestAccessLineNamesAMadeUpMethodOther(t *testing.T) {
+	g := newGateway(t)
+	long := strings.Repeat("M", 300)
+	r := g.do(long, "/healthz", "", "")
+	if r.status != 405 {
+		t.Fatalf("%s.../healthz = %d %s; want 405", long[:8], r.status, r.body)
+	}
+	g.do("PATCH", "/healthz", "", "")
+	methods := map[any]bool{}
+	for _, l := range testkit.LogLines(t, g.logs.String()) {
+		if l["message"] == "request" {
+			methods[l["method"]] = true
+		}
+	}
+	if len(methods) != 2 || !methods["other"] || !methods["PATCH"] {
+		t.Errorf("access lines name the methods %v; want other and PATCH", methods)
+	}
+}

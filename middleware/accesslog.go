@@ -33,7 +33,7 @@ func AccessLog(log zerolog.Logger, trusted []netip.Prefix) func(http.Handler) ht
 			if status >= http.StatusInternalServerError {
 				ev = zerolog.Ctx(r.Context()).Error()
 			}
-			ev = ev.Str("method", r.Method).Str("route", route(r)).
+			ev = ev.Str("method", method(r)).Str("route", route(r)).
 				Int("status", status).Int("size", size).Float64("duration_ms", float64(d.Microseconds())/1000)
 			if c := scope.Caller; c != nil {
 				ev = ev.Str("sub", c.Subject)

@@ -35,8 +35,9 @@ func Metrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
 	}
 }
 
-// method is the request's method as a metric label: one of HTTP's, or "other", so that
-// made-up methods cannot grow the series without bound.
+// method is the request's method as a metric label and in the access line: one of
+// HTTP's, or "other", so that made-up methods cannot grow the series without bound,
+// nor repeat kilobytes of anyone's into the log.
 func method(r *http.Request) string {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
