@@ -512,6 +512,27 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// A subcommand that takes no arguments refuses any (exit 2) rather than ignoring it:
+// `dev-token -agent 1001` would otherwise print a token of every scope, bound to no
+// agent, to someone who asked for one agent's. The arguments are not repeated (one may
+// be a secret typed in the wrong place).
+func TestSubcommandsRefuseArgumentsTheyDoNotTake(t *testing.T) {
+	e := environment{"MASKGATE_REDIS_URL": "redis://127.0.0.1:6379", "MASKGATE_JWT_ISSUER": "i", "MASKGATE_JWT_AUDIENCE": "a",
+		"MASKGATE_JWT_HS256_SECRET": strings.Repeat("s", 32), "CXONE_CLIENT_ID": "c", "CXONE_CLIENT_SECRET": "cs",
+		"CXONE_ACCESS_KEY_ID": "k", "CXONE_ACCESS_KEY_SECRET": "ks"}
+	for _, args := range [][]string{{"dev-token", "-agent", "1001"}, {"check-config", "-h"}, {"healthcheck", "hunter2"}, {"version", "x"}} {
+		var out, errOut strings.Builder
+		err := run(context.Background(), args, e, &out, &errOut)
+		var ce *configError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), args[0]+" takes no arguments") {
+			t.Errorf("%v = %v; want a usage error", args, err)
+		}
+		if out.Len() > 0 || strings.Contains(err.Error()+errOut.String(), args[len(args)-1]) {
+			t.Errorf("%v printed %q, %q, %v; want nothing but the error, which does not repeat the arguments", args, out.String(), errOut.String(), err)
+		}
+	}
+}
+
 // The process's environment is read as os.Getenv reads it, a value with = in it whole.
 func TestProcessEnvironmentIsWhatGetenvReads(t *testing.T) {
 	t.Setenv("MASKGATE_ENV_TEST", "redis://u:p=q@h:6379/0?a=b")

@@ -76,22 +76,23 @@ func tuneGC(env environment) {
 // secret), audit-open (the sessions an audit trail leaves open), version. args are the
 // arguments after the subcommand's name.
 var subcommands = []struct {
-	name string
-	run  func(ctx context.Context, args []string, env environment, stdout io.Writer) error
+	name     string
+	withArgs bool // takes arguments; the others refuse any
+	run      func(ctx context.Context, args []string, env environment, stdout io.Writer) error
 }{
-	{"check-config", func(ctx context.Context, _ []string, env environment, stdout io.Writer) error {
+	{"check-config", false, func(ctx context.Context, _ []string, env environment, stdout io.Writer) error {
 		return checkConfig(ctx, env, stdout)
 	}},
-	{"healthcheck", func(ctx context.Context, _ []string, env environment, _ io.Writer) error {
+	{"healthcheck", false, func(ctx context.Context, _ []string, env environment, _ io.Writer) error {
 		return healthcheck(ctx, env)
 	}},
-	{"dev-token", func(_ context.Context, _ []string, env environment, stdout io.Writer) error {
+	{"dev-token", false, func(_ context.Context, _ []string, env environment, stdout io.Writer) error {
 		return devToken(env, stdout)
 	}},
-	{"audit-open", func(_ context.Context, args []string, _ environment, stdout io.Writer) error {
+	{"audit-open", true, func(_ context.Context, args []string, _ environment, stdout io.Writer) error {
 		return auditOpen(args, stdout)
 	}},
-	{"version", func(_ context.Context, _ []string, _ environment, stdout io.Writer) error {
+	{"version", false, func(_ context.Context, _ []string, _ environment, stdout io.Writer) error {
 		return printVersion(stdout)
 	}},
 }
@@ -101,6 +102,11 @@ var subcommands = []struct {
 func run(ctx context.Context, args []string, env environment, stdout, stderr io.Writer) error {
 	for _, sub := range subcommands {
 		if len(args) > 0 && args[0] == sub.name {
+			if len(args) > 1 && !sub.withArgs {
+				// Not ignored: `dev-token -agent 1001` would print a token of every
+				// scope. Not repeated either: one may be a secret in the wrong place.
+				return &configError{fmt.Errorf("%s takes no arguments (%d given): its settings come from the environment", sub.name, len(args)-1)}
+			}
 			return sub.run(ctx, args[1:], env, stdout)
 		}
 	}
