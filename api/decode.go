@@ -34,7 +34,12 @@ func init() { runtime.SetJSONCodec(bodyCodec{}) }
 // it would buffer it again (twice the time and eight times the memory of Unmarshal).
 type bodyCodec struct{ runtime.StdJSONCodec }
 
-var errNull = errors.New("the request body must be a JSON object, not null")
+var (
+	errNull = errors.New("the request body must be a JSON object, not null")
+	// errBOM: JSON must not begin with a byte order mark (RFC 8259), and the JSON an
+	// editor saved so (Windows Notepad did) looks right: the detail says what is not.
+	errBOM = errors.New("the request body is not valid JSON: it begins with a byte order mark")
+)
 
 // jsonSpace is JSON's white space (RFC 8259): not \v, \f or Unicode's, which
 // bytes.TrimSpace would also take away.
@@ -55,6 +60,9 @@ func (bodyCodec) UnmarshalRead(r io.Reader, v any) error {
 		return io.EOF // no body: the generated server takes it as one left out
 	case "null":
 		return errNull
+	}
+	if bytes.HasPrefix(data, []byte("\uFEFF")) {
+		return errBOM
 	}
 	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
 }

@@ -52,7 +52,10 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		// A name is echoed, into the answer and the access line, only when short.
 		`{"` + strings.Repeat("x", 65) + `":1}`: "unknown field (a name of 65 bytes)",
 		"{\"reason\":\"caf\xe9\"}":              "the request body is not valid JSON",
-		`{"reason":"\ud800"}`:                   "the request body is not valid JSON",
+		// Saved by an editor that begins UTF-8 with a byte order mark (Windows
+		// Notepad did): JSON looks right in it, so the detail says what is not.
+		"\xef\xbb\xbf{\"reason\":\"x\"}": "the request body is not valid JSON: it begins with a byte order mark",
+		`{"reason":"\ud800"}`:            "the request body is not valid JSON",
 	} {
 		r := g.do("POST", "/v1/agents/a1/mask", g.all(), body)
 		if r.status != 400 || r.json(t)["detail"] != detail {
