@@ -42,8 +42,7 @@ func AccessLog(log zerolog.Logger, trusted []netip.Prefix) func(http.Handler) ht
 				}
 			}
 			if id := pathUserID(r); sessions.ValidUserID(id) {
-				// The agent aimed at, also by a refused attempt, spelt as its session is.
-				ev = ev.Str("user_id", sessions.CanonicalUserID(id))
+				ev = ev.Str("user_id", id) // the agent aimed at, also by a refused attempt
 			}
 			if p := scope.Problem; p.Code != "" {
 				ev = ev.Str("code", string(p.Code)).Str("detail", p.Detail) // why, as its caller was told

@@ -20,6 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
+
+	"github.com/maskgate/maskgate/sessions"
 )
 
 // AuthConfig says how callers' JWTs are checked (design §4). Exactly one key source:
@@ -310,8 +312,8 @@ func callerOf(c jwt.MapClaims) (Caller, error) {
 	return caller, nil
 }
 
-// agentOf reads the agent_id claim: a string, or a whole number as identity providers
-// write CXone's numeric agent ids. "" without the claim (a service token). Any other
+// agentOf reads the agent_id claim: a string (spelt as the gateway keeps a userId), or
+// a whole number as identity providers write CXone's numeric agent ids. "" without the claim (a service token). Any other
 // value is an error, not "": a token meant for one agent must never pass as unbound.
 func agentOf(c jwt.MapClaims) (string, error) {
 	v, ok := c["agent_id"]
@@ -321,7 +323,7 @@ func agentOf(c jwt.MapClaims) (string, error) {
 	switch v := v.(type) {
 	case string:
 		if v != "" {
-			return v, nil
+			return sessions.CanonicalUserID(v), nil
 		}
 	case float64: // encoding/json's number
 		if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {

@@ -57,7 +57,7 @@ func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 					return
 				}
 			}
-			if caller.AgentID != "" && sessions.CanonicalUserID(pathUserID(r)) != sessions.CanonicalUserID(caller.AgentID) {
+			if caller.AgentID != "" && pathUserID(r) != caller.AgentID {
 				api.WriteProblem(w, r, http.StatusForbidden, api.ProblemCodeAgentForbidden, "the token may act only on its own agent, and not list sessions", 0)
 				return
 			}
@@ -67,14 +67,15 @@ func Authorize(a *Authenticator) func(http.Handler) http.Handler {
 }
 
 // pathUserID is the request's {userId}, unescaped as the generated handler binds it
-// (chi gives it as sent: "user%40tenant" for user@tenant); "" when it has none or
-// cannot be unescaped, which no agent is.
+// (chi gives it as sent: "user%40tenant" for user@tenant) and spelt as the gateway
+// keeps it (sessions.CanonicalUserID); "" when it has none or cannot be unescaped,
+// which no agent is.
 func pathUserID(r *http.Request) string {
 	id, err := url.PathUnescape(chi.URLParam(r, "userId"))
 	if err != nil {
 		return ""
 	}
-	return id
+	return sessions.CanonicalUserID(id)
 }
 
 // bearer extracts the token of an "Authorization: Bearer" header.

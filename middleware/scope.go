@@ -12,10 +12,12 @@ import (
 
 // Caller is the authenticated caller of a request, from its JWT.
 type Caller struct {
-	Subject  string   // sub
-	ClientID string   // azp or client_id, when present
-	AgentID  string   // agent_id: the token may act only on this agent; empty for service tokens
-	Scopes   []string // from scope (space separated) or scp
+	Subject  string // sub
+	ClientID string // azp or client_id, when present
+	// AgentID is agent_id, spelt as sessions.CanonicalUserID spells a userId: the token
+	// may act only on this agent. Empty for service tokens.
+	AgentID string
+	Scopes  []string // from scope (space separated) or scp
 }
 
 // Identity is how the caller is named in sessions and audit lines: the subject, and
