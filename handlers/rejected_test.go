@@ -252,3 +252,39 @@ func TestBodyThatCannotBeReadIs400(t *testing.T) {
 		g.untouched("a body that cannot be read")
 	}
 }
+
+// A query parameter the operation does not take is refused, not ignored: the caller
+// meant something by it (README, How it behaves where the contract is silent).
+func TestUnknownQueryParametersAreRefused(t *testing.T) {
+	g := newGateway(t)
+	admin := g.token("recordings:mask recordings:unmask recordings:read recordings:admin", nil)
+	for _, tc := range []struct{ method, path, detail string }{
+		// The ttl belongs in the body: ignored, it would be a mask of the
+		// default 15 minutes for a caller that asked for 5 s.
+		{"POST", "/v1/agents/a1/mask?ttlSeconds=5", `unknown query parameter "ttlSeconds": this operation takes none`},
+		{"POST", "/v1/agents/a1/unmask?Force=true", `unknown query parameter "Force": this operation takes force`},
+		{"GET", "/v1/agents/a1/mask?verfy=true", `unknown query parameter "verfy": this operation takes verify`},
+		{"GET", "/v1/masks?Limit=5", `unknown query parameter "Limit": this operation takes limit, cursor`},
+		{"GET", "/v1/masks?limit=5&" + strings.Repeat("x", 65) + "=1", "unknown query parameter (a name of 65 bytes): this operation takes limit, cursor"},
+		// Pairs that url.Values would drop without a word.
+		{"POST", "/v1/agents/a1/unmask?force=%zz", "the query string is malformed"},
+		{"POST", "/v1/agents/a1/unmask?x=1;force=true", "the query string is malformed"},
+	} {
+		r := g.do(tc.method, tc.path, admin, "")
+		if r.status != 400 || r.json(t)["code"] != "invalid_parameter" || r.json(t)["detail"] != tc.detail {
+			t.Errorf("%s %s = %d %s; want 400 invalid_parameter %q", tc.method, tc.path, r.status, r.body, tc.detail)
+		}
+	}
+	if r := g.do("GET", "/readyz?exclude=cxone&probe=1", "", ""); r.status != 400 || r.json(t)["detail"] != `unknown query parameter "probe": this operation takes exclude` {
+		t.Errorf("readyz with an unknown parameter = %d %s; want 400 naming it", r.status, r.body)
+	}
+	g.untouched("unknown query parameters")
+
+	// The parameters an operation takes still pass, and liveness answers whatever
+	// its probe sends.
+	for _, path := range []string{"/v1/masks?limit=5", "/v1/agents/a1/mask?verify=false", "/v1/masks?", "/healthz?probe=1"} {
+		if r := g.do("GET", path, admin, ""); r.status != 200 && r.status != 404 {
+			t.Errorf("GET %s = %d %s; want it served", path, r.status, r.body)
+		}
+	}
+}

@@ -115,7 +115,7 @@ func routes(r chi.Router, d Deps) {
 	r.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	r.Get("/openapi.yaml", serveSpec)
 	h := &Handlers{svc: d.Sessions, checks: d.Checks, limit: d.Limit}
-	strict := api.NewStrictHandlerWithOptions(h, nil, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(h, []api.StrictMiddlewareFunc{knownQuery}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  requestError,
 		ResponseErrorHandlerFunc: writeError,
 	})
