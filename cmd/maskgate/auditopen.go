@@ -18,7 +18,7 @@ import (
 // unmasks with ?force=true, each when it is due (README, After Redis lost its data).
 func auditOpen(files []string, out io.Writer) error {
 	if len(files) == 0 {
-		return &configError{errors.New("audit-open needs the log files to read (/dev/stdin for a pipe)")}
+		return &usageError{err: errors.New("audit-open needs the log files to read (/dev/stdin for a pipe)")}
 	}
 	readers := make([]io.Reader, 0, len(files))
 	for _, name := range files {

@@ -112,8 +112,8 @@ func TestAfterRedisLostItsDataTheTrailNamesTheAgentsToUnmask(t *testing.T) {
 // audit-open without a file to read is a usage error (exit status 2); a file it cannot
 // open, an error.
 func TestAuditOpenNeedsFilesItCanRead(t *testing.T) {
-	var ce *configError
-	if err := run(context.Background(), []string{"audit-open"}, environment(nil), io.Discard, io.Discard); !errors.As(err, &ce) {
+	var ue *usageError
+	if err := run(context.Background(), []string{"audit-open"}, environment(nil), io.Discard, io.Discard); !errors.As(err, &ue) {
 		t.Errorf("audit-open with no file = %v; want a usage error", err)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.log")

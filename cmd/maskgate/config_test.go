@@ -497,18 +497,33 @@ func TestKeySourceHidesAJWKSPassword(t *testing.T) {
 	}
 }
 
-// TestUsage: -h lists the subcommands and exits 0; an argument that names none is a
-// usage error (exit 2), not a gateway started without it.
+// TestUsage: -h and help list the subcommands and exit 0; an argument that names none
+// is a usage error (exit 2), not a gateway started without it, and not called a
+// configuration error: nothing is wrong with the environment.
 func TestUsage(t *testing.T) {
-	var out strings.Builder
-	if err := run(context.Background(), []string{"-h"}, environment(nil), &out, &out); err != nil ||
-		!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | audit-open | version") {
-		t.Errorf("-h = %v:\n%s", err, out.String())
+	for _, args := range [][]string{{"-h"}, {"help"}} {
+		var out strings.Builder
+		if err := run(context.Background(), args, environment(nil), &out, &out); err != nil ||
+			!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | audit-open | version") {
+			t.Errorf("%v = %v:\n%s", args, err, out.String())
+		}
 	}
-	out.Reset()
-	var ce *configError
-	if err := run(context.Background(), []string{"chek-config"}, environment(nil), &out, &out); !errors.As(err, &ce) || !strings.Contains(err.Error(), `unknown command "chek-config"`) {
-		t.Errorf("a misspelt subcommand = %v; want a usage error", err)
+	for args, want := range map[string]string{
+		"chek-config": "usage: maskgate [-local]",
+		"help me":     "usage: maskgate [-local]",
+		"-locale":     "flag provided but not defined: -locale\nusage: maskgate [-local]",
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = []string{"MASKGATE_RUN_MAIN=1", "MASKGATE_ARGS=" + args}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("maskgate %s: exit = %v; want status 2\n%s", args, err, out)
+		}
+		if !strings.HasPrefix(string(out), want) || strings.Contains(string(out), "invalid configuration") ||
+			strings.Count(string(out), strings.Fields(args)[0]) != 1 {
+			t.Errorf("maskgate %s printed\n%s\nwant %q first, what is wrong once, and no configuration error", args, out, want)
+		}
 	}
 }
 
@@ -523,8 +538,8 @@ func TestSubcommandsRefuseArgumentsTheyDoNotTake(t *testing.T) {
 	for _, args := range [][]string{{"dev-token", "-agent", "1001"}, {"check-config", "-h"}, {"healthcheck", "hunter2"}, {"version", "x"}} {
 		var out, errOut strings.Builder
 		err := run(context.Background(), args, e, &out, &errOut)
-		var ce *configError
-		if !errors.As(err, &ce) || !strings.Contains(err.Error(), args[0]+" takes no arguments") {
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), args[0]+" takes no arguments") {
 			t.Errorf("%v = %v; want a usage error", args, err)
 		}
 		if out.Len() > 0 || strings.Contains(err.Error()+errOut.String(), args[len(args)-1]) {

@@ -44,14 +44,27 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "maskgate:", err)
+		var ue *usageError
+		if !errors.As(err, &ue) || !ue.said {
+			fmt.Fprintln(os.Stderr, "maskgate:", err)
+		}
 		var ce *configError
-		if errors.As(err, &ce) {
+		if errors.As(err, &ce) || ue != nil {
 			os.Exit(2)
 		}
 		os.Exit(1)
 	}
 }
+
+// usageError is a command line maskgate cannot take: main exits 2, as for a
+// configuration that cannot run, and says what is wrong unless flag has said it
+// already (said), with the usage.
+type usageError struct {
+	err  error
+	said bool
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
 
 // gcPercent is maskgate's GOGC unless the environment sets one. Its live heap is a few
 // MiB, so with Go's default of 100 it collects about every 150 requests under load, and
@@ -105,7 +118,7 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 			if len(args) > 1 && !sub.withArgs {
 				// Not ignored: `dev-token -agent 1001` would print a token of every
 				// scope. Not repeated either: one may be a secret in the wrong place.
-				return &configError{fmt.Errorf("%s takes no arguments (%d given): its settings come from the environment", sub.name, len(args)-1)}
+				return &usageError{err: fmt.Errorf("%s takes no arguments (%d given): its settings come from the environment", sub.name, len(args)-1)}
 			}
 			return sub.run(ctx, args[1:], env, stdout)
 		}
@@ -126,10 +139,13 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 	case errors.Is(err, flag.ErrHelp):
 		return nil
 	case err != nil:
-		return &configError{err}
+		return &usageError{err: err, said: true}
+	case fs.Arg(0) == "help" && fs.NArg() == 1:
+		fs.Usage()
+		return nil
 	case fs.NArg() > 0:
 		fs.Usage()
-		return &configError{fmt.Errorf("unknown command %q", fs.Arg(0))}
+		return &usageError{err: fmt.Errorf("unknown command %q", fs.Arg(0))}
 	}
 	var (
 		cfg config
