@@ -7,6 +7,7 @@ import (
 	"io"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -27,7 +28,9 @@ func init() { runtime.SetJSONCodec(bodyCodec{}) }
 //   - a body that holds more than one JSON value ({"ttlSeconds":60}{"ttlSeconds":1});
 //     white space after it is fine (encoders end with a newline);
 //   - null, which is not an object, though either package would leave the request
-//     empty.
+//     empty; nor is it the value of any field of the spec's (none is nullable),
+//     though either package would take it for the field left out: {"sessionId":null}
+//     from a CRM that lost the id would unmask whatever session is open.
 //
 // The body is read whole first (LimitBody bounds it) and decoded from memory: the
 // runtime hands over a reader that replays the byte it peeked at, and a decoder over
@@ -36,6 +39,8 @@ type bodyCodec struct{ runtime.StdJSONCodec }
 
 var (
 	errNull = errors.New("the request body must be a JSON object, not null")
+	// ErrNullField is a field whose value is null, where it should be left out.
+	ErrNullField = errors.New("a field is null")
 	// errBOM: JSON must not begin with a byte order mark (RFC 8259), and the JSON an
 	// editor saved so (Windows Notepad did) looks right: the detail says what is not.
 	errBOM = errors.New("the request body is not valid JSON: it begins with a byte order mark")
@@ -64,5 +69,17 @@ func (bodyCodec) UnmarshalRead(r io.Reader, v any) error {
 	if bytes.HasPrefix(data, []byte("\uFEFF")) {
 		return errBOM
 	}
-	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
+	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true), noNullFields)
 }
+
+// noNullFields refuses null wherever the body holds it; any other value it hands back
+// (ErrUnsupported) to be decoded as usual. Called for every value, it adds about
+// 0.4 µs to a mask's body (BenchmarkDecodeMaskRequest): functions for the types of the
+// fields alone would cost a third of that, but a field of another type added to the
+// spec would take null again without a word.
+var noNullFields = jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ any) error {
+	if dec.PeekKind() == 'n' {
+		return ErrNullField
+	}
+	return errors.ErrUnsupported
+}))

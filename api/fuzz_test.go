@@ -17,12 +17,14 @@ import (
 
 // FuzzRequestBodies: the server reads a body as json.Unmarshal would, except that it
 // refuses what json.Unmarshal lets through: a field the spec does not name, a field
-// named twice or in another case, a string that is not UTF-8, and null. A body it
+// named twice or in another case, a string that is not UTF-8, and null (for the body
+// or a field). A body it
 // takes decodes into the same values as json.Unmarshal's; never a panic.
 func FuzzRequestBodies(f *testing.F) {
 	for _, s := range []string{`{}`, `{"reason":"payment","ttlSeconds":300}`, `{"ttl":3}`, `null`, " null\n", `[]`, `{"reason":5}`,
 		`{"sessionId":"x"}`, `{"ttlSeconds":1e400}`, `{"reason":"a","reason":"b"}`, `{"REASON":"x"}`, `{"ſessionId":"x"}`, `"x"`, ``, `{"ttlSeconds":60}{"ttlSeconds":1}`, "{}\n", `{} x`, "{}\v", "\fnull",
-		"{\"reason\":\"\xff\"}", `{"reason":"\ud800"}`, `{"reason":"\ud83d\ude00"}`, `{"reason":"\\ud800"}`, `{"reason":"\u00e9"}`} {
+		"{\"reason\":\"\xff\"}", `{"reason":"\ud800"}`, `{"reason":"\ud83d\ude00"}`, `{"reason":"\\ud800"}`, `{"reason":"\u00e9"}`,
+		`{"sessionId":null}`, `{"reason":"x","ttlSeconds":null}`, `{"reason":"x","ttlSeconds": null }`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -33,7 +35,7 @@ func FuzzRequestBodies(f *testing.F) {
 
 // readAs decodes body into read as the server does and into want with json.Unmarshal.
 // The server takes it only when json.Unmarshal does, it is not null, names only the
-// spec's fields, each once and exactly, and is UTF-8; then it reads the same values.
+// spec's fields, each once and exactly and none null, and is UTF-8; then it reads the same values.
 // It refuses it only for one of those reasons, or for an escaped UTF-16 surrogate
 // that pairs with none (json.Unmarshal replaces it; that it pairs is not checked
 // here). An empty body is a body left out.
@@ -63,7 +65,7 @@ func readAs(t *testing.T, body []byte, read, want any, fields ...string) {
 var surrogateEscape = regexp.MustCompile(`(?i)\\ud[89a-f]`)
 
 // exactFields: body is an object each of whose fields is one of names, spelt exactly
-// so, and named once.
+// so, named once, and not null.
 func exactFields(body []byte, names []string) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -77,8 +79,8 @@ func exactFields(body []byte, names []string) bool {
 			return false
 		}
 		seen = append(seen, name)
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
+		var value json.RawMessage
+		if dec.Decode(&value) != nil || string(value) == "null" {
 			return false
 		}
 	}

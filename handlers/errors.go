@@ -123,6 +123,8 @@ func bodyDetail(err error) string {
 		return "the request body is not valid JSON"
 	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &semantic):
 		return "unknown field " + quoted(semantic.JSONPointer.LastToken())
+	case errors.Is(err, api.ErrNullField) && errors.As(err, &semantic):
+		return "field " + semantic.JSONPointer.LastToken() + " is null: give it a value, or leave it out"
 	case errors.As(err, &semantic) && semantic.JSONPointer != "" && semantic.GoType != nil:
 		return "field " + semantic.JSONPointer.LastToken() + " must be a JSON " + jsonKind(semantic.GoType.Kind().String())
 	case errors.As(err, &semantic):

@@ -16,6 +16,27 @@ import (
 	"github.com/maskgate/maskgate/internal/testkit"
 )
 
+// An unmask whose sessionId is null (a CRM that lost the id it kept) is refused, not
+// taken for one without the precondition: that would unmask whatever session is open,
+// a newer mask too.
+func TestUnmaskWithANullSessionIdIsRefused(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), ""); r.status != 200 {
+		t.Fatalf("mask = %d %s", r.status, r.body)
+	}
+	r := g.do("POST", "/v1/agents/a1/unmask", g.all(), `{"sessionId":null}`)
+	if r.status != 400 || r.json(t)["detail"] != "field sessionId is null: give it a value, or leave it out" {
+		t.Errorf("unmask with a null sessionId = %d %s; want 400 naming the field", r.status, r.body)
+	}
+	if r := g.do("GET", "/v1/agents/a1/mask", g.all(), ""); r.status != 200 || r.json(t)["state"] != "masked" {
+		t.Errorf("after the refused unmask: %d %s; want the session still masked", r.status, r.body)
+	}
+	if n := len(g.sim.Requests()); n != 1 {
+		t.Errorf("%d requests reached CXone; want the mask's only", n)
+	}
+}
+
 // A body may end in white space, as JSON encoders end theirs with a newline; only
 // something else after the value is refused (TestRejectedRequestsNeverReachRedisOrCXone).
 func TestBodyEndingInWhiteSpaceIsRead(t *testing.T) {
@@ -56,6 +77,9 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		// Notepad did): JSON looks right in it, so the detail says what is not.
 		"\xef\xbb\xbf{\"reason\":\"x\"}": "the request body is not valid JSON: it begins with a byte order mark",
 		`{"reason":"\ud800"}`:            "the request body is not valid JSON",
+		// No field of the spec's is nullable: null is not the field left out.
+		`{"reason":null}`:                  "field reason is null: give it a value, or leave it out",
+		`{"reason":"x","ttlSeconds":null}`: "field ttlSeconds is null: give it a value, or leave it out",
 	} {
 		r := g.do("POST", "/v1/agents/a1/mask", g.all(), body)
 		if r.status != 400 || r.json(t)["detail"] != detail {
