@@ -214,6 +214,8 @@ func (ts *tokenSource) request(ctx context.Context, grant string, form url.Value
 	case status >= 500 || status == http.StatusTooManyRequests:
 		return nil, &Error{Op: "token", Status: status, Kind: ErrUnavailable,
 			RetryAfter: parseRetryAfter(string(resp.Header.Peek("Retry-After")), ts.now())}
+	case status == http.StatusOK:
+		return nil, &Error{Op: "token", Status: status, Kind: ErrRefused, Err: unusableToken(ans, decodeErr)}
 	default:
 		return nil, &Error{Op: "token", Status: status, Kind: ErrRefused, Err: errors.New("unexpected token answer")}
 	}
@@ -226,6 +228,21 @@ func (ts *tokenSource) request(ctx context.Context, grant string, form url.Value
 	}
 	tok.tenantID, tok.issuer = idTokenTenant(ans.IDToken)
 	return tok, nil
+}
+
+// unusableToken says what a 200 from the token endpoint lacks, in RFC 6749's names of
+// its fields, so that whoever reads check-config or /readyz can tell a token endpoint
+// of another shape (an expires_in sent as a string, say) from a wrong URL. It never
+// says what the decoder says: its words may quote a value, a token's among them.
+func unusableToken(ans tokenAnswer, decodeErr error) error {
+	switch {
+	case decodeErr != nil:
+		return errors.New("the token answer is not JSON with a string access_token and a number expires_in")
+	case ans.AccessToken == "":
+		return errors.New("the token answer has no access_token")
+	default:
+		return errors.New("the token answer has no expires_in of a positive number of seconds")
+	}
 }
 
 // oauthError keeps CXone's OAuth error code and description (never a credential).

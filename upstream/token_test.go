@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,5 +64,33 @@ func TestATokenObtainedMeanwhileServesALateCaller(t *testing.T) {
 	}
 	if got.tok != first {
 		t.Errorf("late caller got %q; want the token just obtained, %q", got.tok.access, first.access)
+	}
+}
+
+// A 200 from the token endpoint that holds no usable token is refused with what it
+// lacks, by the names of RFC 6749's fields, and never with a value of the answer's.
+func TestATokenAnswerWithoutAUsableTokenSaysWhatItLacks(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"access_token":"tok-SECRET","expires_in":"3600"}`: "is not JSON with a string access_token and a number expires_in",
+		`{"access_token":987654321,"expires_in":3600}`:      "is not JSON with a string access_token and a number expires_in",
+		`<html>tok-SECRET</html>`:                           "is not JSON with a string access_token and a number expires_in",
+		`{"token":"tok-SECRET","expires_in":3600}`:          "has no access_token",
+		`{"access_token":"tok-SECRET"}`:                     "has no expires_in of a positive number of seconds",
+		`{"access_token":"tok-SECRET","expires_in":0}`:      "has no expires_in of a positive number of seconds",
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, body)
+		}))
+		ts := &tokenSource{authURL: srv.URL, hc: newHTTPClient(5*time.Second, time.Second), timeout: 5 * time.Second,
+			metrics: newMetrics(prometheus.NewRegistry()), now: time.Now}
+		_, err := ts.Token(context.Background())
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), "(HTTP 200): the token answer "+want) {
+			t.Errorf("%s: %v; want a refusal that says the answer %s", body, err, want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "987654321")) {
+			t.Errorf("%s: the error %q repeats a value of the answer", body, err)
+		}
 	}
 }
