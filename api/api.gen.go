@@ -41,28 +41,29 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for ProblemCode.
 const (
-	ProblemCodeAgentBusy              ProblemCode = "agent_busy"
-	ProblemCodeAgentForbidden         ProblemCode = "agent_forbidden"
-	ProblemCodeBodyTooLarge           ProblemCode = "body_too_large"
-	ProblemCodeIdempotencyKeyInFlight ProblemCode = "idempotency_key_in_flight"
-	ProblemCodeIdempotencyKeyReused   ProblemCode = "idempotency_key_reused"
-	ProblemCodeInsufficientScope      ProblemCode = "insufficient_scope"
-	ProblemCodeInternal               ProblemCode = "internal"
-	ProblemCodeInternalCall           ProblemCode = "internal_call"
-	ProblemCodeInvalidBody            ProblemCode = "invalid_body"
-	ProblemCodeInvalidParameter       ProblemCode = "invalid_parameter"
-	ProblemCodeInvalidUserId          ProblemCode = "invalid_user_id"
-	ProblemCodeMethodNotAllowed       ProblemCode = "method_not_allowed"
-	ProblemCodeNoActiveCall           ProblemCode = "no_active_call"
-	ProblemCodeNotFound               ProblemCode = "not_found"
-	ProblemCodeNotMasked              ProblemCode = "not_masked"
-	ProblemCodeRateLimited            ProblemCode = "rate_limited"
-	ProblemCodeSessionMismatch        ProblemCode = "session_mismatch"
-	ProblemCodeStoreUnavailable       ProblemCode = "store_unavailable"
-	ProblemCodeUnauthorized           ProblemCode = "unauthorized"
-	ProblemCodeUpstreamRefused        ProblemCode = "upstream_refused"
-	ProblemCodeUpstreamTimeout        ProblemCode = "upstream_timeout"
-	ProblemCodeUpstreamUnavailable    ProblemCode = "upstream_unavailable"
+	ProblemCodeAgentBusy                  ProblemCode = "agent_busy"
+	ProblemCodeAgentForbidden             ProblemCode = "agent_forbidden"
+	ProblemCodeBodyTooLarge               ProblemCode = "body_too_large"
+	ProblemCodeIdempotencyKeyInFlight     ProblemCode = "idempotency_key_in_flight"
+	ProblemCodeIdempotencyKeyReused       ProblemCode = "idempotency_key_reused"
+	ProblemCodeInsufficientScope          ProblemCode = "insufficient_scope"
+	ProblemCodeInternal                   ProblemCode = "internal"
+	ProblemCodeInternalCall               ProblemCode = "internal_call"
+	ProblemCodeInvalidBody                ProblemCode = "invalid_body"
+	ProblemCodeInvalidParameter           ProblemCode = "invalid_parameter"
+	ProblemCodeInvalidUserId              ProblemCode = "invalid_user_id"
+	ProblemCodeMethodNotAllowed           ProblemCode = "method_not_allowed"
+	ProblemCodeNoActiveCall               ProblemCode = "no_active_call"
+	ProblemCodeNotFound                   ProblemCode = "not_found"
+	ProblemCodeNotMasked                  ProblemCode = "not_masked"
+	ProblemCodeRateLimited                ProblemCode = "rate_limited"
+	ProblemCodeSessionMismatch            ProblemCode = "session_mismatch"
+	ProblemCodeStoreUnavailable           ProblemCode = "store_unavailable"
+	ProblemCodeUnauthorized               ProblemCode = "unauthorized"
+	ProblemCodeUnsupportedContentEncoding ProblemCode = "unsupported_content_encoding"
+	ProblemCodeUpstreamRefused            ProblemCode = "upstream_refused"
+	ProblemCodeUpstreamTimeout            ProblemCode = "upstream_timeout"
+	ProblemCodeUpstreamUnavailable        ProblemCode = "upstream_unavailable"
 )
 
 // Valid indicates whether the value is a known member of the ProblemCode enum.
@@ -105,6 +106,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeStoreUnavailable:
 		return true
 	case ProblemCodeUnauthorized:
+		return true
+	case ProblemCodeUnsupportedContentEncoding:
 		return true
 	case ProblemCodeUpstreamRefused:
 		return true
@@ -316,6 +319,9 @@ type Unauthorized = Problem
 
 // Unavailable defines model for Unavailable.
 type Unavailable = Problem
+
+// UnsupportedEncoding defines model for UnsupportedEncoding.
+type UnsupportedEncoding = Problem
 
 // bearerAuthContextKey is the context key for bearerAuth security scheme
 type bearerAuthContextKey string
@@ -903,6 +909,15 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 	Headers UnavailableResponseHeaders
 }
 
+type UnsupportedEncodingResponseHeaders struct {
+	AcceptEncoding *string
+}
+type UnsupportedEncodingApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnsupportedEncodingResponseHeaders
+}
+
 type GetHealthzRequestObject struct {
 }
 
@@ -1283,6 +1298,25 @@ func (response MaskAgent413ApplicationProblemPlusJSONResponse) VisitMaskAgentRes
 	return err
 }
 
+type MaskAgent415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedEncodingApplicationProblemPlusJSONResponse
+}
+
+func (response MaskAgent415ApplicationProblemPlusJSONResponse) VisitMaskAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type MaskAgent422ApplicationProblemPlusJSONResponse Problem
 
 func (response MaskAgent422ApplicationProblemPlusJSONResponse) VisitMaskAgentResponse(w http.ResponseWriter) error {
@@ -1498,6 +1532,25 @@ func (response UnmaskAgent413ApplicationProblemPlusJSONResponse) VisitUnmaskAgen
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnmaskAgent415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedEncodingApplicationProblemPlusJSONResponse
+}
+
+func (response UnmaskAgent415ApplicationProblemPlusJSONResponse) VisitUnmaskAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.AcceptEncoding != nil {
+		w.Header().Set("Accept-Encoding", fmt.Sprint(*response.Headers.AcceptEncoding))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }

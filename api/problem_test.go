@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -36,6 +38,24 @@ func TestEveryProblemCodeHasATitle(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		if p := api.NewProblem(r, 400, code, "d"); p.Title == "" || p.Type != "urn:maskgate:problem:"+string(code) {
 			t.Errorf("code %s: problem %+v has no title", code, p)
+		}
+	}
+}
+
+// TestREADMEListsEveryProblemCode: README's table of answers has a row for every code
+// of the spec's, so that a caller can look up what an answer means.
+func TestREADMEListsEveryProblemCode(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| ([0-9]{3}) \\| `([a-z_]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
+		rows[m[2]] = true
+	}
+	for _, c := range loadSpec(t).Components.Schemas["Problem"].Value.Properties["code"].Value.Enum {
+		if !rows[c.(string)] {
+			t.Errorf("README's table of answers has no row for problem code %s", c)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,6 +36,31 @@ func TestUnmaskWithANullSessionIdIsRefused(t *testing.T) {
 	}
 	if n := len(g.sim.Requests()); n != 1 {
 		t.Errorf("%d requests reached CXone; want the mask's only", n)
+	}
+}
+
+// A compressed body is 415 with the coding the gateway reads, not 400 "not valid
+// JSON" for JSON that is right once uncompressed.
+func TestACompressedBodyIs415(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"reason":"payment"}`))
+	zw.Close()
+	for _, coding := range []string{"gzip", "identity, gzip", "br"} {
+		r := g.do("POST", "/v1/agents/a1/mask", g.all(), gz.String(), "Content-Encoding", coding)
+		if r.status != 415 || r.json(t)["code"] != "unsupported_content_encoding" || r.header.Get("Accept-Encoding") != "identity" {
+			t.Errorf("mask with Content-Encoding %s = %d %v %s; want 415 unsupported_content_encoding with Accept-Encoding: identity", coding, r.status, r.header, r.body)
+		}
+	}
+	g.untouched("compressed bodies")
+	// identity is no coding; nor does a header without a body change anything.
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"payment"}`, "Content-Encoding", "Identity"); r.status != 200 {
+		t.Errorf("mask with Content-Encoding: Identity = %d %s; want 200", r.status, r.body)
+	}
+	if r := g.do("POST", "/v1/agents/a1/unmask", g.all(), "", "Content-Encoding", "gzip"); r.status != 200 {
+		t.Errorf("unmask without a body, with Content-Encoding: gzip = %d %s; want 200", r.status, r.body)
 	}
 }
 

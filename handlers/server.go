@@ -122,9 +122,11 @@ func routes(r chi.Router, d Deps) {
 	api.HandlerWithOptions(strict, api.ChiServerOptions{
 		BaseRouter: r,
 		// The last runs first: no-store on every answer, authorization, the
-		// caller's rate limit, then Idempotency-Key (both need the caller).
+		// caller's rate limit, a body's coding, then Idempotency-Key (both need
+		// the caller).
 		Middlewares: []api.MiddlewareFunc{
 			middleware.Idempotency(d.Replays, d.LongestRequest),
+			middleware.IdentityBody,
 			middleware.RateLimit(d.Rates, d.Limit),
 			middleware.Authorize(d.Auth),
 			middleware.NoStore,
