@@ -71,9 +71,11 @@ type Client struct {
 	inFlight chan struct{}          // one slot per CXone request in flight
 	base     atomic.Pointer[string] // the API endpoint, configured or discovered; nil until known
 	unfound  hold                   // of the discovery
-	// throttled holds back every request to the API while CXone's 429 or 503 asks to
-	// wait (Retry-After): the gateway is one client of CXone's, with one access key.
-	throttled hold
+	// throttled holds back every request to the API while CXone's 429 or 503 to a
+	// mask or an unmask asks to wait (Retry-After): the gateway is one client of
+	// CXone's, with one access key. readsThrottled holds back only the reads while
+	// one to a recording-status read asks it (heldBack).
+	throttled, readsThrottled hold
 }
 
 // New returns a Client. Nothing is sent to CXone until the first call.
@@ -120,8 +122,9 @@ func New(cfg Config) *Client {
 			metrics: m,
 			failed:  hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
 		},
-		unfound:   hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
-		throttled: hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
+		unfound:        hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
+		throttled:      hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
+		readsThrottled: hold{base: cfg.BaseBackoff, ceiling: cfg.MaxBackoff},
 	}
 	if base := strings.TrimRight(cfg.BaseURL, "/"); base != "" {
 		c.base.Store(&base)
@@ -147,7 +150,7 @@ func (c *Client) Unmask(ctx context.Context, userID string) (Result, error) {
 // ErrNoActiveCall when the agent has none.
 func (c *Client) RecordingStatus(ctx context.Context, userID string) (RecordingStatus, error) {
 	var rs RecordingStatus
-	_, err := c.do(ctx, "recording-status", http.MethodGet, statusPath, userID, func(body io.Reader) error {
+	_, err := c.do(ctx, opRecordingStatus, http.MethodGet, statusPath, userID, func(body io.Reader) error {
 		return json.NewDecoder(body).Decode(&rs)
 	})
 	return rs, err
@@ -198,7 +201,7 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		tok, base, err := c.target(ctx)
 		if err == nil {
-			if err = c.throttled.held(c.cfg.Now()); err != nil {
+			if err = c.heldBack(op, c.cfg.Now()); err != nil {
 				c.metrics.heldBack(heldRetryAfter)
 			}
 		}
@@ -227,7 +230,7 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 			}
 			last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
 			if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
-				c.throttled.record(&Error{Op: "api", Status: status, RetryAfter: retryAfter, Kind: ErrUnavailable, Err: errAskedToWait}, c.cfg.Now())
+				c.throttledBy(op).record(&Error{Op: "api", Status: status, RetryAfter: retryAfter, Kind: ErrUnavailable, Err: errAskedToWait}, c.cfg.Now())
 			}
 			if !transient(status, err) || attempt == c.cfg.MaxAttempts {
 				break
@@ -250,6 +253,32 @@ func (c *Client) do(ctx context.Context, op, method, path, userID string, decode
 		}
 	}
 	return Result{}, last
+}
+
+// opRecordingStatus is the op of the recording-status read, which ?verify=true and
+// the confirmation of a 202 send.
+const opRecordingStatus = "recording-status"
+
+// heldBack returns the wait CXone asked for that stands for a request of op, or nil.
+// A wait asked in the answer to a mask or an unmask holds back every request; one
+// asked in the answer to a read holds back only the reads. Callers that poll
+// ?verify=true (NICE's own agent SDK polls every second) must not stop the masks and
+// unmasks for up to a minute (maxRetryAfter) should CXone limit its reads apart: if
+// its limit is the access key's, the next mask or unmask meets it too, and from its
+// answer on every request is held back.
+func (c *Client) heldBack(op string, now time.Time) error {
+	if err := c.throttled.held(now); err != nil || op != opRecordingStatus {
+		return err
+	}
+	return c.readsThrottled.held(now)
+}
+
+// throttledBy is the hold that a wait asked in the answer to a request of op starts.
+func (c *Client) throttledBy(op string) *hold {
+	if op == opRecordingStatus {
+		return &c.readsThrottled
+	}
+	return &c.throttled
 }
 
 // errAskedToWait is a request held back while CXone's Retry-After lasts.

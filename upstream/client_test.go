@@ -346,6 +346,46 @@ func TestAFailureSaysWhetherAnythingWentToCXone(t *testing.T) {
 	}
 }
 
+// A Retry-After answered to a recording-status read holds back the reads only: callers
+// polling ?verify=true must not stop the masks and unmasks. One answered to a mask
+// holds back the reads too.
+func TestRetryAfterToAReadHoldsBackOnlyReads(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.StartCall("7", false, true)
+	sim.StartCall("8", false, true)
+	c, at := clockedClient(sim)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusTooManyRequests, RetryAfter: 5})
+	if _, err := c.RecordingStatus(ctx, "7"); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("RecordingStatus = %v; want ErrUnavailable", err)
+	}
+	sim.SetFaults(cxonesim.Faults{})
+	at(2 * time.Second)
+	if _, err := c.Mask(ctx, "8"); err != nil {
+		t.Fatalf("Mask 2s into a wait asked by a read = %v; want it sent and done", err)
+	}
+	var ue *upstream.Error
+	if _, err := c.RecordingStatus(ctx, "8"); !errors.Is(err, upstream.ErrNotSent) || !errors.As(err, &ue) || ue.RetryAfter != 3*time.Second {
+		t.Fatalf("RecordingStatus 2s into the wait = %v; want ErrNotSent asking to wait the 3s left", err)
+	}
+
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusTooManyRequests, RetryAfter: 5})
+	at(10 * time.Second)
+	if _, err := c.Unmask(ctx, "8"); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("Unmask = %v; want ErrUnavailable", err)
+	}
+	sim.SetFaults(cxonesim.Faults{})
+	at(12 * time.Second)
+	if _, err := c.RecordingStatus(ctx, "8"); !errors.Is(err, upstream.ErrNotSent) || !errors.As(err, &ue) || ue.RetryAfter != 3*time.Second {
+		t.Fatalf("RecordingStatus 2s into a wait asked by an unmask = %v; want ErrNotSent asking to wait the 3s left", err)
+	}
+	at(15 * time.Second)
+	if _, err := c.RecordingStatus(ctx, "8"); err != nil {
+		t.Fatalf("RecordingStatus once the wait has passed = %v", err)
+	}
+}
+
 // CXone's 429 or 503 with a Retry-After speaks to the gateway as a whole (it is one
 // client, with one access key): until that wait has passed no request of the replica
 // goes to CXone's API, for any agent. A request whose budget cannot hold what is left
