@@ -16,7 +16,7 @@ import (
 // the parameters it knows and ignores the rest, so `?ttlSeconds=5` on a mask (the ttl
 // belongs in the body) would open a mask of the default 15 minutes for a caller that
 // asked for 5 s, and `?Force=true` would be an ordinary unmask. Bodies are held to the
-// spec's names the same way (api.DecodeJSON). The names an operation takes are those
+// spec's names the same way (api/decode.go). The names an operation takes are those
 // openapi.yaml gives it, as the generated request object's Params carries them.
 //
 // /healthz is left alone: a liveness probe answers that the process is alive, whatever
