@@ -22,7 +22,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "cxone-sim:", err)
 		os.Exit(1)
 	}
@@ -36,6 +36,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	requestLog := fs.Int("request-log", 100_000, "how many answered requests GET /sim/requests keeps (the latest)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		// `cxone-sim 127.0.0.1:9000` would otherwise listen on the default address.
+		return fmt.Errorf("it takes no arguments (%d given): -addr sets the listen address", fs.NArg())
+	}
+	if *tokenTTL < time.Second {
+		// The token's expires_in counts whole seconds: under one, it would say 0,
+		// and a token that lives no time is refused.
+		return errors.New("-token-ttl must be at least 1s")
 	}
 	opts := cxonesim.Options{
 		ClientID:        getenv("CXONE_CLIENT_ID"),
