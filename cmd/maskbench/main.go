@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,12 +22,13 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "maskbench:", err)
 		os.Exit(1)
 	}
@@ -53,10 +55,34 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := o.check(fs.NArg()); err != nil {
+		return err
+	}
 	env, err := setUp(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer env.tearDown()
 	return env.measure(ctx, out)
+}
+
+// check refuses options that would measure something else than the figures say,
+// before anything is started.
+func (o options) check(args int) error {
+	switch {
+	case args > 0:
+		return fmt.Errorf("it takes no arguments (%d given): -rounds, -duration and the rest are flags", args)
+	case o.rounds < 2 || o.floor && o.rounds < 3:
+		return errors.New("-rounds must give each target a round: at least 2, or 3 with -floor")
+	case o.duration < time.Second:
+		return errors.New("-duration must be at least 1s")
+	case o.conns < 1 || o.rate < 0:
+		return errors.New("-conns must be at least 1, and -rate 0 or more")
+	case o.agents < o.conns:
+		// Each connection masks its own agents in turn: with fewer agents than
+		// connections, two requests for one agent would be in flight together and
+		// join each other, and maskgate would be measured doing less.
+		return fmt.Errorf("-agents must be at least -conns (%d)", o.conns)
+	}
+	return nil
 }

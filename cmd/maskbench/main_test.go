@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -87,6 +88,27 @@ func TestMedianOfRatios(t *testing.T) {
 		}
 		if !slices.Equal(in, tt.in) {
 			t.Errorf("median reordered its input to %v", in)
+		}
+	}
+}
+
+// Options that would measure something else than the figures say are refused before
+// anything starts.
+func TestMaskbenchRefusesOptionsItCannotHonour(t *testing.T) {
+	for args, want := range map[string]string{
+		"6":                    "it takes no arguments (1 given)",
+		"-rounds 1":            "-rounds must give each target a round",
+		"-floor -rounds 2":     "-rounds must give each target a round",
+		"-duration 100ms":      "-duration must be at least 1s",
+		"-conns 0":             "-conns must be at least 1",
+		"-rate -5":             "-rate 0 or more",
+		"-conns 64 -agents 40": "-agents must be at least -conns (64)",
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a run that went on would stop at its first step
+		var out bytes.Buffer
+		if err := run(ctx, strings.Fields(args), &out); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("maskbench %s = %v; want %q", args, err, want)
 		}
 	}
 }
