@@ -347,8 +347,8 @@ type MaskAgentParams struct {
 	// gets the first answer again (with `Idempotent-Replayed: true`) without touching
 	// CXone; the same key with another request (method, path, query or body) is 422
 	// `idempotency_key_reused`; while the first is still running, 409
-	// `idempotency_key_in_flight`. Answers with a 5xx status or 429 are not kept, so
-	// that a retry runs again. A replayed answer is the first request's, as it was
+	// `idempotency_key_in_flight`. Answers with a 5xx status, 429, 400 or 403 are not
+	// kept, so that a retry (or, after a 400 or 403, the corrected request) runs. A replayed answer is the first request's, as it was
 	// then: the session may have ended since, which `GET /v1/agents/{userId}/mask`
 	// tells.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
@@ -371,8 +371,8 @@ type UnmaskAgentParams struct {
 	// gets the first answer again (with `Idempotent-Replayed: true`) without touching
 	// CXone; the same key with another request (method, path, query or body) is 422
 	// `idempotency_key_reused`; while the first is still running, 409
-	// `idempotency_key_in_flight`. Answers with a 5xx status or 429 are not kept, so
-	// that a retry runs again. A replayed answer is the first request's, as it was
+	// `idempotency_key_in_flight`. Answers with a 5xx status, 429, 400 or 403 are not
+	// kept, so that a retry (or, after a 400 or 403, the corrected request) runs. A replayed answer is the first request's, as it was
 	// then: the session may have ended since, which `GET /v1/agents/{userId}/mask`
 	// tells.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`

@@ -202,6 +202,41 @@ func TestIdempotencyKeyWithABodyTooLargeIs413AndKeepsNothing(t *testing.T) {
 	}
 }
 
+// A request refused before anything ran (400 for its input, 403 for a forced unmask
+// without the admin scope) changes nothing, its key included: the same request again
+// is refused again, not replayed, and the corrected one runs rather than being 422
+// idempotency_key_reused.
+func TestIdempotencyKeyOfARefusedRequestIsFreed(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	for _, bad := range []struct{ path, body string }{
+		{"/v1/agents/a1/mask", `{"reason":"card 4111 1111 1111 1111"}`}, // refused by the session service
+		{"/v1/agents/a1/mask", `{"reason":null}`},                       // by the body's decoding
+		{"/v1/agents/a1/mask?ttlSeconds=60", ""},                        // by the query check
+	} {
+		for range 2 {
+			if r := g.do("POST", bad.path, g.all(), bad.body, "Idempotency-Key", "k-bad"); r.status != 400 || r.header.Get("Idempotent-Replayed") != "" {
+				t.Fatalf("POST %s %s with a key = %d %v %s; want 400, not replayed", bad.path, bad.body, r.status, r.header, r.body)
+			}
+		}
+	}
+	if r := g.do("POST", "/v1/agents/a1/mask", g.all(), `{"reason":"payment"}`, "Idempotency-Key", "k-bad"); r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("the corrected request with the same key = %d %s; want it run (200)", r.status, r.body)
+	}
+	if n := len(g.sim.Requests()); n != 1 {
+		t.Errorf("%d requests reached CXone; want the corrected mask's only", n)
+	}
+	// A forced unmask without the admin scope is refused before anything runs too:
+	// the same caller's token that may runs it under the same key.
+	if r := g.do("POST", "/v1/agents/a1/unmask?force=true", g.all(), "", "Idempotency-Key", "k-force"); r.status != 403 {
+		t.Fatalf("forced unmask without recordings:admin = %d %s; want 403", r.status, r.body)
+	}
+	admin := g.token("recordings:unmask recordings:admin", nil)
+	if r := g.do("POST", "/v1/agents/a1/unmask?force=true", admin, "", "Idempotency-Key", "k-force"); r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("the same forced unmask by a token that may = %d %s; want it run (200)", r.status, r.body)
+	}
+}
+
 // When the answer cannot be kept, or the key not freed after a 5xx (Redis fails after
 // the request ran), the caller still gets the answer, the failure is logged, and the
 // key stays reserved until its reservation passes: a retry meanwhile is told the first

@@ -39,9 +39,9 @@ const (
 // true, to a repeat with the same key from the same caller, without running it again;
 // the same key with another request (method, path, query or body) is 422
 // idempotency_key_reused, and a repeat while the first runs is 409
-// idempotency_key_in_flight. Answers with a 5xx status, 429 or 499 (the caller hung
-// up) are not kept: a retry runs again. It runs after Authorize: keys are scoped to
-// the caller.
+// idempotency_key_in_flight. Answers with a 5xx status, 400, 403, 429 or 499 (the
+// caller hung up) are not kept: a retry runs again. It runs after Authorize: keys are scoped
+// to the caller.
 //
 // longest is the longest a request may run: a key stays reserved that long (and a
 // margin) for a request that never answers because its replica died. Any shorter, and
@@ -118,7 +118,7 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 			next.ServeHTTP(ww, r)
 			answered = true
 
-			if transientStatus(ww.Status()) {
+			if notKept(ww.Status()) {
 				err = store.ReleaseIdempotency(ctx, who, key)
 			} else {
 				err = store.CompleteIdempotency(ctx, who, key, sessions.Replay{Fingerprint: fp, Status: ww.Status(),
@@ -131,12 +131,18 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 	}
 }
 
-// transientStatus is an answer not kept for a key: the request did not run or failed
-// for a while (429 over the rate limit, a 5xx), or its caller hung up before it began
-// (499), and its retry must run again.
-func transientStatus(status int) bool {
-	return status == http.StatusTooManyRequests || status == api.StatusClientClosedRequest ||
-		status >= http.StatusInternalServerError
+// notKept is an answer not kept for a key, so that the key's next request runs: the
+// request did not run or failed for a while (429 over the rate limit, a 5xx), its
+// caller hung up before it began (499), or it was refused before anything ran, for
+// its input (400) or for what its token may do (403: force=true without the admin
+// scope; the other 403s come before the key is taken). A refused request changes
+// nothing, its key included: the same request again is refused again the same way,
+// and a corrected one (or one with a token that may) runs rather than being 422
+// idempotency_key_reused or the 403 replayed, as after a 413, refused before the key
+// is taken.
+func notKept(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusForbidden || status == http.StatusTooManyRequests ||
+		status == api.StatusClientClosedRequest || status >= http.StatusInternalServerError
 }
 
 func printable(s string) bool {
