@@ -221,6 +221,19 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 90, 30)},
 			{`maskgate_http_requests_total{` + mask + `,status="403"}`, rising(0, 10, 30)},
 		}, 20 * time.Minute, false},
+		{"MaskgateCallersRefused", "a third are refused with 400, for 20 minutes (an integration the gateway no longer takes)", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="400"}`, rising(0, 30, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateCallersRefused", "a third are 415, compressed bodies, for 20 minutes", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="415"}`, rising(0, 30, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateCallersRefused", "a third are answered 404 or 409 (no active call, not masked)", []testSeries{
+			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="404"}`, rising(0, 15, 30)},
+			{`maskgate_http_requests_total{` + mask + `,status="409"}`, rising(0, 15, 30)},
+		}, 20 * time.Minute, false},
 		{"MaskgateCallersRefused", "only requests outside /v1 are refused", []testSeries{
 			{`maskgate_http_requests_total{` + mask + `,status="200"}`, rising(0, 60, 30)},
 			{`maskgate_http_requests_total{route="/metrics",status="401"}`, rising(0, 60, 30)},
