@@ -1,17 +1,38 @@
 package sessions
 
-import "golang.org/x/text/unicode/norm"
+import (
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// hiddenIn reports whether a reason holds a character that does not show as what it
+// is: a control character other than tab and line breaks (an escape sequence would
+// drive the terminal of whoever reads the audit trail with jq -r), or an invisible
+// formatting one (Unicode's Cf: zero-width spaces and joiners, bidirectional
+// overrides, the soft hyphen). One between a card number's digits would hide it from
+// holdsCardNumber while a log viewer shows it whole; a bidirectional override shows
+// the reader other text than the bytes hold.
+func hiddenIn(s string) bool {
+	for _, r := range s {
+		if r != '\t' && r != '\n' && r != '\r' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+			return true
+		}
+	}
+	return false
+}
 
 // holdsCardNumber reports whether s holds what looks like a payment card number: 13 to
 // 19 digits that pass the Luhn check, written alone or in groups separated by single
-// spaces or dashes, also when more digits follow in the same way ("4111 1111 1111 1111
-// 12/29"). A reason goes to Redis and into the audit trail, where a PCI environment
-// must never store one. Digits, spaces and dashes are read in their compatibility
-// form (NFKC), so that the full-width ones of a Japanese or Chinese input method, or a
-// no-break space, do not hide a number.
+// spaces, tabs, dashes or line breaks (a CRM's multi-line note), also when more digits
+// follow in the same way ("4111 1111 1111 1111 12/29"). A reason goes to Redis and
+// into the audit trail, where a PCI environment must never store one. Digits, spaces
+// and dashes are read in their compatibility form (NFKC), so that the full-width ones
+// of a Japanese or Chinese input method, or a no-break space, do not hide a number.
 func holdsCardNumber(s string) bool {
 	s = norm.NFKC.String(s)
-	var chunks []string // the digit runs of one group, each followed by one space or dash
+	var chunks []string // the digit runs of one group, each followed by one separator
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
 		if i < len(s) && isDigit(s[i]) {
@@ -25,7 +46,8 @@ func holdsCardNumber(s string) bool {
 		}
 		chunks = append(chunks, s[start:i])
 		start = -1
-		if i+1 < len(s) && (s[i] == ' ' || s[i] == '-') && isDigit(s[i+1]) {
+		if n := separator(s[i:]); n > 0 && i+n < len(s) && isDigit(s[i+n]) {
+			i += n - 1
 			continue // the group goes on after the separator
 		}
 		if cardNumberIn(chunks) {
@@ -67,4 +89,16 @@ func luhn(digits string) bool {
 		sum += d
 	}
 	return sum%10 == 0
+}
+
+// separator is the length of the separator a card number's groups may be written with
+// at the start of s: a space, a tab, a dash or a line break (CRLF too); 0 for none.
+func separator(s string) int {
+	switch {
+	case strings.HasPrefix(s, "\r\n"):
+		return 2
+	case s != "" && strings.IndexByte(" \t\n\r-", s[0]) >= 0:
+		return 1
+	}
+	return 0
 }

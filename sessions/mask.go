@@ -31,6 +31,9 @@ func (in MaskInput) Validate(maxTTL time.Duration) error {
 	if utf8.RuneCountInString(in.Reason) > MaxReasonLength {
 		return invalidInput(fmt.Sprintf("reason must be at most %d characters", MaxReasonLength))
 	}
+	if hiddenIn(in.Reason) {
+		return invalidInput("reason must not contain control or invisible formatting characters (tab and line breaks are fine)")
+	}
 	if holdsCardNumber(in.Reason) {
 		return invalidInput("reason must not contain a card number")
 	}

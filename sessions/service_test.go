@@ -259,6 +259,16 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a full-width card number", sessions.MaskInput{UserID: "a", Reason: "カード ４１１１ １１１１ １１１１ １１１１"}, sessions.ErrInvalidInput},
 		{"reason with a card number in no-break spaces", sessions.MaskInput{UserID: "a", Reason: "4111\u00a01111\u00a01111\u00a01111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in full-width dashes", sessions.MaskInput{UserID: "a", Reason: "5500－0000－0000－0004"}, sessions.ErrInvalidInput},
+		// A CRM's multi-line note, or cells pasted from a spreadsheet.
+		{"reason with a card number across lines", sessions.MaskInput{UserID: "a", Reason: "card\n4111\n1111\n1111\n1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number across Windows lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n1111\r\n1111\r\n1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in tabs", sessions.MaskInput{UserID: "a", Reason: "4111\t1111\t1111\t1111"}, sessions.ErrInvalidInput},
+		// What does not show as what it is: a card number a log viewer shows whole,
+		// an escape sequence for the reader's terminal, text shown reversed.
+		{"reason with zero-width spaces in a card number", sessions.MaskInput{UserID: "a", Reason: "4111\u200b1111\u200b1111\u200b1111"}, sessions.ErrInvalidInput},
+		{"reason with a soft hyphen in a card number", sessions.MaskInput{UserID: "a", Reason: "4111111111\u00ad111111"}, sessions.ErrInvalidInput},
+		{"reason with an escape sequence", sessions.MaskInput{UserID: "a", Reason: "payment\x1b[2J"}, sessions.ErrInvalidInput},
+		{"reason with a right-to-left override", sessions.MaskInput{UserID: "a", Reason: "\u202etnemyap"}, sessions.ErrInvalidInput},
 		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(0)}, sessions.ErrInvalidInput},
 		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(-5)}, sessions.ErrInvalidInput},
 		{"ttl over the maximum", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(7201)}, sessions.ErrInvalidInput},
@@ -295,6 +305,8 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"ticket 123456789012",      // 12 digits
 		"ref 41111111111111111111", // 20 digits: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
+		"payment\nsecond line,\tafter a tab\r\n",         // a multi-line note
+		"café 💳 カード",
 	} {
 		if err := (sessions.MaskInput{UserID: "a", Reason: reason}).Validate(time.Hour); err != nil {
 			t.Errorf("reason %q refused: %v", reason, err)
