@@ -202,7 +202,10 @@ type HealthStatus string
 type MaskRequest struct {
 	// Reason Why the agent is masked, kept with the session and in the audit log. Never a
 	// card number: a reason holding 13–19 digits that pass the Luhn check (alone, or
-	// grouped by single spaces or dashes, full-width ones too) is 400 `invalid_body`.
+	// grouped by single spaces, tabs, dashes or line breaks, full-width ones too) is
+	// 400 `invalid_body`, and so is one holding a control character other than tab
+	// and line breaks, or an invisible formatting one (zero-width spaces, soft
+	// hyphens, bidirectional overrides).
 	Reason *string `json:"reason,omitempty"`
 
 	// TtlSeconds How long the mask may stay open before the gateway unmasks it; at most MASKGATE_MASK_TTL_MAX, default MASKGATE_MASK_TTL.
