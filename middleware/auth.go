@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
@@ -126,6 +127,13 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 				}
 			},
 		})
+		if err != nil {
+			return nil, fmt.Errorf("JWKS: %w", err)
+		}
+		// The same set, but a key whose JWK says it is for encryption ("use":"enc")
+		// verifies no token (RFC 7517 §4.2); one that says nothing still does. The
+		// Override above cannot say so.
+		kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: kf.Storage(), UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 		if err != nil {
 			return nil, fmt.Errorf("JWKS: %w", err)
 		}

@@ -207,13 +207,29 @@ type jwks struct {
 	fetches atomic.Int32
 }
 
+// set makes pub the set's only key, under kid, for RS256 signatures.
 func (j *jwks) set(t *testing.T, kid string, pub any) {
+	j.publish(t, publishedKey{pub, jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
+}
+
+// publishedKey is a public key and what its JWK says of it (kid, alg, use).
+type publishedKey struct {
+	pub  any
+	meta jwkset.JWKMetadataOptions
+}
+
+// publish makes keys the set's keys.
+func (j *jwks) publish(t *testing.T, keys ...publishedKey) {
 	t.Helper()
-	jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
-	if err != nil {
-		t.Fatal(err)
+	var set jwkset.JWKSMarshal
+	for _, k := range keys {
+		jwk, err := jwkset.NewJWKFromKey(k.pub, jwkset.JWKOptions{Metadata: k.meta})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
 	}
-	raw, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+	raw, _ := json.Marshal(set)
 	j.keys.Store(&raw)
 }
 
@@ -271,6 +287,57 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 	}
 	if n := set.fetches.Load() - fetches; n > 0 {
 		t.Errorf("an unknown kid right after a refresh fetched the JWKS %d more times; want it rate-limited", n)
+	}
+}
+
+// A JWK set may hold keys that are not for verifying these tokens: an encryption key
+// ("use":"enc"), or a key whose "alg" names another algorithm (RFC 7517 §4.2, §4.4).
+// A token signed with one is refused, with its kid or without one: a token without a
+// kid is checked against the keys of the set that may verify it, not against them all.
+// Keys that say neither (many identity providers leave both out) verify any token.
+func TestJWKSKeysVerifyOnlyWhatTheirUseAndAlgAllow(t *testing.T) {
+	key := func() *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	signing, plain, encryption, oaep, pss := key(), key(), key(), key(), key()
+	set := &jwks{}
+	set.publish(t,
+		publishedKey{&signing.PublicKey, jwkset.JWKMetadataOptions{KID: "signing", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
+		publishedKey{&plain.PublicKey, jwkset.JWKMetadataOptions{KID: "plain"}},
+		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encryption", USE: jwkset.UseEnc}},
+		publishedKey{&oaep.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
+		publishedKey{&pss.PublicKey, jwkset.JWKMetadataOptions{KID: "pss", ALG: jwkset.AlgPS256, USE: jwkset.UseSig}},
+	)
+	srv := httptest.NewServer(set)
+	t.Cleanup(srv.Close)
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready with the keys loaded: %v", err)
+	}
+	keys := map[string]*rsa.PrivateKey{"signing": signing, "plain": plain, "encryption": encryption, "oaep": oaep, "pss": pss}
+	for _, c := range []struct {
+		kid    string // of the key that signs
+		method jwt.SigningMethod
+		passes bool
+	}{
+		{"signing", jwt.SigningMethodRS256, true},
+		{"plain", jwt.SigningMethodRS256, true},
+		{"pss", jwt.SigningMethodPS256, true},
+		{"encryption", jwt.SigningMethodRS256, false},
+		{"oaep", jwt.SigningMethodRS256, false},
+		{"pss", jwt.SigningMethodRS256, false},
+	} {
+		for _, header := range []map[string]any{{"kid": c.kid}, nil} {
+			_, err := a.Authenticate(testkit.Token(t, c.method, keys[c.kid], valid(nil), header))
+			if passes := err == nil; passes != c.passes {
+				t.Errorf("%s token signed with key %q, header %v: passes %v (%v), want %v",
+					c.method.Alg(), c.kid, header, passes, err, c.passes)
+			}
+		}
 	}
 }
 
