@@ -245,6 +245,21 @@ func TestTwoAuthorizationHeadersAreRefused(t *testing.T) {
 }
 
 // unsigned is an alg=none token with otherwise valid claims.
+// A token whose header lists critical extensions ("crit") is refused, and the answer
+// says why: RFC 7515 §4.1.11 has a recipient refuse a token that relies on an
+// extension it does not support, and the gateway supports none.
+func TestATokenWithCriticalExtensionsIsRefusedSayingWhy(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	tok := testkit.Token(t, jwt.SigningMethodHS256, secret, testkit.Claims(issuer, audience, "recordings:mask", nil),
+		map[string]any{"crit": []string{"exp-bound"}, "exp-bound": true})
+	r := g.do("POST", "/v1/agents/a1/mask", tok, "")
+	if detail, _ := r.json(t)["detail"].(string); r.status != http.StatusUnauthorized || !strings.Contains(detail, "(crit)") {
+		t.Fatalf("mask with a token listing crit = %d %s; want 401 saying the token has critical extensions", r.status, r.body)
+	}
+	g.untouched("a token listing crit")
+}
+
 func unsigned(g *gateway) string {
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
 		"iss": issuer, "aud": audience, "sub": "x", "scope": "recordings:mask", "exp": time.Now().Add(time.Hour).Unix(),

@@ -222,6 +222,12 @@ func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duratio
 	}
 }
 
+// errCriticalExtension refuses a token whose header lists extensions its recipient
+// must understand ("crit", RFC 7515 §4.1.11): the gateway understands none, and a
+// token that relies on one (a constraint on where or how it may be used, say) would
+// otherwise pass without it.
+var errCriticalExtension = errors.New("token has critical header extensions (crit), which the gateway does not support")
+
 // Authenticate verifies a bearer token and returns its caller; a token it verified
 // before passes again while its key and its expiry still allow it.
 func (a *Authenticator) Authenticate(tokenString string) (Caller, error) {
@@ -237,6 +243,9 @@ func (a *Authenticator) Authenticate(tokenString string) (Caller, error) {
 	c := jwt.MapClaims{}
 	var key any
 	keyOf := func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCriticalExtension
+		}
 		k, err := a.keyfunc(t)
 		key = k
 		return k, err

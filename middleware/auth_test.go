@@ -81,6 +81,9 @@ func jwtFailures(t testing.TB, method jwt.SigningMethod, signer, other any, publ
 		"no exp":              sign(valid(jwt.MapClaims{"exp": nil})),
 		"no sub":              sign(valid(jwt.MapClaims{"sub": nil})),
 		"tampered payload":    tamper(sign(valid(nil))),
+		// RFC 7515 §4.1.11: a recipient that does not support every extension "crit"
+		// lists must refuse the token; the gateway supports none.
+		"critical extension": testkit.Token(t, method, signer, valid(nil), map[string]any{"crit": []string{"exp-bound"}, "exp-bound": true}),
 	}
 	if publicPEM != nil {
 		// Algorithm confusion: an HS256 token whose "secret" is the public key.
