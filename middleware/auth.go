@@ -139,7 +139,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		}
 		methods = publicKeyMethods
 		a.jwks = kf
-		a.keyfunc = kf.Keyfunc
+		a.keyfunc = trustedKeys(kf.Keyfunc)
 		go a.fetchUntilLoaded(ctx, every)
 	default:
 		return nil, errors.New("no JWT key source configured")
@@ -170,6 +170,31 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 			return fmt.Errorf("no JWKS keys loaded; the last fetch failed: %w", *failure)
 		}
 		return errors.New("no JWKS keys loaded")
+	}
+	// A set none of whose keys may verify a token refuses every caller: unready, so
+	// that a rolling update onto it stops while the replicas before it serve.
+	var why error
+	for _, k := range keys {
+		if why = verifies(k); why == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("none of the %d JWKS keys may verify tokens (the last: %w)", len(keys), why)
+}
+
+// verifies says why a JWKS key may not verify tokens, or nil when it may: keyfunc
+// leaves out a key for another use than signatures, trustedKeys one tokenKey refuses.
+func verifies(k jwkset.JWK) error {
+	m := k.Marshal()
+	if m.USE != jwkset.UseSig && m.USE != "" {
+		return fmt.Errorf("key %q is for use %q", m.KID, m.USE)
+	}
+	key := k.Key()
+	if private, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		key = private.Public()
+	}
+	if err := tokenKey(key); err != nil {
+		return fmt.Errorf("key %q: %w", m.KID, err)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/maskgate/maskgate/api"
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
 )
@@ -294,19 +295,20 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 }
 
 // A JWK set may hold keys that are not for verifying these tokens: an encryption key
-// ("use":"enc"), or a key whose "alg" names another algorithm (RFC 7517 §4.2, §4.4).
-// A token signed with one is refused, with its kid or without one: a token without a
-// kid is checked against the keys of the set that may verify it, not against them all.
-// Keys that say neither (many identity providers leave both out) verify any token.
-func TestJWKSKeysVerifyOnlyWhatTheirUseAndAlgAllow(t *testing.T) {
-	key := func() *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
+// ("use":"enc"), a key whose "alg" names another algorithm (RFC 7517 §4.2, §4.4), or
+// an RSA key under 2048 bits (RFC 7518 §3.3). A token signed with one is refused, with
+// its kid or without one: a token without a kid is checked against the keys of the set
+// that may verify it, not against them all. Keys that name neither a use nor an alg
+// (many identity providers leave both out) verify any token.
+func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
+	key := func(bits int) *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, bits)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return k
 	}
-	signing, plain, encryption, oaep, pss := key(), key(), key(), key(), key()
+	signing, plain, encryption, oaep, pss, short := key(2048), key(2048), key(2048), key(2048), key(2048), key(1024)
 	set := &jwks{}
 	set.publish(t,
 		publishedKey{&signing.PublicKey, jwkset.JWKMetadataOptions{KID: "signing", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
@@ -314,6 +316,7 @@ func TestJWKSKeysVerifyOnlyWhatTheirUseAndAlgAllow(t *testing.T) {
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encryption", USE: jwkset.UseEnc}},
 		publishedKey{&oaep.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
 		publishedKey{&pss.PublicKey, jwkset.JWKMetadataOptions{KID: "pss", ALG: jwkset.AlgPS256, USE: jwkset.UseSig}},
+		publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
@@ -321,7 +324,7 @@ func TestJWKSKeysVerifyOnlyWhatTheirUseAndAlgAllow(t *testing.T) {
 	if err := a.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready with the keys loaded: %v", err)
 	}
-	keys := map[string]*rsa.PrivateKey{"signing": signing, "plain": plain, "encryption": encryption, "oaep": oaep, "pss": pss}
+	keys := map[string]*rsa.PrivateKey{"signing": signing, "plain": plain, "encryption": encryption, "oaep": oaep, "pss": pss, "short": short}
 	for _, c := range []struct {
 		kid    string // of the key that signs
 		method jwt.SigningMethod
@@ -333,6 +336,7 @@ func TestJWKSKeysVerifyOnlyWhatTheirUseAndAlgAllow(t *testing.T) {
 		{"encryption", jwt.SigningMethodRS256, false},
 		{"oaep", jwt.SigningMethodRS256, false},
 		{"pss", jwt.SigningMethodRS256, false},
+		{"short", jwt.SigningMethodRS256, false},
 	} {
 		for _, header := range []map[string]any{{"kid": c.kid}, nil} {
 			_, err := a.Authenticate(testkit.Token(t, c.method, keys[c.kid], valid(nil), header))
@@ -341,6 +345,54 @@ func TestJWKSKeysVerifyOnlyWhatTheirUseAndAlgAllow(t *testing.T) {
 					c.method.Alg(), c.kid, header, passes, err, c.passes)
 			}
 		}
+	}
+	// The caller of a token whose key is too weak is told so, not only "unverifiable".
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/v1/masks", nil)
+	r = r.WithContext(context.WithValue(r.Context(), api.BearerAuthScopes, []string{}))
+	r.Header.Set("Authorization", "Bearer "+testkit.Token(t, jwt.SigningMethodRS256, short, valid(nil), map[string]any{"kid": "short"}))
+	middleware.Authorize(a)(http.NotFoundHandler()).ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "RSA keys need 2048 bits") {
+		t.Errorf("a token of the 1024-bit key = %d %s; want 401 saying the key is too weak", w.Code, w.Body)
+	}
+}
+
+// A JWK set none of whose keys may verify tokens refuses every caller: the replica is
+// not ready, and says why, so that a rolling update onto it (or check-config) stops
+// there while the replicas before it serve.
+func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
+	short, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encryption, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &jwks{}
+	set.publish(t,
+		publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
+		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encryption", USE: jwkset.UseEnc}},
+	)
+	srv := httptest.NewServer(set)
+	t.Cleanup(srv.Close)
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	err = a.Ready(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "none of the 2 JWKS keys may verify tokens") {
+		t.Fatalf("Ready with a 1024-bit key and an encryption key = %v; want not ready, saying no key may verify", err)
+	}
+	// A key that may, published beside them, makes it ready.
+	good, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.publish(t,
+		publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
+		publishedKey{&good.PublicKey, jwkset.JWKMetadataOptions{KID: "good"}},
+	)
+	a = newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready with a good key beside a short one: %v", err)
 	}
 }
 
@@ -542,11 +594,16 @@ func TestAuthenticatorConfigurationErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, cfg := range map[string]middleware.AuthConfig{
 		"no key source":                {},
 		"not PEM":                      {PublicKeyPEM: []byte("hello")},
 		"private key PEM":              {PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})},
 		"P-384 key":                    {PublicKeyPEM: pemOf(t, &p384.PublicKey)}, // only ES256 is accepted
+		"RSA key of 1024 bits":         {PublicKeyPEM: pemOf(t, &rsa1024.PublicKey)},
 		"a good key, then a P-384 one": {PublicKeyPEM: append(pemOf(t, ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))), pemOf(t, &p384.PublicKey)...)},
 	} {
 		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {

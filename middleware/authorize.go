@@ -91,7 +91,7 @@ func bearer(r *http.Request) (string, bool) {
 // reason names why a token was refused without echoing any part of it.
 func reason(err error) string {
 	for _, known := range []error{
-		errCriticalExtension, // before ErrTokenUnverifiable, which wraps it
+		errCriticalExtension, errUnusableKey, // before ErrTokenUnverifiable, which wraps them
 		jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable, jwt.ErrTokenSignatureInvalid,
 		jwt.ErrTokenRequiredClaimMissing, jwt.ErrTokenInvalidAudience, jwt.ErrTokenExpired,
 		jwt.ErrTokenUsedBeforeIssued, jwt.ErrTokenInvalidIssuer, jwt.ErrTokenNotValidYet,

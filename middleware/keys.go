@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,17 @@ func decodePublicKey(b *pem.Block) (any, *x509.Certificate, error) {
 	return nil, nil, fmt.Errorf("unsupported PEM block %q", b.Type)
 }
 
-// tokenKey checks that a key can verify one of the accepted algorithms.
+// minRSABits is the shortest RSA key trusted to sign tokens: RFC 7518 §3.3 and §3.5
+// require 2048 bits for RS256 and PS256 (and PCI DSS's strong cryptography, 112 bits
+// of security, is 2048-bit RSA). A 1024-bit key can be factored by whoever spends
+// enough, and would then sign any token.
+const minRSABits = 2048
+
+// errUnusableKey is a JWKS key that may not verify tokens (tokenKey, trustedKeys).
+var errUnusableKey = errors.New("the token's key is not one the gateway trusts (RSA keys need 2048 bits or more, ECDSA keys P-256)")
+
+// tokenKey checks that a key can verify one of the accepted algorithms, and is strong
+// enough to be trusted with it.
 func tokenKey(key any) error {
 	switch k := key.(type) {
 	case *ecdsa.PublicKey:
@@ -98,10 +109,44 @@ func tokenKey(key any) error {
 			return fmt.Errorf("an ECDSA key must be on P-256 (ES256), not %s", k.Curve.Params().Name)
 		}
 		return nil
-	case *rsa.PublicKey, ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < minRSABits {
+			return fmt.Errorf("an RSA key must have at least %d bits (RFC 7518 §3.3), not %d", minRSABits, bits)
+		}
+		return nil
+	case ed25519.PublicKey:
 		return nil
 	}
 	return fmt.Errorf("unsupported key type %T", key)
+}
+
+// trustedKeys is keyfunc (a JWKS's) without the keys tokenKey refuses: an identity
+// provider's set is not checked as it loads, as a key file is, so a key too weak to
+// trust is left out of the set a token without a kid is checked against, and refuses
+// a token that names it.
+func trustedKeys(keyfunc jwt.Keyfunc) jwt.Keyfunc {
+	untrusted := func(k jwt.VerificationKey) bool { return tokenKey(k) != nil }
+	return func(t *jwt.Token) (any, error) {
+		key, err := keyfunc(t)
+		if err != nil {
+			return nil, err
+		}
+		set, ok := key.(jwt.VerificationKeySet)
+		if !ok {
+			if err := tokenKey(key); err != nil {
+				return nil, fmt.Errorf("%w: %w", errUnusableKey, err)
+			}
+			return key, nil
+		}
+		if !slices.ContainsFunc(set.Keys, untrusted) {
+			return set, nil // the usual case: nothing to copy
+		}
+		keys := slices.DeleteFunc(slices.Clone(set.Keys), untrusted)
+		if len(keys) == 0 {
+			return nil, errUnusableKey
+		}
+		return jwt.VerificationKeySet{Keys: keys}, nil
+	}
 }
 
 // keyFile is a public key file read again as it changes, so that a key the identity
