@@ -47,8 +47,8 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 
 	checkTLS(cfg.TLS, out, report)
 
-	if addr := cfg.Redis.passwordInTheClear(); addr != "" {
-		fmt.Fprintln(out, "redis: WARNING:", passwordInTheClearNote(addr))
+	if note := cfg.Redis.transportWarning(); note != "" {
+		fmt.Fprintln(out, "redis: WARNING:", note)
 	}
 	rdb := cfg.Redis.client()
 	defer rdb.Close()

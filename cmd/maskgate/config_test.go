@@ -321,6 +321,7 @@ func TestRedisURLForms(t *testing.T) {
 		{"redis://:pw@s1:26379/0?master_name=mymaster&addr=s2:26379&addr=s3:26379", `sentinel master "mymaster" via s1:26379,s2:26379,s3:26379 db 0`},
 		{"redis+cluster://n1:7000?addr=n2:7001&addr=n3:7002", "cluster seeds n1:7000,n2:7001,n3:7002"},
 		{"rediss+cluster://:pw@n1:7000", "cluster seeds n1:7000, TLS"},
+		{"rediss://:pw@r:6380/0?skip_verify=true", "r:6380 db 0, TLS without checking Redis's certificate (skip_verify)"},
 		{"rediss://:pw@r:6380/1?read_timeout=3s&dial_timeout=2s", "r:6380 db 1, TLS, read_timeout=3s"},
 		{"redis://:pw@s1:26379/0?master_name=m&write_timeout=1500ms", `sentinel master "m" via s1:26379 db 0, write_timeout=1.5s`},
 	}
@@ -340,6 +341,26 @@ func TestRedisURLForms(t *testing.T) {
 	for _, bad := range []string{"mysql://x", "redis://x?bogus_option=1", "redis+cluster://x?master_name=m"} {
 		if _, err := parseRedisURL(bad); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TLS to Redis without a check of its certificate (go-redis's skip_verify=true) is as
+// open to whoever sits between them as plain TCP: named at start-up and by check-config.
+func TestRedisTLSWithoutACertificateCheckIsNamed(t *testing.T) {
+	for url, warned := range map[string]bool{
+		"rediss://:pw@redis.internal:6380/0?skip_verify=true":                      true,
+		"rediss://:pw@127.0.0.1:26379/0?master_name=m&addr=s2:26379&skip_verify=1": true,
+		"rediss://:pw@redis.internal:6380/0?skip_verify=false":                     false,
+		"rediss://:pw@redis.internal:6380/0":                                       false,
+	} {
+		c, err := parseRedisURL(url)
+		if err != nil {
+			t.Errorf("%s: %v", url, err)
+			continue
+		}
+		if note := c.transportWarning(); strings.Contains(note, "turns off the check of Redis's TLS certificate") != warned {
+			t.Errorf("%s: warning %q; want one about the certificate: %v", url, note, warned)
 		}
 	}
 }
@@ -365,7 +386,7 @@ func TestRedisPasswordInTheClearIsNamed(t *testing.T) {
 			t.Errorf("%s: %v", url, err)
 			continue
 		}
-		if got := c.passwordInTheClear(); got != want {
+		if got := c.passwordInTheClear(); got != want || (want == "") != (c.transportWarning() == "") {
 			t.Errorf("%s: password in the clear to %q; want %q", url, got, want)
 		}
 	}

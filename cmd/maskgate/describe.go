@@ -28,8 +28,8 @@ func logConfiguration(log zerolog.Logger, c config) {
 	if len(c.Ignored) > 0 {
 		log.Warn().Strs("ignored", c.Ignored).Msg(notSettings + ": a misspelt setting leaves its default in force (README, Configuration)")
 	}
-	if addr := c.Redis.passwordInTheClear(); addr != "" {
-		log.Warn().Msg(passwordInTheClearNote(addr))
+	if note := c.Redis.transportWarning(); note != "" {
+		log.Warn().Msg(note)
 	}
 	if c.AllowPlainHTTP {
 		log.Warn().Msg("MASKGATE_ALLOW_PLAIN_HTTP=true: CXone's secrets and tokens, and callers' keys, may cross the network unencrypted; for a simulator only, never in production")

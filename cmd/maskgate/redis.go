@@ -163,7 +163,10 @@ func (c redisConfig) client() redis.UniversalClient {
 func (c redisConfig) describe() string {
 	var more []string
 	o := c.options()
-	if o.tls != nil {
+	switch {
+	case o.tls != nil && o.tls.InsecureSkipVerify:
+		more = append(more, "TLS without checking Redis's certificate (skip_verify)")
+	case o.tls != nil:
 		more = append(more, "TLS")
 	}
 	for _, t := range o.timeouts {
@@ -183,6 +186,22 @@ func (c redisConfig) describe() string {
 	default:
 		return fmt.Sprintf("%s db %d%s", c.single.Addr, c.single.DB, and)
 	}
+}
+
+// transportWarning is the warning, at start-up and in check-config, about how the URL
+// reaches Redis, or "": a password sent to another machine unencrypted, or TLS whose
+// certificate is not checked. A warning, not an error: a service mesh or a private link
+// may encrypt what maskgate does not, and some managed Redis services hand out
+// certificates no root signs.
+func (c redisConfig) transportWarning() string {
+	if t := c.options().tls; t != nil && t.InsecureSkipVerify {
+		return "MASKGATE_REDIS_URL turns off the check of Redis's TLS certificate (skip_verify=true): whoever can reach the network between them can pose as Redis, and read its password and every session; give Redis's CA in SSL_CERT_FILE instead"
+	}
+	if addr := c.passwordInTheClear(); addr != "" {
+		return "MASKGATE_REDIS_URL sends Redis's password to " + addr +
+			" unencrypted (redis://): use rediss:// unless the network between them is encrypted otherwise (a service mesh)"
+	}
+	return ""
 }
 
 // passwordInTheClear names the first address outside this machine to which the URL's
@@ -211,14 +230,6 @@ func (c redisConfig) passwordInTheClear() string {
 		}
 	}
 	return ""
-}
-
-// passwordInTheClearNote is the warning, at start-up and in check-config, about Redis's
-// password crossing a network unencrypted. A warning, not an error: a service mesh or
-// a private link may encrypt what maskgate does not.
-func passwordInTheClearNote(addr string) string {
-	return "MASKGATE_REDIS_URL sends Redis's password to " + addr +
-		" unencrypted (redis://): use rediss:// unless the network between them is encrypted otherwise (a service mesh)"
 }
 
 // reportEvictionPolicy logs, once Redis answers, what its maxmemory-policy may drop of
