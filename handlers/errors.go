@@ -96,11 +96,14 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	var param *api.InvalidParamFormatError
 	var repeated *api.TooManyValuesForParamError
+	var number *strconv.NumError
 	switch {
 	case errors.As(err, &tooLarge):
 		api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
 	case errors.As(err, &param) && param.ParamName == "userId":
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidUserId, sessions.ErrInvalidUserID.Error(), 0)
+	case errors.As(err, &param) && errors.As(err, &number) && number.Func == "ParseBool":
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, booleanDetail(param.ParamName), 0)
 	case errors.As(err, &param):
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "parameter "+param.ParamName+" is malformed", 0)
 	case errors.As(err, &repeated):

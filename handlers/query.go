@@ -35,10 +35,15 @@ func knownQuery(next api.StrictHandlerFunc, operationID string) api.StrictHandle
 		if err != nil {
 			return nil, invalidParameter("the query string is malformed")
 		}
-		takes := queryParameters(request)
-		for name := range query {
-			if !slices.Contains(takes, name) {
+		takes, booleans := queryParameters(request)
+		for name, values := range query {
+			switch {
+			case !slices.Contains(takes, name):
 				return nil, invalidParameter(unknownQueryDetail(name, takes))
+			case slices.Contains(booleans, name) && slices.ContainsFunc(values, notBoolean):
+				// The binding takes what strconv.ParseBool does (1, t, TRUE, True):
+				// a proxy in front that reads force=true only would let force=1 by.
+				return nil, invalidParameter(booleanDetail(name))
 			}
 		}
 		return next(ctx, w, r, request)
@@ -46,20 +51,31 @@ func knownQuery(next api.StrictHandlerFunc, operationID string) api.StrictHandle
 }
 
 // queryParameters lists the query parameters of the operation whose generated request
-// object is request: the form tags of its Params (headers there have none).
-func queryParameters(request any) []string {
+// object is request, and those of them that are booleans: the form tags of its Params
+// (headers there have none).
+func queryParameters(request any) (names, booleans []string) {
 	params, ok := reflect.TypeOf(request).FieldByName("Params")
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	var names []string
 	for f := range params.Type.Fields() {
-		if name, _, _ := strings.Cut(f.Tag.Get("form"), ","); name != "" {
-			names = append(names, name)
+		name, _, _ := strings.Cut(f.Tag.Get("form"), ",")
+		if name == "" {
+			continue
+		}
+		names = append(names, name)
+		if f.Type == reflect.TypeFor[*bool]() {
+			booleans = append(booleans, name)
 		}
 	}
-	return names
+	return names, booleans
 }
+
+// notBoolean is a value of a boolean query parameter other than JSON's and the
+// spec's spellings of one.
+func notBoolean(v string) bool { return v != "true" && v != "false" }
+
+func booleanDetail(name string) string { return "parameter " + name + " must be true or false" }
 
 func unknownQueryDetail(name string, takes []string) string {
 	detail := "unknown query parameter " + quoted(name)

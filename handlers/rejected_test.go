@@ -335,6 +335,13 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 		// Pairs that url.Values would drop without a word.
 		{"POST", "/v1/agents/a1/unmask?force=%zz", "the query string is malformed"},
 		{"POST", "/v1/agents/a1/unmask?x=1;force=true", "the query string is malformed"},
+		// A boolean is true or false: the binding would also take strconv.ParseBool's
+		// 1, t, T, TRUE and True, which a proxy in front reading force=true would not.
+		{"POST", "/v1/agents/a1/unmask?force=1", "parameter force must be true or false"},
+		{"POST", "/v1/agents/a1/unmask?force=TRUE", "parameter force must be true or false"},
+		{"GET", "/v1/agents/a1/mask?verify=t", "parameter verify must be true or false"},
+		{"GET", "/v1/agents/a1/mask?verify=False", "parameter verify must be true or false"},
+		{"POST", "/v1/agents/a1/unmask?force=yes", "parameter force must be true or false"},
 	} {
 		r := g.do(tc.method, tc.path, admin, "")
 		if r.status != 400 || r.json(t)["code"] != "invalid_parameter" || r.json(t)["detail"] != tc.detail {
@@ -351,6 +358,7 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 	for path, want := range map[string]int{
 		"/v1/masks?limit=5":               200,
 		"/v1/agents/a1/mask?verify=false": 404, // not_masked: served, a1 has no session
+		"/v1/agents/a1/mask?verify=true":  404, // likewise, with CXone's view
 		"/v1/masks?":                      200,
 		"/healthz?probe=1":                200,
 	} {
