@@ -224,16 +224,18 @@ func jwksClient(client *http.Client) *http.Client {
 	return &c
 }
 
-// fetchUntilLoaded fetches the JWKS again, every `every`, until a key is loaded.
-// keyfunc fetches it at start and then once an hour: a fetch that failed at start (the
-// identity provider restarting with the gateway, a network not ready yet) would leave
-// the gateway without keys, and unready, for that hour, since a readiness probe keeps
-// away the callers whose tokens' kids would make keyfunc fetch it again.
+// fetchUntilLoaded fetches the JWKS again, every `every`, until a key that may verify
+// tokens is loaded (Ready). keyfunc fetches it at start and then once an hour: a fetch
+// that failed at start (the identity provider restarting with the gateway, a network
+// not ready yet), or a set whose keys the gateway may not use (an RSA key too short,
+// until the provider publishes a new one), would leave the gateway unready for that
+// hour, since a readiness probe keeps away the callers whose tokens' kids would make
+// keyfunc fetch it again.
 func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if keys, err := a.jwks.Storage().KeyReadAll(ctx); err == nil && len(keys) > 0 {
+		if a.Ready(ctx) == nil {
 			return
 		}
 		select {
