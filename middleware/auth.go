@@ -183,11 +183,15 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 }
 
 // verifies says why a JWKS key may not verify tokens, or nil when it may: keyfunc
-// leaves out a key for another use than signatures, trustedKeys one tokenKey refuses.
+// leaves out a key for another use than signatures or for an algorithm no token may
+// use, trustedKeys one tokenKey refuses.
 func verifies(k jwkset.JWK) error {
 	m := k.Marshal()
 	if m.USE != jwkset.UseSig && m.USE != "" {
 		return fmt.Errorf("key %q is for use %q", m.KID, m.USE)
+	}
+	if alg := m.ALG.String(); alg != "" && !slices.Contains(publicKeyMethods, alg) {
+		return fmt.Errorf("key %q is for algorithm %q", m.KID, alg)
 	}
 	key := k.Key()
 	if private, ok := key.(interface{ Public() crypto.PublicKey }); ok {

@@ -357,7 +357,8 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 	}
 }
 
-// A JWK set none of whose keys may verify tokens refuses every caller: the replica is
+// A JWK set none of whose keys may verify tokens (too short, for encryption, for
+// another algorithm) refuses every caller: the replica is
 // not ready, and says why, so that a rolling update onto it (or check-config) stops
 // there while the replicas before it serve.
 func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
@@ -373,13 +374,14 @@ func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	set.publish(t,
 		publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encryption", USE: jwkset.UseEnc}},
+		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
 	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL, JWKSRefreshEvery: 50 * time.Millisecond})
 	err = a.Ready(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "none of the 2 JWKS keys may verify tokens") {
-		t.Fatalf("Ready with a 1024-bit key and an encryption key = %v; want not ready, saying no key may verify", err)
+	if err == nil || !strings.Contains(err.Error(), "none of the 3 JWKS keys may verify tokens") {
+		t.Fatalf("Ready with a 1024-bit key and two encryption keys = %v; want not ready, saying no key may verify", err)
 	}
 	// The provider publishes a key that may: the set is fetched again, as while no key
 	// was loaded, without a token to ask for it (no caller reaches an unready replica).
