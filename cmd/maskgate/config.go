@@ -297,6 +297,12 @@ func readConfig(getenv func(string) string) (config, error) {
 	}
 	if c.CXone.BaseURL != "" && !upstream.IsHTTPURL(c.CXone.BaseURL) {
 		bad("CXONE_API_BASE_URL must be an http(s) URL")
+	} else if c.CXone.BaseURL != "" && !isOrigin(c.CXone.BaseURL) {
+		// The API's paths are appended to it: a path of its own (an older API's
+		// /inContactAPI, say) or a query would make CXone answer every mask 404, which
+		// the gateway can only take for "no active call", and a caller for nothing to
+		// mask, with the agent on a call and recorded.
+		bad("CXONE_API_BASE_URL must be the API's scheme and host only, such as https://api-na1.niceincontact.com: no path, query or user")
 	}
 	encrypted("CXONE_AUTH_URL", c.CXone.AuthURL, "the CXone access key and client secret")
 	encrypted("CXONE_API_BASE_URL", c.CXone.BaseURL, "the CXone token")
@@ -304,6 +310,13 @@ func readConfig(getenv func(string) string) (config, error) {
 		return config{}, &configError{errors.Join(problems...)}
 	}
 	return c, nil
+}
+
+// isOrigin reports whether s, an http(s) URL, is nothing but a scheme, a host and
+// maybe a port (and a trailing slash).
+func isOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.User == nil
 }
 
 // plainHTTPOverANetwork reports whether s is an http:// URL to a host other than a

@@ -94,6 +94,11 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"empty public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": empty}, "MASKGATE_JWT_PUBLIC_KEY_FILE is empty"},
 		{"key prefix with a hash tag", map[string]string{"MASKGATE_REDIS_KEY_PREFIX": "a{b}"}, "MASKGATE_REDIS_KEY_PREFIX must not contain"},
 		{"bad API base URL", map[string]string{"CXONE_API_BASE_URL": "api.example.com"}, "CXONE_API_BASE_URL must be"},
+		// Every API path is appended to it: CXone would answer every mask 404, read as
+		// no active call.
+		{"API base URL with a path", map[string]string{"CXONE_API_BASE_URL": "https://api-c32.incontact.com/inContactAPI"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
+		{"API base URL with a query", map[string]string{"CXONE_API_BASE_URL": "https://api-na1.niceincontact.com?region=na1"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
+		{"API base URL with a user", map[string]string{"CXONE_API_BASE_URL": "https://me@api-na1.niceincontact.com"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
 		{"bad trusted proxy", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, `MASKGATE_TRUSTED_PROXIES: "lb.internal" is not`},
 		{"bad trusted range", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/33"}, `MASKGATE_TRUSTED_PROXIES: "10.0.0.0/33" is not`},
 		{"CORS origin with a path", map[string]string{"MASKGATE_CORS_ORIGINS": "https://crm.example.com/app"}, `MASKGATE_CORS_ORIGINS: "https://crm.example.com/app" is not an origin`},
@@ -172,6 +177,7 @@ func TestPlainHTTPOnlyToLoopbackUnlessAllowed(t *testing.T) {
 		{map[string]string{"CXONE_AUTH_URL": "http://127.0.0.1:8090/auth/token", "CXONE_API_BASE_URL": "http://[::1]:8090"}, true},
 		{map[string]string{"CXONE_AUTH_URL": "http://localhost:8090/auth/token", "CXONE_API_BASE_URL": "http://LocalHost:8090"}, true},
 		{map[string]string{"CXONE_AUTH_URL": "https://cxone.niceincontact.com/auth/token", "CXONE_API_BASE_URL": "https://api-na1.niceincontact.com"}, true},
+		{map[string]string{"CXONE_API_BASE_URL": "https://api-na1.niceincontact.com:443/"}, true},
 		{map[string]string{"CXONE_AUTH_URL": "http://cxone-sim:8090/auth/token"}, false},
 		{map[string]string{"CXONE_AUTH_URL": "http://localhost.example.com/auth/token"}, false},
 		{map[string]string{"CXONE_AUTH_URL": "http://cxone-sim:8090/auth/token", "MASKGATE_ALLOW_PLAIN_HTTP": "true"}, true},
