@@ -221,6 +221,25 @@ func TestCheckConfigWarnsOfARedisPasswordInTheClear(t *testing.T) {
 	}
 }
 
+// A configured CXONE_API_BASE_URL that is not the endpoint the tenant's discovery
+// document names (the token endpoint's host, another region) is named: it may answer
+// every mask 404, which reads as no active call. The tenant's own is not.
+func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
+	sim := testkit.NewSim(t)
+	for base, warned := range map[string]bool{"http://127.0.0.1:1": true, sim.URL: false, sim.URL + "/": false} {
+		e := env(sim, "p")
+		e["CXONE_API_BASE_URL"] = base
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"check-config"}, environment(e), &out, &out); err != nil {
+			t.Fatalf("check-config with CXONE_API_BASE_URL %s = %v\n%s", base, err, out.String())
+		}
+		want := "cxone api endpoint: WARNING: CXONE_API_BASE_URL is http://127.0.0.1:1, but the discovery document of the token's tenant names " + sim.URL + ":"
+		if got := strings.Contains(out.String(), "cxone api endpoint: WARNING"); got != warned || warned && !strings.Contains(out.String(), want) {
+			t.Errorf("CXONE_API_BASE_URL %s: warned %v, want %v (%q):\n%s", base, got, warned, want, out.String())
+		}
+	}
+}
+
 // A container's health check leaves CXone's check out: /readyz names CXone's token
 // endpoint as failing, the health check passes.
 func TestHealthcheckLeavesCXoneOut(t *testing.T) {
