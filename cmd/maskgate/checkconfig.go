@@ -73,7 +73,7 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 		// A configured endpoint that is not the tenant's (the token endpoint's host, or
 		// another region's) may answer every mask 404, which reads as no active call.
 		cxCfg.BaseURL, cxCfg.Registerer = "", prometheus.NewRegistry()
-		if discovered, err := upstream.New(cxCfg).Endpoint(ctx); err == nil && strings.TrimRight(discovered, "/") != strings.TrimRight(endpoint, "/") {
+		if discovered, err := upstream.New(cxCfg).Endpoint(ctx); err == nil && !strings.EqualFold(strings.TrimRight(discovered, "/"), strings.TrimRight(endpoint, "/")) {
 			fmt.Fprintf(out, "cxone api endpoint: WARNING: CXONE_API_BASE_URL is %s, but the discovery document of the token's tenant names %s: unless a proxy of yours stands for it, leave CXONE_API_BASE_URL empty (an endpoint that is not the tenant's may answer every mask 404, which reads as no active call)\n", endpoint, discovered)
 		}
 	}

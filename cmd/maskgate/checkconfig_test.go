@@ -226,7 +226,7 @@ func TestCheckConfigWarnsOfARedisPasswordInTheClear(t *testing.T) {
 // every mask 404, which reads as no active call. The tenant's own is not.
 func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
 	sim := testkit.NewSim(t)
-	for base, warned := range map[string]bool{"http://127.0.0.1:1": true, sim.URL: false, sim.URL + "/": false} {
+	for base, warned := range map[string]bool{"http://127.0.0.1:1": true, sim.URL: false, sim.URL + "/": false, strings.ToUpper(sim.URL): false} {
 		e := env(sim, "p")
 		e["CXONE_API_BASE_URL"] = base
 		var out bytes.Buffer
