@@ -132,12 +132,14 @@ func readConfig(getenv func(string) string) (config, error) {
 		Addr:           address("MASKGATE_ADDR", ":8080"),
 		DebugAddr:      address("MASKGATE_DEBUG_ADDR", ""),
 		RedisKeyPrefix: str("MASKGATE_REDIS_KEY_PREFIX", "maskgate"),
-		MaskTTL:        duration("MASKGATE_MASK_TTL", 15*time.Minute),
-		MaskTTLMax:     duration("MASKGATE_MASK_TTL_MAX", 2*time.Hour),
-		SweepInterval:  duration("MASKGATE_SWEEP_INTERVAL", time.Second),
-		UnmaskGiveUp:   duration("MASKGATE_UNMASK_GIVEUP", time.Hour),
-		ShutdownDelay:  durationFrom("MASKGATE_SHUTDOWN_DELAY", 0, 0),
-		DrainTimeout:   duration("MASKGATE_DRAIN_TIMEOUT", 25*time.Second),
+		// At least the shortest ttlSeconds a caller may ask for: a mask of 500ms would
+		// be unmasked before anyone could take a card number under it.
+		MaskTTL:       durationFrom("MASKGATE_MASK_TTL", 15*time.Minute, time.Second),
+		MaskTTLMax:    durationFrom("MASKGATE_MASK_TTL_MAX", 2*time.Hour, time.Second),
+		SweepInterval: duration("MASKGATE_SWEEP_INTERVAL", time.Second),
+		UnmaskGiveUp:  duration("MASKGATE_UNMASK_GIVEUP", time.Hour),
+		ShutdownDelay: durationFrom("MASKGATE_SHUTDOWN_DELAY", 0, 0),
+		DrainTimeout:  duration("MASKGATE_DRAIN_TIMEOUT", 25*time.Second),
 	}
 	c.TLS = tlsFiles{cert: str("MASKGATE_TLS_CERT_FILE", ""), key: str("MASKGATE_TLS_KEY_FILE", "")}
 	switch {

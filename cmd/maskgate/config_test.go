@@ -71,6 +71,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"negative leeway", map[string]string{"MASKGATE_JWT_LEEWAY": "-1s"}, "MASKGATE_JWT_LEEWAY must be a duration of at least 0s"},
 		{"bad rate limit", map[string]string{"MASKGATE_RATE_LIMIT": "lots"}, "MASKGATE_RATE_LIMIT must be a whole number"},
 		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
+		{"ttl under a second", map[string]string{"MASKGATE_MASK_TTL": "500ms"}, "MASKGATE_MASK_TTL must be a duration of at least 1s"},
+		{"ttl cap of nothing", map[string]string{"MASKGATE_MASK_TTL_MAX": "0s"}, "MASKGATE_MASK_TTL_MAX must be a duration of at least 1s"},
 		{"two key sources", map[string]string{"MASKGATE_JWT_JWKS_URL": "https://idp/jwks"}, "exactly one of"},
 		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
 		{"short previous HS256 secret", map[string]string{"MASKGATE_JWT_HS256_PREVIOUS_SECRET": "short"}, "MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes"},
