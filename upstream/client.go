@@ -162,6 +162,17 @@ func (c *Client) Ready(ctx context.Context) error {
 	return err
 }
 
+// TenantEndpoint is the API endpoint that the discovery document of the token's tenant
+// names, whether or not one is configured, so that a configured one can be compared
+// with it (check-config, the start-up). It is read anew, and not kept.
+func (c *Client) TenantEndpoint(ctx context.Context) (string, error) {
+	tok, err := c.tokens.Token(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.discover(ctx, tok)
+}
+
 // Endpoint obtains a token if none is held and returns the API endpoint in use
 // (configured or discovered).
 func (c *Client) Endpoint(ctx context.Context) (string, error) {

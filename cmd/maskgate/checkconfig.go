@@ -60,7 +60,8 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 
 	cxCfg := cfg.CXone
 	cxCfg.Registerer = prometheus.NewRegistry()
-	endpoint, err := upstream.New(cxCfg).Endpoint(ctx)
+	cx := upstream.New(cxCfg)
+	endpoint, err := cx.Endpoint(ctx)
 	how := "discovered from the token's tenant"
 	if cfg.CXone.BaseURL != "" {
 		how = "configured"
@@ -68,13 +69,8 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 	report("cxone token", "client "+cfg.CXone.Credentials.ClientID+", access key "+cfg.CXone.Credentials.AccessKeyID, err)
 	if err == nil {
 		report("cxone api endpoint", endpoint+", "+how, nil)
-	}
-	if err == nil && cfg.CXone.BaseURL != "" {
-		// A configured endpoint that is not the tenant's (the token endpoint's host, or
-		// another region's) may answer every mask 404, which reads as no active call.
-		cxCfg.BaseURL, cxCfg.Registerer = "", prometheus.NewRegistry()
-		if discovered, err := upstream.New(cxCfg).Endpoint(ctx); err == nil && !strings.EqualFold(strings.TrimRight(discovered, "/"), strings.TrimRight(endpoint, "/")) {
-			fmt.Fprintf(out, "cxone api endpoint: WARNING: CXONE_API_BASE_URL is %s, but the discovery document of the token's tenant names %s: unless a proxy of yours stands for it, leave CXONE_API_BASE_URL empty (an endpoint that is not the tenant's may answer every mask 404, which reads as no active call)\n", endpoint, discovered)
+		if note, _ := notTheTenantsEndpoint(ctx, cx, cfg.CXone.BaseURL); note != "" {
+			fmt.Fprintln(out, "cxone api endpoint: WARNING:", note)
 		}
 	}
 

@@ -240,6 +240,31 @@ func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
 	}
 }
 
+// The gateway itself warns of such an endpoint once CXone answers after start-up, for
+// an operator who never runs check-config; of the tenant's own, it says that it is.
+func TestAnEndpointThatIsNotTheTenantsIsWarnedOfAtStartUp(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["CXONE_API_BASE_URL"] = "http://127.0.0.1:1"
+	s := start(t, nil, e)
+	s.logLineWith(t, "CXONE_API_BASE_URL is http://127.0.0.1:1, but the discovery document of the token's tenant names "+sim.URL+
+		": unless a proxy of yours stands for it, leave CXONE_API_BASE_URL empty (an endpoint that is not the tenant's may answer every mask 404, which reads as no active call)",
+		map[string]any{"level": "warn"})
+
+	e = env(sim, prefix)
+	e["CXONE_API_BASE_URL"] = sim.URL
+	s = start(t, nil, e)
+	s.logLineWith(t, "CXONE_API_BASE_URL is the endpoint that the discovery document of the token's tenant names", map[string]any{"level": "info"})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		if l["level"] == "warn" {
+			t.Errorf("a warning with the tenant's own endpoint: %v", l)
+		}
+	}
+}
+
 // A container's health check leaves CXone's check out: /readyz names CXone's token
 // endpoint as failing, the health check passes.
 func TestHealthcheckLeavesCXoneOut(t *testing.T) {

@@ -201,6 +201,9 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 	if !*local { // miniredis evicts nothing
 		go reportEvictionPolicy(sweepCtx, app.store, cfg.Redis.roundTrip(), log)
 	}
+	if cfg.CXone.BaseURL != "" {
+		go reportTenantEndpoint(sweepCtx, app.cx, cfg.CXone.BaseURL, 30*time.Second, log)
+	}
 
 	select {
 	case err := <-served:
@@ -233,6 +236,7 @@ type app struct {
 	tls      *tls.Config // nil: plain HTTP
 	sweeper  *sessions.Sweeper
 	store    *sessions.Store
+	cx       *upstream.Client
 	draining *atomic.Bool // set on SIGTERM: /readyz answers 503
 	close    func()
 }
@@ -329,7 +333,7 @@ func newApp(ctx context.Context, cfg config, log zerolog.Logger, logs *logWriter
 			}},
 		},
 	})
-	return &app{handler: h, tls: tlsConfig, sweeper: sweeper, store: store, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
+	return &app{handler: h, tls: tlsConfig, sweeper: sweeper, store: store, cx: cx, draining: draining, close: func() { cancelAuth(); cx.Close(); rdb.Close() }}, nil
 }
 
 // serveDebug serves Go's profiler on its own listener, away from the API and its auth.
