@@ -201,6 +201,26 @@ func TestAlertsFireOnTheTroubleTheyAreFor(t *testing.T) {
 			{`maskgate_cxone_requests_total{op="mask",status="503"}`, rising(0, 5, 30)},
 		}, 20 * time.Minute, false},
 
+		{"MaskgateCXoneFindsNoCalls", "every mask is answered 404, for 20 minutes", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="404"}`, rising(0, 30, 30)},
+			{`maskgate_cxone_requests_total{op="unmask",status="404"}`, rising(0, 10, 30)},
+		}, 20 * time.Minute, true},
+		{"MaskgateCXoneFindsNoCalls", "a tenth of them are (agents masked between calls)", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, rising(0, 27, 30)},
+			{`maskgate_cxone_requests_total{op="mask",status="404"}`, rising(0, 3, 30)},
+		}, 20 * time.Minute, false},
+		{"MaskgateCXoneFindsNoCalls", "the few masks of a quiet night are 404", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="404"}`, rising(0, 0.5, 30)},
+		}, 20 * time.Minute, false},
+		{"MaskgateCXoneFindsNoCalls", "every mask is since minute 20, not yet for 10 minutes", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, slices.Concat(rising(0, 30, 20), rising(570, 0, 20))},
+			{`maskgate_cxone_requests_total{op="mask",status="404"}`, slices.Concat(rising(0, 0, 20), rising(30, 30, 20))},
+		}, 35 * time.Minute, false},
+		{"MaskgateCXoneFindsNoCalls", "every mask is since minute 20, at minute 45", []testSeries{
+			{`maskgate_cxone_requests_total{op="mask",status="200"}`, slices.Concat(rising(0, 30, 20), rising(570, 0, 30))},
+			{`maskgate_cxone_requests_total{op="mask",status="404"}`, slices.Concat(rising(0, 0, 20), rising(30, 30, 30))},
+		}, 45 * time.Minute, true},
+
 		{"MaskgateCXoneTokenFailures", "CXone refused a token request", []testSeries{
 			{`maskgate_cxone_token_requests_total{status="200"}`, rising(0, 1, 30)},
 			{`maskgate_cxone_token_requests_total{status="401"}`, slices.Concat(rising(0, 0, 5), rising(1, 0, 10))},
