@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"io"
 	"slices"
 	"time"
@@ -105,7 +106,11 @@ func OpenInTrail(r io.Reader) ([]TrailSession, error) {
 			replaced = append(replaced, l.Superseded)
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		// Not skipped: a file that is one long line (a JSON array of entries) would
+		// then show nothing open.
+		return nil, errors.New("the logs hold a line over 1 MiB, longer than any of maskgate's: give them one log entry per line")
+	} else if err != nil {
 		return nil, err
 	}
 	for _, id := range replaced {

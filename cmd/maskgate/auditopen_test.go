@@ -120,6 +120,16 @@ func TestAuditOpenNeedsFilesItCanRead(t *testing.T) {
 	if err := run(context.Background(), []string{"audit-open", missing}, environment(nil), io.Discard, io.Discard); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("audit-open of a missing file = %v; want it not found", err)
 	}
+	// A file whose entries are not one a line (an export as one JSON array) is refused
+	// saying so, not read as a trail with nothing open.
+	export := filepath.Join(t.TempDir(), "export.json")
+	entry := `{"audit":true,"event":"masked","user_id":"a","session_id":"s1","time":"2026-11-26T10:00:00.000Z"},`
+	if err := os.WriteFile(export, []byte("["+strings.Repeat(entry, 20_000)+"]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"audit-open", export}, environment(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "one log entry per line") {
+		t.Errorf("audit-open of one 2 MB line = %v; want it refused, saying why", err)
+	}
 }
 
 // A log file whose last line has no line end (a collector cut it there) is read to its
