@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,35 +173,18 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 		return errors.New("no JWKS keys loaded")
 	}
 	// A set none of whose keys may verify a token refuses every caller: unready, so
-	// that a rolling update onto it stops while the replicas before it serve.
-	var why error
-	for _, k := range keys {
-		if why = verifies(k); why == nil {
+	// that a rolling update onto it stops while the replicas before it serve. Asked as
+	// a token without a kid asks, for each algorithm: the keys it would be checked
+	// against (keyfunc leaves out those for another use or algorithm, trustedKeys
+	// those too weak), so that the answer is what Authenticate would do.
+	for _, alg := range publicKeyMethods {
+		key, err := a.keyfunc(&jwt.Token{Header: map[string]any{"alg": alg}})
+		if set, ok := key.(jwt.VerificationKeySet); err == nil && ok && len(set.Keys) > 0 {
 			return nil
 		}
 	}
-	return fmt.Errorf("none of the %d JWKS keys may verify tokens (the last: %w)", len(keys), why)
-}
-
-// verifies says why a JWKS key may not verify tokens, or nil when it may: keyfunc
-// leaves out a key for another use than signatures or for an algorithm no token may
-// use, trustedKeys one tokenKey refuses.
-func verifies(k jwkset.JWK) error {
-	m := k.Marshal()
-	if m.USE != jwkset.UseSig && m.USE != "" {
-		return fmt.Errorf("key %q is for use %q", m.KID, m.USE)
-	}
-	if alg := m.ALG.String(); alg != "" && !slices.Contains(publicKeyMethods, alg) {
-		return fmt.Errorf("key %q is for algorithm %q", m.KID, alg)
-	}
-	key := k.Key()
-	if private, ok := key.(interface{ Public() crypto.PublicKey }); ok {
-		key = private.Public()
-	}
-	if err := tokenKey(key); err != nil {
-		return fmt.Errorf("key %q: %w", m.KID, err)
-	}
-	return nil
+	return fmt.Errorf("none of the %d JWKS keys may verify tokens: each is for encryption (\"use\":\"enc\"), for another algorithm than %s, "+
+		"an RSA key under %d bits or an ECDSA key not on P-256", len(keys), strings.Join(publicKeyMethods, ", "), minRSABits)
 }
 
 // jwksClient is client (nil: net/http's default) refusing a redirect from https to

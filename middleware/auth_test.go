@@ -370,18 +370,23 @@ func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	set := &jwks{}
 	set.publish(t,
 		publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encryption", USE: jwkset.UseEnc}},
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
+		publishedKey{&p384.PublicKey, jwkset.JWKMetadataOptions{KID: "p384"}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
 	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL, JWKSRefreshEvery: 50 * time.Millisecond})
 	err = a.Ready(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "none of the 3 JWKS keys may verify tokens") {
-		t.Fatalf("Ready with a 1024-bit key and two encryption keys = %v; want not ready, saying no key may verify", err)
+	if err == nil || !strings.Contains(err.Error(), "none of the 4 JWKS keys may verify tokens") {
+		t.Fatalf("Ready with a 1024-bit key, two encryption keys and a P-384 key = %v; want not ready, saying no key may verify", err)
 	}
 	// The provider publishes a key that may: the set is fetched again, as while no key
 	// was loaded, without a token to ask for it (no caller reaches an unready replica).
