@@ -203,7 +203,7 @@ func readConfig(getenv func(string) string) (config, error) {
 		if origin = strings.TrimSpace(origin); origin == "" {
 			continue
 		}
-		if u, err := url.Parse(origin); origin != "*" && (err != nil || !upstream.IsHTTPURL(origin) || u.Path != "" || u.RawQuery != "") {
+		if origin != "*" && !isOrigin(origin) {
 			bad("MASKGATE_CORS_ORIGINS: %q is not an origin such as https://crm.example.com (or *)", origin)
 			continue
 		}
@@ -299,7 +299,7 @@ func readConfig(getenv func(string) string) (config, error) {
 	}
 	if c.CXone.BaseURL != "" && !upstream.IsHTTPURL(c.CXone.BaseURL) {
 		bad("CXONE_API_BASE_URL must be an http(s) URL")
-	} else if c.CXone.BaseURL != "" && !isOrigin(c.CXone.BaseURL) {
+	} else if c.CXone.BaseURL != "" && !isOrigin(strings.TrimSuffix(c.CXone.BaseURL, "/")) {
 		// The API's paths are appended to it: a path of its own (an older API's
 		// /inContactAPI, say) or a query would make CXone answer every mask 404, which
 		// the gateway can only take for "no active call", and a caller for nothing to
@@ -314,11 +314,12 @@ func readConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
-// isOrigin reports whether s, an http(s) URL, is nothing but a scheme, a host and
-// maybe a port (and a trailing slash).
+// isOrigin reports whether s is an http(s) URL of nothing but a scheme, a host and
+// maybe a port: what a browser sends as a page's origin, and what CXone's API paths
+// are appended to.
 func isOrigin(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.User == nil
+	return err == nil && upstream.IsHTTPURL(s) && u.Path == "" && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.User == nil
 }
 
 // plainHTTPOverANetwork reports whether s is an http:// URL to a host other than a

@@ -105,6 +105,7 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"bad trusted range", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/33"}, `MASKGATE_TRUSTED_PROXIES: "10.0.0.0/33" is not`},
 		{"CORS origin with a path", map[string]string{"MASKGATE_CORS_ORIGINS": "https://crm.example.com/app"}, `MASKGATE_CORS_ORIGINS: "https://crm.example.com/app" is not an origin`},
 		{"CORS origin without a scheme", map[string]string{"MASKGATE_CORS_ORIGINS": "crm.example.com"}, `MASKGATE_CORS_ORIGINS: "crm.example.com" is not an origin`},
+		{"CORS origin with a user", map[string]string{"MASKGATE_CORS_ORIGINS": "https://me@crm.example.com"}, `MASKGATE_CORS_ORIGINS: "https://me@crm.example.com" is not an origin`},
 	}
 	sim := testkit.NewSim(t)
 	for _, tt := range tests {
