@@ -31,8 +31,8 @@ func notTheTenantsEndpoint(ctx context.Context, cx *upstream.Client, configured 
 
 // reportTenantEndpoint logs, once CXone answers after start-up, a warning when the
 // configured endpoint is not the tenant's (notTheTenantsEndpoint), so that an operator
-// who never runs check-config sees it, or that it is. It asks again every retry until CXone's token
-// endpoint and discovery answer, or ctx ends.
+// who never runs check-config sees it, or that it is. It asks again every retry until
+// CXone's token endpoint and discovery answer, or ctx ends.
 func reportTenantEndpoint(ctx context.Context, cx *upstream.Client, configured string, retry time.Duration, log zerolog.Logger) {
 	for {
 		note, err := notTheTenantsEndpoint(ctx, cx, configured)
