@@ -96,7 +96,7 @@ func decodePublicKey(b *pem.Block) (any, *x509.Certificate, error) {
 const minRSABits = 2048
 
 // errUnusableKey is a JWKS key that may not verify tokens (tokenKey, trustedKeys).
-var errUnusableKey = errors.New("the token's key is not one the gateway trusts (RSA keys need 2048 bits or more, ECDSA keys P-256)")
+var errUnusableKey = fmt.Errorf("the token's key is not one the gateway trusts (RSA keys need %d bits or more, ECDSA keys P-256)", minRSABits)
 
 // tokenKey checks that a key can verify one of the accepted algorithms, and is strong
 // enough to be trusted with it.
