@@ -281,10 +281,11 @@ func (b *bench) tearDown() {
 	os.RemoveAll(b.dir)
 }
 
-// processCPU is the user and system CPU seconds every process used so far, and each
-// one's parent (Linux /proc; nginx's workers are its children).
-func processCPU() (cpu map[int]float64, parent map[int]int) {
-	cpu, parent = map[int]float64{}, map[int]int{}
+// processCPU is the user and system CPU time every process used so far, in clock
+// ticks (100 per second on Linux), and each one's parent (Linux /proc; nginx's workers
+// are its children).
+func processCPU() (ticks map[int]int64, parent map[int]int) {
+	ticks, parent = map[int]int64{}, map[int]int{}
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -300,28 +301,34 @@ func processCPU() (cpu map[int]float64, parent map[int]int) {
 		line := string(stat)
 		fields := strings.Fields(line[strings.LastIndexByte(line, ')')+2:])
 		ppid, _ := strconv.Atoi(fields[1])
-		ut, _ := strconv.ParseFloat(fields[11], 64)
-		st, _ := strconv.ParseFloat(fields[12], 64)
-		cpu[pid], parent[pid] = (ut+st)/100, ppid // clock ticks: 100 per second on Linux
+		ut, _ := strconv.ParseInt(fields[11], 10, 64)
+		st, _ := strconv.ParseInt(fields[12], 10, 64)
+		ticks[pid], parent[pid] = ut+st, ppid
 	}
-	return cpu, parent
+	return ticks, parent
 }
 
 // loadGenerator names maskbench's own process, which drives the load.
 const loadGenerator = "load"
 
 // cpuByProcess is the CPU seconds each started process (with its children) and the
-// load generator used so far.
+// load generator used so far. The ticks are summed as integers: summed as floats in
+// the random order of a map, the same ticks could differ in the last bit between two
+// readings, and a process that used no CPU showed as -0.000.
 func (b *bench) cpuByProcess() map[string]float64 {
-	cpu, parent := processCPU()
-	out := map[string]float64{loadGenerator: cpu[os.Getpid()]}
+	ticks, parent := processCPU()
+	sum := map[string]int64{loadGenerator: ticks[os.Getpid()]}
 	for name, pid := range b.pids {
-		out[name] += cpu[pid]
+		sum[name] += ticks[pid]
 		for child, ppid := range parent {
 			if ppid == pid {
-				out[name] += cpu[child]
+				sum[name] += ticks[child]
 			}
 		}
+	}
+	out := make(map[string]float64, len(sum))
+	for name, t := range sum {
+		out[name] = float64(t) / 100
 	}
 	return out
 }
