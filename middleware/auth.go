@@ -58,7 +58,7 @@ var publicKeyMethods = []string{"RS256", "PS256", "ES256", "EdDSA"}
 type Authenticator struct {
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
-	jwks    keyfunc.Keyfunc // nil unless the key source is a JWKS
+	jwks    jwkset.Storage // the JWKS as fetched; nil unless the key source is a JWKS
 	leeway  time.Duration
 
 	verified     sync.Map // raw token → verifiedToken
@@ -131,15 +131,16 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		if err != nil {
 			return nil, fmt.Errorf("JWKS: %w", err)
 		}
-		// The same set, but a key whose JWK says it is for encryption ("use":"enc")
-		// verifies no token (RFC 7517 §4.2); one that says nothing still does. The
-		// Override above cannot say so.
-		kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: kf.Storage(), UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+		// The same set, but a key whose JWK says it is for encryption ("use":"enc",
+		// RFC 7517 §4.2) or for operations other than verifying (key_ops, §4.3)
+		// verifies no token; one that says nothing still does. The Override above
+		// cannot say so.
+		a.jwks = kf.Storage()
+		kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: verifyingKeys{a.jwks}, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 		if err != nil {
 			return nil, fmt.Errorf("JWKS: %w", err)
 		}
 		methods = publicKeyMethods
-		a.jwks = kf
 		a.keyfunc = trustedKeys(kf.Keyfunc)
 		go a.fetchUntilLoaded(ctx, every)
 	default:
@@ -162,7 +163,7 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 	if a.jwks == nil {
 		return nil
 	}
-	keys, err := a.jwks.Storage().KeyReadAll(ctx)
+	keys, err := a.jwks.KeyReadAll(ctx)
 	if err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("none of the %d JWKS keys may verify tokens: each is for encryption (\"use\":\"enc\"), for another algorithm than %s, "+
+	return fmt.Errorf("none of the %d JWKS keys may verify tokens: each is for encryption (\"use\":\"enc\"), for operations other than \"verify\" (key_ops), for another algorithm than %s, "+
 		"an RSA key under %d bits or an ECDSA key not on P-256", len(keys), strings.Join(publicKeyMethods, ", "), minRSABits)
 }
 
@@ -233,7 +234,7 @@ func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duratio
 		}
 		// A kid no key has makes keyfunc fetch the set, as a rotated key's token does
 		// (its limiter allows one fetch per `every`, which this tick waited).
-		_, _ = a.jwks.Storage().KeyRead(ctx, "maskgate: no key loaded yet")
+		_, _ = a.jwks.KeyRead(ctx, "maskgate: no key loaded yet")
 	}
 }
 

@@ -309,6 +309,7 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		return k
 	}
 	signing, plain, encryption, oaep, pss, short := key(2048), key(2048), key(2048), key(2048), key(2048), key(1024)
+	verifying, encrypting, signingOnly := key(2048), key(2048), key(2048)
 	set := &jwks{}
 	set.publish(t,
 		publishedKey{&signing.PublicKey, jwkset.JWKMetadataOptions{KID: "signing", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
@@ -317,6 +318,9 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		publishedKey{&oaep.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
 		publishedKey{&pss.PublicKey, jwkset.JWKMetadataOptions{KID: "pss", ALG: jwkset.AlgPS256, USE: jwkset.UseSig}},
 		publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
+		publishedKey{&verifying.PublicKey, jwkset.JWKMetadataOptions{KID: "verifying", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsVerify}}},
+		publishedKey{&encrypting.PublicKey, jwkset.JWKMetadataOptions{KID: "encrypting", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsEncrypt, jwkset.KeyOpsWrapKey}}},
+		publishedKey{&signingOnly.PublicKey, jwkset.JWKMetadataOptions{KID: "signingOnly", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsSign}}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
@@ -324,7 +328,8 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 	if err := a.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready with the keys loaded: %v", err)
 	}
-	keys := map[string]*rsa.PrivateKey{"signing": signing, "plain": plain, "encryption": encryption, "oaep": oaep, "pss": pss, "short": short}
+	keys := map[string]*rsa.PrivateKey{"signing": signing, "plain": plain, "encryption": encryption, "oaep": oaep, "pss": pss, "short": short,
+		"verifying": verifying, "encrypting": encrypting, "signingOnly": signingOnly}
 	for _, c := range []struct {
 		kid    string // of the key that signs
 		method jwt.SigningMethod
@@ -337,6 +342,9 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		{"oaep", jwt.SigningMethodRS256, false},
 		{"pss", jwt.SigningMethodRS256, false},
 		{"short", jwt.SigningMethodRS256, false},
+		{"verifying", jwt.SigningMethodRS256, true},
+		{"encrypting", jwt.SigningMethodRS256, false},
+		{"signingOnly", jwt.SigningMethodRS256, false},
 	} {
 		for _, header := range []map[string]any{{"kid": c.kid}, nil} {
 			_, err := a.Authenticate(testkit.Token(t, c.method, keys[c.kid], valid(nil), header))
@@ -355,12 +363,18 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "RSA keys need 2048 bits") {
 		t.Errorf("a token of the 1024-bit key = %d %s; want 401 saying the key is too weak", w.Code, w.Body)
 	}
+	w = httptest.NewRecorder()
+	r.Header.Set("Authorization", "Bearer "+testkit.Token(t, jwt.SigningMethodRS256, encrypting, valid(nil), map[string]any{"kid": "encrypting"}))
+	middleware.Authorize(a)(http.NotFoundHandler()).ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `key_ops must allow \"verify\"`) {
+		t.Errorf("a token of the key for encrypting = %d %s; want 401 saying its key_ops do not allow verifying", w.Code, w.Body)
+	}
 }
 
-// A JWK set none of whose keys may verify tokens (too short, for encryption, for
-// another algorithm) refuses every caller: the replica is
-// not ready, and says why, so that a rolling update onto it (or check-config) stops
-// there while the replicas before it serve.
+// A JWK set none of whose keys may verify tokens (too short, for encryption by its
+// use or its key_ops, for another algorithm) refuses every caller: the replica is not
+// ready, and says why, so that a rolling update onto it (or check-config) stops there
+// while the replicas before it serve.
 func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	short, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
@@ -380,13 +394,14 @@ func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encryption", USE: jwkset.UseEnc}},
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
 		publishedKey{&p384.PublicKey, jwkset.JWKMetadataOptions{KID: "p384"}},
+		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encrypting", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsEncrypt}}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
 	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL, JWKSRefreshEvery: 50 * time.Millisecond})
 	err = a.Ready(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "none of the 4 JWKS keys may verify tokens") {
-		t.Fatalf("Ready with a 1024-bit key, two encryption keys and a P-384 key = %v; want not ready, saying no key may verify", err)
+	if err == nil || !strings.Contains(err.Error(), "none of the 5 JWKS keys may verify tokens") {
+		t.Fatalf("Ready with a 1024-bit key, three encryption keys and a P-384 key = %v; want not ready, saying no key may verify", err)
 	}
 	// The provider publishes a key that may: the set is fetched again, as while no key
 	// was loaded, without a token to ask for it (no caller reaches an unready replica).

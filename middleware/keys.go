@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 )
@@ -96,7 +97,7 @@ func decodePublicKey(b *pem.Block) (any, *x509.Certificate, error) {
 const minRSABits = 2048
 
 // errUnusableKey is a JWKS key that may not verify tokens (tokenKey, trustedKeys).
-var errUnusableKey = fmt.Errorf("the token's key is not one the gateway trusts (RSA keys need %d bits or more, ECDSA keys P-256)", minRSABits)
+var errUnusableKey = fmt.Errorf("the token's key is not one the gateway trusts (RSA keys need %d bits or more, ECDSA keys P-256, and a JWK's key_ops must allow \"verify\")", minRSABits)
 
 // tokenKey checks that a key can verify one of the accepted algorithms, and is strong
 // enough to be trusted with it.
@@ -147,6 +148,30 @@ func trustedKeys(keyfunc jwt.Keyfunc) jwt.Keyfunc {
 		}
 		return jwt.VerificationKeySet{Keys: keys}, nil
 	}
+}
+
+// verifyingKeys is a JWK set without the keys whose key_ops (RFC 7517 §4.3) leave
+// out "verify": a key published for encrypting, or for signing only, verifies no
+// token, as keyfunc's use list makes a key published "use":"enc" verify none. A key
+// without key_ops still does, as one without "use" does.
+type verifyingKeys struct{ jwkset.Storage }
+
+func (s verifyingKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	k, err := s.Storage.KeyRead(ctx, kid)
+	if err == nil && !mayVerify(k) {
+		return jwkset.JWK{}, fmt.Errorf("%w: its key_ops are %v", errUnusableKey, k.Marshal().KEYOPS)
+	}
+	return k, err
+}
+
+func (s verifyingKeys) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
+	keys, err := s.Storage.KeyReadAll(ctx)
+	return slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return !mayVerify(k) }), err
+}
+
+func mayVerify(k jwkset.JWK) bool {
+	ops := k.Marshal().KEYOPS
+	return len(ops) == 0 || slices.Contains(ops, jwkset.KeyOpsVerify)
 }
 
 // keyFile is a public key file read again as it changes, so that a key the identity
