@@ -20,6 +20,7 @@ import (
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
+	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
@@ -237,6 +238,32 @@ func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
 		if got := strings.Contains(out.String(), "cxone api endpoint: WARNING"); got != warned || warned && !strings.Contains(out.String(), want) {
 			t.Errorf("CXONE_API_BASE_URL %s: warned %v, want %v (%q):\n%s", base, got, warned, want, out.String())
 		}
+	}
+}
+
+// A discovery document that cannot be read leaves the configured endpoint unchecked,
+// and check-config says so rather than nothing: the gateway does not need the
+// document, so the check passes.
+func TestCheckConfigSaysWhenItCouldNotCompareTheEndpoint(t *testing.T) {
+	sim := testkit.NewSimServing(t, 0, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == cxonesim.DiscoveryPath {
+				http.NotFound(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	e := env(sim, "p")
+	e["CXONE_API_BASE_URL"] = sim.URL
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check-config"}, environment(e), &out, &out); err != nil {
+		t.Fatalf("check-config with the discovery document missing = %v\n%s", err, out.String())
+	}
+	want := "cxone api endpoint: WARNING: not compared with the endpoint the discovery document of the token's tenant names, which could not be read: cxone discovery: " +
+		upstream.ErrRefused.Error() + " (HTTP 404)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("check-config with the discovery document missing printed\n%s\nwant a line %q", out.String(), want)
 	}
 }
 
