@@ -212,7 +212,7 @@ type jwks struct {
 }
 
 // set makes pub the set's only key, under kid, for RS256 signatures.
-func (j *jwks) set(t *testing.T, kid string, pub any) {
+func (j *jwks) set(t testing.TB, kid string, pub any) {
 	j.publish(t, publishedKey{pub, jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
 }
 
@@ -223,7 +223,7 @@ type publishedKey struct {
 }
 
 // publish makes keys the set's keys.
-func (j *jwks) publish(t *testing.T, keys ...publishedKey) {
+func (j *jwks) publish(t testing.TB, keys ...publishedKey) {
 	t.Helper()
 	var set jwkset.JWKSMarshal
 	for _, k := range keys {
@@ -245,7 +245,7 @@ func (j *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 
 // newJWKSAuth serves a JWK set holding pub under kid, and returns an Authenticator
 // that trusts it.
-func newJWKSAuth(t *testing.T, kid string, pub any) (*middleware.Authenticator, *jwks) {
+func newJWKSAuth(t testing.TB, kid string, pub any) (*middleware.Authenticator, *jwks) {
 	t.Helper()
 	set := &jwks{}
 	set.set(t, kid, pub)
