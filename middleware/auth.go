@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"math"
@@ -316,6 +318,11 @@ func sameKey(a, b any) bool {
 	case []byte:
 		b, ok := b.([]byte)
 		return ok && bytes.Equal(a, b)
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+		// The same pointer, as a key source hands out the key it holds until it loads
+		// new ones: Equal would copy the numbers out of both to compare them (two
+		// allocations and most of a repeated RS256 token's time).
+		return a == b || a.(interface{ Equal(crypto.PublicKey) bool }).Equal(b)
 	case interface{ Equal(crypto.PublicKey) bool }:
 		return a.Equal(b)
 	case jwt.VerificationKeySet:
