@@ -120,6 +120,10 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			// so that tokens with made-up kids cannot hammer the identity provider.
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
 			RateLimitWaitMax:  time.Second,
+			// The fetched set is read before the keys given in code, of which there
+			// are none: read after, every lookup first failed there, building an
+			// error (about half a repeated token's time).
+			PrioritizeHTTP: true,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				if parsed, err := url.Parse(u); err == nil {
 					u = parsed.Redacted() // a password in the URL is not logged
