@@ -2,14 +2,21 @@ package middleware_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -127,6 +134,70 @@ func FuzzIdempotencyKey(f *testing.F) {
 		}
 		if key != "" && first.Code == http.StatusOK && (runs != 1 || second.Header().Get("Idempotent-Replayed") != "true") {
 			t.Fatalf("key %q: the request ran %d times; want once and a replay", key, runs)
+		}
+	})
+}
+
+// FuzzJWKS: whatever the identity provider serves as its JWK set, the gateway neither
+// panics (loading it, judging its keys, answering readiness) nor passes a token that
+// none of its keys signed: one of another RSA key, with the set's kid or without, or an
+// HS256 token whose secret is a symmetric ("oct") key of the set, which the public key
+// algorithms never take.
+func FuzzJWKS(f *testing.F) {
+	published, _ := rsa.GenerateKey(rand.Reader, 2048)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	oct := []byte("a secret shared in the key set, 32+ bytes long")
+	seed := func(pub any, meta jwkset.JWKMetadataOptions) string {
+		// Private: an oct key is its secret, which must be marshaled to be published.
+		jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: meta, Marshal: jwkset.JWKMarshalOptions{Private: true}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		raw, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+		return string(raw)
+	}
+	for _, s := range []string{
+		seed(&published.PublicKey, jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}),
+		seed(&published.PublicKey, jwkset.JWKMetadataOptions{KID: "k1", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsVerify}}),
+		seed(&ec.PublicKey, jwkset.JWKMetadataOptions{KID: "k1", USE: jwkset.UseEnc}),
+		seed(oct, jwkset.JWKMetadataOptions{KID: "k1"}),
+		`{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`,
+		`{"keys":[{"kty":"EC","kid":"k1","crv":"P-521","x":"AA","y":"AA"}]}`,
+		`{"keys":[{"kty":"OKP","kid":"k1","crv":"Ed25519","x":""}]}`,
+		`{"keys":[{"kty":"RSA","kid":"k1","key_ops":["verify","bogus"]}]}`,
+		`{"keys":[]}`, `{"keys":null}`, `{}`, `[]`, `not json`,
+	} {
+		f.Add([]byte(s))
+	}
+	var set atomic.Pointer[[]byte]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(*set.Load())
+	}))
+	f.Cleanup(srv.Close)
+	forged := []string{
+		testkit.Token(f, jwt.SigningMethodRS256, other, valid(nil), nil),
+		testkit.Token(f, jwt.SigningMethodRS256, other, valid(nil), map[string]any{"kid": "k1"}),
+		testkit.Token(f, jwt.SigningMethodHS256, oct, valid(nil), map[string]any{"kid": "k1"}),
+		testkit.Token(f, jwt.SigningMethodHS256, oct, valid(nil), nil),
+	}
+	f.Fuzz(func(t *testing.T, served []byte) {
+		set.Store(&served)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // ends the set's refreshes
+		// Refetched at once for a kid the set lacks, rather than after keyfunc's wait of
+		// up to a second for its limiter, which would leave a few executions a second.
+		a, err := middleware.NewAuthenticator(ctx, middleware.AuthConfig{JWKSURL: srv.URL, Issuer: issuer, Audience: audience,
+			Leeway: 30 * time.Second, JWKSRefreshEvery: time.Millisecond})
+		if err != nil {
+			return
+		}
+		_ = a.Ready(ctx)
+		for _, tok := range forged {
+			if _, err := a.Authenticate(tok); err == nil {
+				t.Fatalf("a forged token passed (another RSA key's, or HS256 with the set's oct key), with the set %q", served)
+			}
 		}
 	})
 }
