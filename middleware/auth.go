@@ -148,7 +148,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		}
 		methods = publicKeyMethods
 		a.keyfunc = trustedKeys(kf.Keyfunc)
-		go a.fetchUntilLoaded(ctx, every)
+		go a.fetchUntilLoaded(ctx, every, log)
 	default:
 		return nil, errors.New("no JWT key source configured")
 	}
@@ -191,7 +191,7 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("none of the %d JWKS keys may verify tokens: each is for encryption (\"use\":\"enc\"), for operations other than \"verify\" (key_ops), for another algorithm than %s, "+
-		"an RSA key under %d bits or an ECDSA key not on P-256", len(keys), strings.Join(publicKeyMethods, ", "), minRSABits)
+		"an RSA key under %d bits, an ECDSA key not on P-256, or published with its private part", len(keys), strings.Join(publicKeyMethods, ", "), minRSABits)
 }
 
 // jwksClient is client (nil: net/http's default) refusing a redirect from https to
@@ -225,12 +225,18 @@ func jwksClient(client *http.Client) *http.Client {
 // not ready yet), or a set whose keys the gateway may not use (an RSA key too short,
 // until the provider publishes a new one), would leave the gateway unready for that
 // hour, since a readiness probe keeps away the callers whose tokens' kids would make
-// keyfunc fetch it again.
-func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duration) {
+// keyfunc fetch it again. Once the set holds keys, those that verify no token are
+// logged (KeyProblems).
+func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	reported := false
 	for {
-		if a.Ready(ctx) == nil {
+		ready := a.Ready(ctx)
+		if !reported {
+			reported = a.reportKeyProblems(ctx, log)
+		}
+		if ready == nil {
 			return
 		}
 		select {
@@ -242,6 +248,22 @@ func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duratio
 		// (its limiter allows one fetch per `every`, which this tick waited).
 		_, _ = a.jwks.KeyRead(ctx, "maskgate: no key loaded yet")
 	}
+}
+
+// reportKeyProblems logs each KeyProblem of the JWKS, a key published with its private
+// part as an error, once the set holds keys; false while it holds none.
+func (a *Authenticator) reportKeyProblems(ctx context.Context, log zerolog.Logger) bool {
+	if keys, err := a.jwks.KeyReadAll(ctx); err != nil || len(keys) == 0 {
+		return false
+	}
+	for _, p := range a.KeyProblems(ctx) {
+		ev := log.Warn()
+		if p.Leaked {
+			ev = log.Error()
+		}
+		ev.Str("kid", p.KID).Msg("a JWKS key verifies no token: " + p.Problem)
+	}
+	return true
 }
 
 // errCriticalExtension refuses a token whose header lists extensions its recipient

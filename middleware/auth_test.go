@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -227,7 +228,9 @@ func (j *jwks) publish(t testing.TB, keys ...publishedKey) {
 	t.Helper()
 	var set jwkset.JWKSMarshal
 	for _, k := range keys {
-		jwk, err := jwkset.NewJWKFromKey(k.pub, jwkset.JWKOptions{Metadata: k.meta})
+		// Private: a private key is published with its private part, as a provider
+		// that leaks one would (a public key is the same either way).
+		jwk, err := jwkset.NewJWKFromKey(k.pub, jwkset.JWKOptions{Metadata: k.meta, Marshal: jwkset.JWKMarshalOptions{Private: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +312,7 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		return k
 	}
 	signing, plain, encryption, oaep, pss, short := key(2048), key(2048), key(2048), key(2048), key(2048), key(1024)
-	verifying, encrypting, signingOnly := key(2048), key(2048), key(2048)
+	verifying, encrypting, signingOnly, leaked := key(2048), key(2048), key(2048), key(2048)
 	set := &jwks{}
 	set.publish(t,
 		publishedKey{&signing.PublicKey, jwkset.JWKMetadataOptions{KID: "signing", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
@@ -321,6 +324,7 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		publishedKey{&verifying.PublicKey, jwkset.JWKMetadataOptions{KID: "verifying", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsVerify}}},
 		publishedKey{&encrypting.PublicKey, jwkset.JWKMetadataOptions{KID: "encrypting", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsEncrypt, jwkset.KeyOpsWrapKey}}},
 		publishedKey{&signingOnly.PublicKey, jwkset.JWKMetadataOptions{KID: "signingOnly", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsSign}}},
+		publishedKey{leaked, jwkset.JWKMetadataOptions{KID: "leaked", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
@@ -329,7 +333,7 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		t.Fatalf("Ready with the keys loaded: %v", err)
 	}
 	keys := map[string]*rsa.PrivateKey{"signing": signing, "plain": plain, "encryption": encryption, "oaep": oaep, "pss": pss, "short": short,
-		"verifying": verifying, "encrypting": encrypting, "signingOnly": signingOnly}
+		"verifying": verifying, "encrypting": encrypting, "signingOnly": signingOnly, "leaked": leaked}
 	for _, c := range []struct {
 		kid    string // of the key that signs
 		method jwt.SigningMethod
@@ -345,6 +349,7 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 		{"verifying", jwt.SigningMethodRS256, true},
 		{"encrypting", jwt.SigningMethodRS256, false},
 		{"signingOnly", jwt.SigningMethodRS256, false},
+		{"leaked", jwt.SigningMethodRS256, false}, // anyone who read the set could have signed it
 	} {
 		for _, header := range []map[string]any{{"kid": c.kid}, nil} {
 			_, err := a.Authenticate(testkit.Token(t, c.method, keys[c.kid], valid(nil), header))
@@ -371,10 +376,68 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 	}
 }
 
+// The keys of a JWKS that verify no token although they are not published for
+// encryption are named, ahead of a rotation onto one of them: by KeyProblems (which
+// check-config prints) and in the log once the set loads, a key published with its
+// private part as an error. Keys for encryption are not problems.
+func TestJWKSKeysThatVerifyNoTokenAreNamed(t *testing.T) {
+	key := func(bits int) *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &jwks{}
+	set.publish(t,
+		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "good", ALG: jwkset.AlgRS256}},
+		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "enc", USE: jwkset.UseEnc}},
+		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "wrap", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsWrapKey}}},
+		publishedKey{key(2048), jwkset.JWKMetadataOptions{KID: "leaked"}},
+		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "rs512", ALG: jwkset.AlgRS512}},
+		publishedKey{&key(1024).PublicKey, jwkset.JWKMetadataOptions{KID: "short"}},
+		publishedKey{&p384.PublicKey, jwkset.JWKMetadataOptions{KID: "p384"}},
+	)
+	srv := httptest.NewServer(set)
+	t.Cleanup(srv.Close)
+	var logs testkit.LogBuffer
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL, Log: zerolog.New(&logs)})
+	want := map[string]middleware.KeyProblem{
+		"leaked": {KID: "leaked", Problem: "the JWK set publishes its private part: whoever reads the set can sign any token with it", Leaked: true},
+		"rs512":  {KID: "rs512", Problem: "it is for RS512, which the gateway does not accept (RS256, PS256, ES256, EdDSA)"},
+		"short":  {KID: "short", Problem: "an RSA key must have at least 2048 bits (RFC 7518 §3.3), not 1024"},
+		"p384":   {KID: "p384", Problem: "an ECDSA key must be on P-256 (ES256), not P-384"},
+	}
+	got := map[string]middleware.KeyProblem{}
+	for _, p := range a.KeyProblems(context.Background()) {
+		got[p.KID] = p
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("KeyProblems = %v\nwant %v", got, want)
+	}
+	testkit.Eventually(t, 10*time.Second, "the problems to be logged", func() bool { return strings.Count(logs.String(), "\n") >= len(want) })
+	levels := map[string]string{}
+	for _, l := range testkit.LogLines(t, logs.String()) {
+		if kid, _ := l["kid"].(string); kid != "" {
+			levels[kid] = l["level"].(string)
+			if l["message"] != "a JWKS key verifies no token: "+want[kid].Problem {
+				t.Errorf("logged %v", l)
+			}
+		}
+	}
+	if wantLevels := map[string]string{"leaked": "error", "rs512": "warn", "short": "warn", "p384": "warn"}; !maps.Equal(levels, wantLevels) {
+		t.Errorf("logged the keys at levels %v; want %v\n%s", levels, wantLevels, logs.String())
+	}
+}
+
 // A JWK set none of whose keys may verify tokens (too short, for encryption by its
-// use or its key_ops, for another algorithm) refuses every caller: the replica is not
-// ready, and says why, so that a rolling update onto it (or check-config) stops there
-// while the replicas before it serve.
+// use or its key_ops, for another algorithm, published with its private part) refuses
+// every caller: the replica is not ready, and says why, so that a rolling update onto
+// it (or check-config) stops there while the replicas before it serve.
 func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	short, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
@@ -395,13 +458,14 @@ func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}},
 		publishedKey{&p384.PublicKey, jwkset.JWKMetadataOptions{KID: "p384"}},
 		publishedKey{&encryption.PublicKey, jwkset.JWKMetadataOptions{KID: "encrypting", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsEncrypt}}},
+		publishedKey{encryption, jwkset.JWKMetadataOptions{KID: "leaked"}},
 	)
 	srv := httptest.NewServer(set)
 	t.Cleanup(srv.Close)
 	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL, JWKSRefreshEvery: 50 * time.Millisecond})
 	err = a.Ready(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "none of the 5 JWKS keys may verify tokens") {
-		t.Fatalf("Ready with a 1024-bit key, three encryption keys and a P-384 key = %v; want not ready, saying no key may verify", err)
+	if err == nil || !strings.Contains(err.Error(), "none of the 6 JWKS keys may verify tokens") {
+		t.Fatalf("Ready with a 1024-bit key, three encryption keys, a P-384 key and a private key = %v; want not ready, saying no key may verify", err)
 	}
 	// The provider publishes a key that may: the set is fetched again, as while no key
 	// was loaded, without a token to ask for it (no caller reaches an unready replica).

@@ -3,6 +3,7 @@ package middleware
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -97,7 +99,7 @@ func decodePublicKey(b *pem.Block) (any, *x509.Certificate, error) {
 const minRSABits = 2048
 
 // errUnusableKey is a JWKS key that may not verify tokens (tokenKey, trustedKeys).
-var errUnusableKey = fmt.Errorf("the token's key is not one the gateway trusts (RSA keys need %d bits or more, ECDSA keys P-256, and a JWK's key_ops must allow \"verify\")", minRSABits)
+var errUnusableKey = fmt.Errorf("the token's key is not one the gateway trusts (RSA keys need %d bits or more, ECDSA keys P-256, a JWK's key_ops must allow \"verify\", and a JWK set must not publish a private key)", minRSABits)
 
 // tokenKey checks that a key can verify one of the accepted algorithms, and is strong
 // enough to be trusted with it.
@@ -150,28 +152,97 @@ func trustedKeys(keyfunc jwt.Keyfunc) jwt.Keyfunc {
 	}
 }
 
-// verifyingKeys is a JWK set without the keys whose key_ops (RFC 7517 §4.3) leave
-// out "verify": a key published for encrypting, or for signing only, verifies no
-// token, as keyfunc's use list makes a key published "use":"enc" verify none. A key
-// without key_ops still does, as one without "use" does.
+// verifyingKeys is a JWK set without the keys it may not verify tokens with
+// (refusal): a key whose key_ops (RFC 7517 §4.3) leave out "verify", published for
+// encrypting or for signing only, as keyfunc's use list leaves out one published
+// "use":"enc" (a key that says neither still verifies); and a key published with its
+// private part.
 type verifyingKeys struct{ jwkset.Storage }
 
 func (s verifyingKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
 	k, err := s.Storage.KeyRead(ctx, kid)
-	if err == nil && !mayVerify(k) {
-		return jwkset.JWK{}, fmt.Errorf("%w: its key_ops are %v", errUnusableKey, k.Marshal().KEYOPS)
+	if err == nil {
+		if why := refusal(k); why != "" {
+			return jwkset.JWK{}, fmt.Errorf("%w: %s", errUnusableKey, why)
+		}
 	}
 	return k, err
 }
 
 func (s verifyingKeys) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
 	keys, err := s.Storage.KeyReadAll(ctx)
-	return slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return !mayVerify(k) }), err
+	return slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return refusal(k) != "" }), err
 }
 
-func mayVerify(k jwkset.JWK) bool {
-	ops := k.Marshal().KEYOPS
-	return len(ops) == 0 || slices.Contains(ops, jwkset.KeyOpsVerify)
+// refusal is why a JWK set's key may not verify tokens whatever its algorithm and
+// strength, or "" when it may.
+func refusal(k jwkset.JWK) string {
+	if ops := k.Marshal().KEYOPS; len(ops) > 0 && !slices.Contains(ops, jwkset.KeyOpsVerify) {
+		return fmt.Sprintf("its key_ops are %v", ops)
+	}
+	if leaked(k) {
+		return "the JWK set publishes its private part"
+	}
+	return ""
+}
+
+// leaked reports whether a JWK set holds a key's private part: the set is public, so
+// whoever reads it can sign any token with the key.
+func leaked(k jwkset.JWK) bool {
+	_, private := k.Key().(crypto.Signer)
+	return private
+}
+
+// forEncryption reports whether a JWK says its key is not for verifying signatures:
+// "use":"enc" (RFC 7517 §4.2), or key_ops without "verify" (§4.3).
+func forEncryption(k jwkset.JWK) bool {
+	m := k.Marshal()
+	return m.USE == jwkset.UseEnc || len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify)
+}
+
+// KeyProblem is a key of the JWKS that is not published for encryption, and still
+// verifies no token.
+type KeyProblem struct {
+	KID     string
+	Problem string
+	Leaked  bool // the set publishes the key's private part
+}
+
+// KeyProblems lists the JWKS's keys that are not published for encryption and still
+// verify no token: published with their private part, for an algorithm the gateway
+// does not accept, RSA keys under minRSABits, ECDSA keys not on P-256, keys of a kind
+// no accepted algorithm uses. Tokens signed with one are refused, which a provider
+// that rotates to it turns into every caller refused: check-config and the start-up
+// name them ahead.
+func (a *Authenticator) KeyProblems(ctx context.Context) []KeyProblem {
+	if a.jwks == nil {
+		return nil
+	}
+	keys, err := a.jwks.KeyReadAll(ctx)
+	if err != nil {
+		return nil
+	}
+	var problems []KeyProblem
+	for _, k := range keys {
+		m := k.Marshal()
+		p := KeyProblem{KID: m.KID}
+		switch alg := m.ALG.String(); {
+		case forEncryption(k):
+			continue
+		case leaked(k):
+			p.Problem, p.Leaked = "the JWK set publishes its private part: whoever reads the set can sign any token with it", true
+		case alg != "" && !slices.Contains(publicKeyMethods, alg):
+			p.Problem = "it is for " + alg + ", which the gateway does not accept (" + strings.Join(publicKeyMethods, ", ") + ")"
+		default:
+			if err := tokenKey(k.Key()); err != nil {
+				p.Problem = err.Error()
+			}
+		}
+		if p.Problem != "" {
+			problems = append(problems, p)
+		}
+	}
+	return problems
 }
 
 // keyFile is a public key file read again as it changes, so that a key the identity

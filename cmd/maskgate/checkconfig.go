@@ -87,6 +87,11 @@ func checkConfig(ctx context.Context, env environment, out io.Writer) error {
 		err = a.Ready(ctx)
 	}
 	report("jwt keys", keySource(cfg.Auth)+"; iss "+cfg.Auth.Issuer+", aud "+cfg.Auth.Audience, err)
+	if a != nil {
+		for _, p := range a.KeyProblems(ctx) {
+			fmt.Fprintf(out, "jwt keys: WARNING: key %q verifies no token: %s\n", p.KID, p.Problem)
+		}
+	}
 
 	if failed > 0 {
 		return &checkFailed{failed}

@@ -5,17 +5,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -122,6 +126,42 @@ func TestCheckConfigCountsThePublicKeys(t *testing.T) {
 				t.Errorf("check-config lacks %q:\n%s", c.want, out.String())
 			}
 		})
+	}
+}
+
+// A JWKS key that verifies no token, though not published for encryption, is named
+// by check-config, which still passes while another key verifies: a provider that
+// rotates onto it would have every caller refused, and one that publishes a private
+// key lets whoever reads the set sign tokens.
+func TestCheckConfigNamesJWKSKeysThatVerifyNoToken(t *testing.T) {
+	good, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaked, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jwkset.JWKSMarshal
+	for kid, key := range map[string]any{"good": &good.PublicKey, "leaked": leaked} {
+		jwk, err := jwkset.NewJWKFromKey(key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid}, Marshal: jwkset.JWKMarshalOptions{Private: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
+	}
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(set) }))
+	t.Cleanup(idp.Close)
+	e := env(testkit.NewSim(t), "p")
+	delete(e, "MASKGATE_JWT_HS256_SECRET")
+	e["MASKGATE_JWT_JWKS_URL"] = idp.URL
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check-config"}, environment(e), &out, &out); err != nil {
+		t.Fatalf("check-config with a good key beside the leaked one = %v\n%s", err, out.String())
+	}
+	want := `jwt keys: WARNING: key "leaked" verifies no token: the JWK set publishes its private part: whoever reads the set can sign any token with it` + "\n"
+	if !strings.Contains(out.String(), want) || strings.Contains(out.String(), `key "good"`) {
+		t.Errorf("check-config printed\n%s\nwant the line %q, and nothing of the good key", out.String(), want)
 	}
 }
 
