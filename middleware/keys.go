@@ -177,7 +177,7 @@ func (s verifyingKeys) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
 // refusal is why a JWK set's key may not verify tokens whatever its algorithm and
 // strength, or "" when it may.
 func refusal(k jwkset.JWK) string {
-	if ops := k.Marshal().KEYOPS; len(ops) > 0 && !slices.Contains(ops, jwkset.KeyOpsVerify) {
+	if ops := k.Marshal().KEYOPS; withoutVerify(ops) {
 		return fmt.Sprintf("its key_ops are %v", ops)
 	}
 	if leaked(k) {
@@ -193,11 +193,17 @@ func leaked(k jwkset.JWK) bool {
 	return private
 }
 
+// withoutVerify reports whether a JWK's key_ops (RFC 7517 §4.3) leave out "verify";
+// a JWK without key_ops may verify.
+func withoutVerify(ops []jwkset.KEYOPS) bool {
+	return len(ops) > 0 && !slices.Contains(ops, jwkset.KeyOpsVerify)
+}
+
 // forEncryption reports whether a JWK says its key is not for verifying signatures:
-// "use":"enc" (RFC 7517 §4.2), or key_ops without "verify" (§4.3).
+// "use":"enc" (RFC 7517 §4.2), or key_ops without "verify".
 func forEncryption(k jwkset.JWK) bool {
 	m := k.Marshal()
-	return m.USE == jwkset.UseEnc || len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify)
+	return m.USE == jwkset.UseEnc || withoutVerify(m.KEYOPS)
 }
 
 // KeyProblem is a key of the JWKS that is not published for encryption, and still
