@@ -206,6 +206,16 @@ func TestPublicKeySourceRefusesHS256EvenWithTheRightBytes(t *testing.T) {
 	}
 }
 
+// rsaKey is a new RSA key of bits.
+func rsaKey(t testing.TB, bits int) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 // jwks serves a JWK set whose keys the test can rotate, counting fetches.
 type jwks struct {
 	keys    atomic.Pointer[[]byte]
@@ -298,19 +308,14 @@ func TestJWKSRotatesOnUnknownKidAndRefusesUnknownKids(t *testing.T) {
 }
 
 // A JWK set may hold keys that are not for verifying these tokens: an encryption key
-// ("use":"enc"), a key whose "alg" names another algorithm (RFC 7517 §4.2, §4.4), or
-// an RSA key under 2048 bits (RFC 7518 §3.3). A token signed with one is refused, with
-// its kid or without one: a token without a kid is checked against the keys of the set
-// that may verify it, not against them all. Keys that name neither a use nor an alg
-// (many identity providers leave both out) verify any token.
+// ("use":"enc", or key_ops without "verify"), a key whose "alg" names another
+// algorithm (RFC 7517 §4.2–§4.4), an RSA key under 2048 bits (RFC 7518 §3.3), or one
+// published with its private part. A token signed with one is refused, with its kid or
+// without one: a token without a kid is checked against the keys of the set that may
+// verify it, not against them all. Keys that name neither a use nor an alg (many
+// identity providers leave both out) verify any token.
 func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
-	key := func(bits int) *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, bits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	key := func(bits int) *rsa.PrivateKey { return rsaKey(t, bits) }
 	signing, plain, encryption, oaep, pss, short := key(2048), key(2048), key(2048), key(2048), key(2048), key(1024)
 	verifying, encrypting, signingOnly, leaked := key(2048), key(2048), key(2048), key(2048)
 	set := &jwks{}
@@ -381,13 +386,7 @@ func TestJWKSKeysVerifyOnlyWhatTheyMay(t *testing.T) {
 // check-config prints) and in the log once the set loads, a key published with its
 // private part as an error. Keys for encryption are not problems.
 func TestJWKSKeysThatVerifyNoTokenAreNamed(t *testing.T) {
-	key := func(bits int) *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, bits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	key := func(bits int) *rsa.PrivateKey { return rsaKey(t, bits) }
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -439,14 +438,7 @@ func TestJWKSKeysThatVerifyNoTokenAreNamed(t *testing.T) {
 // every caller: the replica is not ready, and says why, so that a rolling update onto
 // it (or check-config) stops there while the replicas before it serve.
 func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
-	short, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	encryption, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	short, encryption := rsaKey(t, 1024), rsaKey(t, 2048)
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
