@@ -396,6 +396,7 @@ func TestJWKSKeysThatVerifyNoTokenAreNamed(t *testing.T) {
 		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "good", ALG: jwkset.AlgRS256}},
 		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "enc", USE: jwkset.UseEnc}},
 		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "wrap", KEYOPS: []jwkset.KEYOPS{jwkset.KeyOpsWrapKey}}},
+		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "oaep", ALG: jwkset.AlgRSAOAEP256}}, // for encryption by its alg
 		publishedKey{key(2048), jwkset.JWKMetadataOptions{KID: "leaked"}},
 		publishedKey{&key(2048).PublicKey, jwkset.JWKMetadataOptions{KID: "rs512", ALG: jwkset.AlgRS512}},
 		publishedKey{&key(1024).PublicKey, jwkset.JWKMetadataOptions{KID: "short"}},

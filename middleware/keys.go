@@ -200,10 +200,22 @@ func withoutVerify(ops []jwkset.KEYOPS) bool {
 }
 
 // forEncryption reports whether a JWK says its key is not for verifying signatures:
-// "use":"enc" (RFC 7517 §4.2), or key_ops without "verify".
+// "use":"enc" (RFC 7517 §4.2), key_ops without "verify", or an alg that is no
+// signature algorithm (RSA-OAEP, ECDH-ES, A256KW: RFC 7518 §4).
 func forEncryption(k jwkset.JWK) bool {
 	m := k.Marshal()
-	return m.USE == jwkset.UseEnc || withoutVerify(m.KEYOPS)
+	alg := m.ALG.String()
+	return m.USE == jwkset.UseEnc || withoutVerify(m.KEYOPS) || alg != "" && !signatureAlg(alg)
+}
+
+// signatureAlg reports whether alg names a JWS signature algorithm (RFC 7518 §3, RFC
+// 8037, RFC 8812), accepted here or not.
+func signatureAlg(alg string) bool {
+	switch alg {
+	case "EdDSA", "Ed25519", "Ed448", "ES256K":
+		return true
+	}
+	return len(alg) == 5 && slices.Contains([]string{"HS", "RS", "PS", "ES"}, alg[:2]) && slices.Contains([]string{"256", "384", "512"}, alg[2:])
 }
 
 // KeyProblem is a key of the JWKS that is not published for encryption, and still
