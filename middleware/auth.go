@@ -148,7 +148,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		}
 		methods = publicKeyMethods
 		a.keyfunc = trustedKeys(kf.Keyfunc)
-		go a.fetchUntilLoaded(ctx, every, log)
+		go a.watchKeys(ctx, every, log)
 	default:
 		return nil, errors.New("no JWT key source configured")
 	}
@@ -219,51 +219,43 @@ func jwksClient(client *http.Client) *http.Client {
 	return &c
 }
 
-// fetchUntilLoaded fetches the JWKS again, every `every`, until a key that may verify
-// tokens is loaded (Ready). keyfunc fetches it at start and then once an hour: a fetch
-// that failed at start (the identity provider restarting with the gateway, a network
-// not ready yet), or a set whose keys the gateway may not use (an RSA key too short,
-// until the provider publishes a new one), would leave the gateway unready for that
-// hour, since a readiness probe keeps away the callers whose tokens' kids would make
-// keyfunc fetch it again. Once the set holds keys, those that verify no token are
-// logged (KeyProblems).
-func (a *Authenticator) fetchUntilLoaded(ctx context.Context, every time.Duration, log zerolog.Logger) {
+// watchKeys fetches the JWKS again, every `every`, while no key that may verify tokens
+// is loaded (Ready). keyfunc fetches it at start and then once an hour: a fetch that
+// failed at start (the identity provider restarting with the gateway, a network not
+// ready yet), or a set whose keys the gateway may not use (an RSA key too short, until
+// the provider publishes a new one), would leave the gateway unready for that hour,
+// since a readiness probe keeps away the callers whose tokens' kids would make keyfunc
+// fetch it again. It also logs each key that verifies no token (KeyProblems) once,
+// when the set first holds it: at start, or when the provider adds it, ahead of a
+// rotation onto it (a key published with its private part as an error).
+func (a *Authenticator) watchKeys(ctx context.Context, every time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	reported := false
+	logged := map[KeyProblem]bool{}
 	for {
-		ready := a.Ready(ctx)
-		if !reported {
-			reported = a.reportKeyProblems(ctx, log)
-		}
-		if ready == nil {
-			return
+		ready := a.Ready(ctx) == nil
+		for _, p := range a.KeyProblems(ctx) {
+			if logged[p] {
+				continue
+			}
+			logged[p] = true
+			ev := log.Warn()
+			if p.Leaked {
+				ev = log.Error()
+			}
+			ev.Str("kid", p.KID).Msg("a JWKS key verifies no token: " + p.Problem)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		// A kid no key has makes keyfunc fetch the set, as a rotated key's token does
-		// (its limiter allows one fetch per `every`, which this tick waited).
-		_, _ = a.jwks.KeyRead(ctx, "maskgate: no key loaded yet")
-	}
-}
-
-// reportKeyProblems logs each KeyProblem of the JWKS, a key published with its private
-// part as an error, once the set holds keys; false while it holds none.
-func (a *Authenticator) reportKeyProblems(ctx context.Context, log zerolog.Logger) bool {
-	if keys, err := a.jwks.KeyReadAll(ctx); err != nil || len(keys) == 0 {
-		return false
-	}
-	for _, p := range a.KeyProblems(ctx) {
-		ev := log.Warn()
-		if p.Leaked {
-			ev = log.Error()
+		if !ready {
+			// A kid no key has makes keyfunc fetch the set, as a rotated key's token
+			// does (its limiter allows one fetch per `every`, which this tick waited).
+			_, _ = a.jwks.KeyRead(ctx, "maskgate: no key loaded yet")
 		}
-		ev.Str("kid", p.KID).Msg("a JWKS key verifies no token: " + p.Problem)
 	}
-	return true
 }
 
 // errCriticalExtension refuses a token whose header lists extensions its recipient
