@@ -447,7 +447,8 @@ func TestJWKSKeysThatVerifyNoTokenAreNamed(t *testing.T) {
 // A JWK set none of whose keys may verify tokens (too short, for encryption by its
 // use or its key_ops, for another algorithm, published with its private part) refuses
 // every caller: the replica is not ready, and says why, so that a rolling update onto
-// it (or check-config) stops there while the replicas before it serve.
+// it (or check-config) stops there while the replicas before it serve; and it is
+// fetched again until a usable key loads, at start or after.
 func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	short, encryption := rsaKey(t, 1024), rsaKey(t, 2048)
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -484,6 +485,15 @@ func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	if _, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, good, valid(nil), map[string]any{"kid": "good"})); err != nil {
 		t.Errorf("a token of the good key: %v", err)
 	}
+
+	// Later the provider's set loses its usable key (a botched rotation), and a token
+	// naming a new kid makes the gateway fetch it: unready; then, once the provider
+	// publishes a good key again, ready without another token, as at start.
+	set.publish(t, publishedKey{&short.PublicKey, jwkset.JWKMetadataOptions{KID: "short", ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
+	_, _ = a.Authenticate(testkit.Token(t, jwt.SigningMethodRS256, good, valid(nil), map[string]any{"kid": "next"}))
+	testkit.Eventually(t, 10*time.Second, "the set without a usable key to load", func() bool { return a.Ready(context.Background()) != nil })
+	set.publish(t, publishedKey{&good.PublicKey, jwkset.JWKMetadataOptions{KID: "good"}})
+	testkit.Eventually(t, 10*time.Second, "the good key to load again", func() bool { return a.Ready(context.Background()) == nil })
 }
 
 // A JWKS that could not be fetched at start is fetched again until it loads, not an
