@@ -138,9 +138,10 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			return nil, fmt.Errorf("JWKS: %w", err)
 		}
 		// The same set, but a key whose JWK says it is for encryption ("use":"enc",
-		// RFC 7517 §4.2) or for operations other than verifying (key_ops, §4.3)
-		// verifies no token; one that says nothing still does. The Override above
-		// cannot say so.
+		// RFC 7517 §4.2) or for operations other than verifying (key_ops, §4.3), or
+		// that the set publishes with its private part, verifies no token
+		// (verifyingKeys); one that says nothing of its use still does. The
+		// Override above cannot say so.
 		a.jwks = kf.Storage()
 		kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: verifyingKeys{a.jwks}, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 		if err != nil {
