@@ -138,9 +138,9 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			return nil, fmt.Errorf("JWKS: %w", err)
 		}
 		// The same set, but a key whose JWK says it is for encryption ("use":"enc",
-		// RFC 7517 §4.2) or for operations other than verifying (key_ops, §4.3), or
-		// that the set publishes with its private part, verifies no token
-		// (verifyingKeys); one that says nothing of its use still does. The
+		// RFC 7517 §4.2) or for operations other than verifying (key_ops, §4.3), one
+		// the set publishes with its private part, and one too weak to trust verify
+		// no token (verifyingKeys); one that says nothing of its use still does. The
 		// Override above cannot say so.
 		a.jwks = kf.Storage()
 		kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: verifyingKeys{a.jwks}, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
@@ -148,7 +148,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			return nil, fmt.Errorf("JWKS: %w", err)
 		}
 		methods = publicKeyMethods
-		a.keyfunc = trustedKeys(kf.Keyfunc)
+		a.keyfunc = kf.Keyfunc
 		go a.watchKeys(ctx, every, log)
 	default:
 		return nil, errors.New("no JWT key source configured")
@@ -183,8 +183,8 @@ func (a *Authenticator) Ready(ctx context.Context) error {
 	// A set none of whose keys may verify a token refuses every caller: unready, so
 	// that a rolling update onto it stops while the replicas before it serve. Asked as
 	// a token without a kid asks, for each algorithm: the keys it would be checked
-	// against (keyfunc leaves out those for another use or algorithm, trustedKeys
-	// those too weak), so that the answer is what Authenticate would do.
+	// against (keyfunc leaves out those for another use or algorithm, verifyingKeys
+	// those it may not use), so that the answer is what Authenticate would do.
 	for _, alg := range publicKeyMethods {
 		key, err := a.keyfunc(&jwt.Token{Header: map[string]any{"alg": alg}})
 		if set, ok := key.(jwt.VerificationKeySet); err == nil && ok && len(set.Keys) > 0 {

@@ -98,7 +98,7 @@ func decodePublicKey(b *pem.Block) (any, *x509.Certificate, error) {
 // enough, and would then sign any token.
 const minRSABits = 2048
 
-// errUnusableKey is a JWKS key that may not verify tokens (tokenKey, trustedKeys).
+// errUnusableKey is a JWKS key that may not verify tokens (verifyingKeys).
 var errUnusableKey = fmt.Errorf("the token's key is not one the gateway trusts (RSA keys need %d bits or more, ECDSA keys P-256, a JWK's key_ops must allow \"verify\", and a JWK set must not publish a private key)", minRSABits)
 
 // tokenKey checks that a key can verify one of the accepted algorithms, and is strong
@@ -123,40 +123,13 @@ func tokenKey(key any) error {
 	return fmt.Errorf("unsupported key type %T", key)
 }
 
-// trustedKeys is keyfunc (a JWKS's) without the keys tokenKey refuses: an identity
-// provider's set is not checked as it loads, as a key file is, so a key too weak to
-// trust is left out of the set a token without a kid is checked against, and refuses
-// a token that names it.
-func trustedKeys(keyfunc jwt.Keyfunc) jwt.Keyfunc {
-	untrusted := func(k jwt.VerificationKey) bool { return tokenKey(k) != nil }
-	return func(t *jwt.Token) (any, error) {
-		key, err := keyfunc(t)
-		if err != nil {
-			return nil, err
-		}
-		set, ok := key.(jwt.VerificationKeySet)
-		if !ok {
-			if err := tokenKey(key); err != nil {
-				return nil, fmt.Errorf("%w: %w", errUnusableKey, err)
-			}
-			return key, nil
-		}
-		if !slices.ContainsFunc(set.Keys, untrusted) {
-			return set, nil // the usual case: nothing to copy
-		}
-		keys := slices.DeleteFunc(slices.Clone(set.Keys), untrusted)
-		if len(keys) == 0 {
-			return nil, errUnusableKey
-		}
-		return jwt.VerificationKeySet{Keys: keys}, nil
-	}
-}
-
 // verifyingKeys is a JWK set without the keys it may not verify tokens with
 // (refusal): a key whose key_ops (RFC 7517 §4.3) leave out "verify", published for
 // encrypting or for signing only, as keyfunc's use list leaves out one published
-// "use":"enc" (a key that says neither still verifies); and a key published with its
-// private part.
+// "use":"enc" (a key that says neither still verifies); a key published with its
+// private part; and one tokenKey refuses, too weak to trust (an identity provider's
+// set is not checked as it loads, as a key file is). A token without a kid is checked
+// against the keys left; one that names a key left out is refused, saying why.
 type verifyingKeys struct{ jwkset.Storage }
 
 func (s verifyingKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
@@ -174,14 +147,17 @@ func (s verifyingKeys) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
 	return slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return refusal(k) != "" }), err
 }
 
-// refusal is why a JWK set's key may not verify tokens whatever its algorithm and
-// strength, or "" when it may.
+// refusal is why a JWK set's key may not verify tokens whatever its algorithm, or ""
+// when it may.
 func refusal(k jwkset.JWK) string {
 	if ops := k.Marshal().KEYOPS; withoutVerify(ops) {
 		return fmt.Sprintf("its key_ops are %v", ops)
 	}
 	if leaked(k) {
-		return "the JWK set publishes its private part"
+		return "the JWK set publishes its private part: whoever reads the set can sign any token with it"
+	}
+	if err := tokenKey(k.Key()); err != nil {
+		return err.Error()
 	}
 	return ""
 }
@@ -242,19 +218,12 @@ func (a *Authenticator) KeyProblems(ctx context.Context) []KeyProblem {
 	}
 	var problems []KeyProblem
 	for _, k := range keys {
-		m := k.Marshal()
-		p := KeyProblem{KID: m.KID}
-		switch alg := m.ALG.String(); {
-		case forEncryption(k):
+		if forEncryption(k) {
 			continue
-		case leaked(k):
-			p.Problem, p.Leaked = "the JWK set publishes its private part: whoever reads the set can sign any token with it", true
-		case alg != "" && !slices.Contains(publicKeyMethods, alg):
+		}
+		p := KeyProblem{KID: k.Marshal().KID, Problem: refusal(k), Leaked: leaked(k)}
+		if alg := k.Marshal().ALG.String(); p.Problem == "" && alg != "" && !slices.Contains(publicKeyMethods, alg) {
 			p.Problem = "it is for " + alg + ", which the gateway does not accept (" + strings.Join(publicKeyMethods, ", ") + ")"
-		default:
-			if err := tokenKey(k.Key()); err != nil {
-				p.Problem = err.Error()
-			}
 		}
 		if p.Problem != "" {
 			problems = append(problems, p)
