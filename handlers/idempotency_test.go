@@ -170,10 +170,14 @@ func TestIdempotencyDoesNotKeepARateLimitedAnswer(t *testing.T) {
 	}
 }
 
-// A key that is too long, not printable or sent twice is a bad parameter, named as one.
+// A key that is empty, too long, not printable or sent twice is a bad parameter, named
+// as one. An empty one is not taken for no key: the spec's minLength is 1, and a caller
+// whose key came out empty (a template's variable unset) believes its retry safe.
 func TestBadIdempotencyKeyIs400(t *testing.T) {
 	g := newGateway(t)
 	for _, header := range [][]string{
+		{"Idempotency-Key", ""},
+		{"Idempotency-Key", "   "}, // HTTP's white space around a value is no part of it
 		{"Idempotency-Key", strings.Repeat("k", 256)},
 		{"Idempotency-Key", "tab\there"},
 		{"Idempotency-Key", "k-1", "Idempotency-Key", "k-2"},

@@ -50,12 +50,15 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 	inFlight := longest + idempotencyMargin
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key := r.Header.Get("Idempotency-Key")
-			if r.Method != http.MethodPost || key == "" {
+			_, sent := r.Header["Idempotency-Key"]
+			if r.Method != http.MethodPost || !sent {
 				next.ServeHTTP(w, r)
 				return
 			}
-			if len(key) > maxIdempotencyKey || !printable(key) {
+			// An empty key is refused, not taken for none: its caller believes its
+			// retry safe (a template whose variable came out empty, say).
+			key := r.Header.Get("Idempotency-Key")
+			if key == "" || len(key) > maxIdempotencyKey || !printable(key) {
 				api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "Idempotency-Key must be 1-255 printable ASCII characters", 0)
 				return
 			}
