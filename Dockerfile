@@ -1,7 +1,7 @@
 # maskgate and its CXone simulator: static binaries on a distroless base, as nonroot.
 #   docker build -t maskgate .                         the gateway (default target; VERSION and REVISION below)
 #   docker build -t cxone-sim --target cxone-sim .     the simulator
-FROM golang:1.26-bookworm AS build
+FROM golang:1.27-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

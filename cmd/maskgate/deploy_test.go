@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,28 @@ func TestDockerfileBuildsStaticBinaries(t *testing.T) {
 	}
 	if strings.Count(string(raw), "USER nonroot:nonroot") != 2 || !strings.Contains(string(raw), `CMD ["/maskgate", "healthcheck"]`) {
 		t.Error("the image stages must run as nonroot, and maskgate's must have its healthcheck")
+	}
+}
+
+// TestDockerfileBuildsWithTheGoOfGoMod: the image's build stage must run the Go release
+// go.mod names, to its minor version (the golang image's tag follows the patch
+// releases). Those images set GOTOOLCHAIN=local, so one older than go.mod's refuses to
+// build, and no Docker engine runs here to tell.
+func TestDockerfileBuildsWithTheGoOfGoMod(t *testing.T) {
+	read := func(name string) []byte {
+		raw, err := os.ReadFile(filepath.Join(repo, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	image := regexp.MustCompile(`(?m)^FROM golang:(\d+\.\d+)-\S+ AS build$`).FindSubmatch(read("Dockerfile"))
+	module := regexp.MustCompile(`(?m)^go (\d+\.\d+)(\.\d+)?$`).FindSubmatch(read("go.mod"))
+	if image == nil || module == nil {
+		t.Fatalf("found no build stage FROM golang:X.Y-… in the Dockerfile (%q) or no go line in go.mod (%q)", image, module)
+	}
+	if string(image[1]) != string(module[1]) {
+		t.Errorf("the Dockerfile builds with golang:%s, go.mod needs Go %s%s", image[1], module[1], module[2])
 	}
 }
 
