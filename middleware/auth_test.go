@@ -471,6 +471,22 @@ func TestJWKSWithoutAKeyThatMayVerifyIsNotReady(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "none of the 6 JWKS keys may verify tokens") {
 		t.Fatalf("Ready with a 1024-bit key, three encryption keys, a P-384 key and a private key = %v; want not ready, saying no key may verify", err)
 	}
+	// A token without a kid, checked against every key of the set, is told why none
+	// may verify it, as a token naming its key is (not only "unverifiable").
+	for _, key := range []*rsa.PrivateKey{short, encryption} {
+		token := testkit.Token(t, jwt.SigningMethodRS256, key, valid(nil), nil)
+		if _, err := a.Authenticate(token); err == nil || !strings.Contains(err.Error(), "none of the JWK set's 6 keys may verify tokens") {
+			t.Errorf("a token without a kid, when no key of the set may verify = %v; want refused, saying so", err)
+		}
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/v1/masks", nil)
+		r = r.WithContext(context.WithValue(r.Context(), api.BearerAuthScopes, []string{}))
+		r.Header.Set("Authorization", "Bearer "+token)
+		middleware.Authorize(a)(http.NotFoundHandler()).ServeHTTP(w, r)
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "RSA keys need 2048 bits") {
+			t.Errorf("a token without a kid, when no key of the set may verify = %d %s; want 401 saying which keys the gateway trusts", w.Code, w.Body)
+		}
+	}
 	// The provider publishes a key that may: the set is fetched again, as while no key
 	// was loaded, without a token to ask for it (no caller reaches an unready replica).
 	good, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -142,9 +142,19 @@ func (s verifyingKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, err
 	return k, err
 }
 
+// KeyReadAll is the keys a token without a kid is checked against: those that may
+// verify, less the keys for encryption too (keyfunc leaves those out by their use or
+// alg anyway). When the set holds keys but none of those, the token is refused saying
+// so, as one that names a key left out is, rather than with golang-jwt's bare
+// "unverifiable" for an empty set.
 func (s verifyingKeys) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
 	keys, err := s.Storage.KeyReadAll(ctx)
-	return slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return refusal(k) != "" }), err
+	published := len(keys)
+	keys = slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return refusal(k) != "" || forEncryption(k) })
+	if err == nil && published > 0 && len(keys) == 0 {
+		return nil, fmt.Errorf("%w: none of the JWK set's %d keys may verify tokens", errUnusableKey, published)
+	}
+	return keys, err
 }
 
 // refusal is why a JWK set's key may not verify tokens whatever its algorithm, or ""
