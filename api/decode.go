@@ -3,11 +3,11 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/json/jsontext"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"io"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -15,8 +15,9 @@ import (
 // codec; this package's reads them strictly.
 func init() { runtime.SetJSONCodec(bodyCodec{}) }
 
-// bodyCodec reads a body with encoding/json/v2's semantics, which refuse what
-// encoding/json lets through:
+// bodyCodec reads a body with encoding/json/v2's semantics (its mirror,
+// github.com/go-json-experiment/json, while go.mod's go line allows Go 1.26), which
+// refuse what encoding/json lets through:
 //   - a field the spec does not name, so a caller's typo ("ttl" for "ttlSeconds") is
 //     answered 400 instead of being ignored;
 //   - a field named twice, or spelt in another case ("TtlSeconds", or "ttlſeconds"
