@@ -205,7 +205,8 @@ type MaskRequest struct {
 	// grouped by single spaces, tabs, dashes or line breaks, full-width ones too) is
 	// 400 `invalid_body`, and so is one holding a control character other than tab
 	// and line breaks, or an invisible formatting one (zero-width spaces, soft
-	// hyphens, bidirectional overrides).
+	// hyphens, bidirectional overrides); a zero-width joiner or non-joiner only
+	// between two non-ASCII letters, marks or emoji, where writing needs one.
 	Reason *string `json:"reason,omitempty"`
 
 	// TtlSeconds How long the mask may stay open before the gateway unmasks it; at most MASKGATE_MASK_TTL_MAX, default MASKGATE_MASK_TTL.

@@ -3,6 +3,7 @@ package sessions
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -10,17 +11,43 @@ import (
 // hiddenIn reports whether a reason holds a character that does not show as what it
 // is: a control character other than tab and line breaks (an escape sequence would
 // drive the terminal of whoever reads the audit trail with jq -r), or an invisible
-// formatting one (Unicode's Cf: zero-width spaces and joiners, bidirectional
-// overrides, the soft hyphen). One between a card number's digits would hide it from
+// formatting one (Unicode's Cf: zero-width spaces, bidirectional overrides, the soft
+// hyphen, tag characters). One between a card number's digits would hide it from
 // holdsCardNumber while a log viewer shows it whole; a bidirectional override shows
-// the reader other text than the bytes hold.
+// the reader other text than the bytes hold. The zero-width joiner and non-joiner are
+// the exception where writing needs them (joining): Persian and Hindi words, Sinhala's
+// ශ්‍රී, an emoji sequence.
 func hiddenIn(s string) bool {
-	for _, r := range s {
-		if r != '\t' && r != '\n' && r != '\r' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+	prev := rune(-1) // none yet
+	for i, r := range s {
+		switch {
+		case r == zwj || r == zwnj:
+			next, _ := utf8.DecodeRuneInString(s[i+utf8.RuneLen(r):])
+			if !joining(prev) || !joining(next) {
+				return true
+			}
+		case r != '\t' && r != '\n' && r != '\r' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)):
 			return true
 		}
+		prev = r
 	}
 	return false
+}
+
+// The zero-width joiner and non-joiner: whether the characters on either side join,
+// form a conjunct or make one emoji.
+const (
+	zwj  = '\u200d'
+	zwnj = '\u200c'
+)
+
+// joining reports whether r is one a joiner or non-joiner may stand beside: a letter,
+// a combining mark (a virama, an emoji's variation selector) or a symbol (an emoji, a
+// skin tone) of a script that needs them, not ASCII. Never a digit, a space or the
+// text's edge (r < 0, or utf8.RuneError at the end), so that no number is split by
+// one unseen.
+func joining(r rune) bool {
+	return r > unicode.MaxASCII && r != utf8.RuneError && unicode.In(r, unicode.L, unicode.M, unicode.So, unicode.Sk)
 }
 
 // holdsCardNumber reports whether s holds what looks like a payment card number: 13 to

@@ -269,6 +269,17 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a soft hyphen in a card number", sessions.MaskInput{UserID: "a", Reason: "4111111111\u00ad111111"}, sessions.ErrInvalidInput},
 		{"reason with an escape sequence", sessions.MaskInput{UserID: "a", Reason: "payment\x1b[2J"}, sessions.ErrInvalidInput},
 		{"reason with a right-to-left override", sessions.MaskInput{UserID: "a", Reason: "\u202etnemyap"}, sessions.ErrInvalidInput},
+		// A joiner or non-joiner only where writing needs one: never beside a digit or
+		// a space (a card number split by them shows whole), nor in ASCII text.
+		{"reason with zero-width joiners in a card number", sessions.MaskInput{UserID: "a", Reason: "4111\u200d1111\u200d1111\u200d1111"}, sessions.ErrInvalidInput},
+		{"reason with zero-width non-joiners in a card number", sessions.MaskInput{UserID: "a", Reason: "كارت 4111\u200c1111\u200c1111\u200c1111"}, sessions.ErrInvalidInput},
+		{"reason with zero-width non-joiners between Arabic-Indic digits", sessions.MaskInput{UserID: "a", Reason: "\u0664\u0661\u0661\u0661\u200c\u0661\u0661\u0661\u0661"}, sessions.ErrInvalidInput},
+		{"reason with a zero-width joiner between ASCII letters", sessions.MaskInput{UserID: "a", Reason: "pay\u200dment"}, sessions.ErrInvalidInput},
+		{"reason with a zero-width joiner before a space", sessions.MaskInput{UserID: "a", Reason: "می\u200c شود"}, sessions.ErrInvalidInput},
+		{"reason that begins with a zero-width joiner", sessions.MaskInput{UserID: "a", Reason: "\u200dشود"}, sessions.ErrInvalidInput},
+		{"reason that ends with a zero-width non-joiner", sessions.MaskInput{UserID: "a", Reason: "می\u200c"}, sessions.ErrInvalidInput},
+		{"reason with two joiners in a row", sessions.MaskInput{UserID: "a", Reason: "👩\u200d\u200d💻"}, sessions.ErrInvalidInput},
+		{"reason with tag characters", sessions.MaskInput{UserID: "a", Reason: "🏴\U000e0067\U000e0062\U000e007f"}, sessions.ErrInvalidInput},
 		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(0)}, sessions.ErrInvalidInput},
 		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(-5)}, sessions.ErrInvalidInput},
 		{"ttl over the maximum", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(7201)}, sessions.ErrInvalidInput},
@@ -307,6 +318,13 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 		"payment\nsecond line,\tafter a tab\r\n",         // a multi-line note
 		"café 💳 カード",
+		// Writing that needs a zero-width joiner or non-joiner: a Persian word, a
+		// Hindi half-form, Sri Lanka in Sinhala, emoji sequences (with a variation
+		// selector, a skin tone).
+		"پرداخت می\u200cشود",
+		"क्\u200dष",
+		"ශ්\u200dරී ලංකා",
+		"👩\u200d💻 ❤️\u200d🔥 👩🏽\u200d💻",
 	} {
 		if err := (sessions.MaskInput{UserID: "a", Reason: reason}).Validate(time.Hour); err != nil {
 			t.Errorf("reason %q refused: %v", reason, err)
