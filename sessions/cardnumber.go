@@ -56,9 +56,10 @@ func joining(r rune) bool {
 // follow in the same way ("4111 1111 1111 1111 12/29"). A reason goes to Redis and
 // into the audit trail, where a PCI environment must never store one. Digits, spaces
 // and dashes are read in their compatibility form (NFKC), so that the full-width ones
-// of a Japanese or Chinese input method, or a no-break space, do not hide a number.
+// of a Japanese or Chinese input method, or a no-break space, do not hide a number;
+// then as plainDigit reads them.
 func holdsCardNumber(s string) bool {
-	s = norm.NFKC.String(s)
+	s = strings.Map(plainDigit, norm.NFKC.String(s))
 	var chunks []string // the digit runs of one group, each followed by one separator
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
@@ -102,6 +103,33 @@ func cardNumberIn(chunks []string) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// plainDigit is r as a card number's character: a decimal digit of any script is its
+// ASCII digit (the Arabic-Indic ٤١١١, the Persian ۴۱۱۱ and the Devanagari ४१११ are
+// the same number to a PCI assessor as 4111, and NFKC leaves them as they are), a dash
+// of any kind (a word processor's en dash, Unicode's hyphen) is '-'.
+func plainDigit(r rune) rune {
+	switch {
+	case r <= unicode.MaxASCII:
+		return r
+	case unicode.IsDigit(r):
+		return '0' + digitValue(r)
+	case unicode.Is(unicode.Pd, r):
+		return '-'
+	}
+	return r
+}
+
+// digitValue is the value of the decimal digit r. Unicode encodes each script's decimal
+// digits as a run of ten, zero to nine (a stability policy), a few runs right after
+// another: the value is r's place in its run of digits, modulo ten.
+func digitValue(r rune) rune {
+	first := r
+	for unicode.IsDigit(first - 1) {
+		first--
+	}
+	return (r - first) % 10
+}
 
 // luhn is the check digit test of card numbers (ISO/IEC 7812).
 func luhn(digits string) bool {

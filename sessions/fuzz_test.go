@@ -76,8 +76,9 @@ func FuzzCursor(f *testing.F) {
 }
 
 // FuzzCardNumberInReason: a card number written in four groups, between any two texts,
-// is found, and one whose groups a zero-width joiner or non-joiner splits is refused
-// as hidden; any text at all is judged without a panic.
+// is found, in ASCII digits or Arabic-Indic ones, and one whose groups a zero-width
+// joiner or non-joiner splits is refused as hidden; any text at all is judged without
+// a panic.
 func FuzzCardNumberInReason(f *testing.F) {
 	for _, s := range [][2]string{{"", ""}, {"card", "12/29"}, {"77-", "-5"}, {"12 34", "56 78"}, {"é", "\x00"}, {"カード", "１"}, {"\u00a0", "\u0301"}, {"می", "شود"}, {"👩", "💻"}} {
 		f.Add(s[0], s[1])
@@ -86,6 +87,9 @@ func FuzzCardNumberInReason(f *testing.F) {
 		holdsCardNumber(before + after)
 		if !holdsCardNumber(before + " 4111 1111 1111 1111 " + after) {
 			t.Fatalf("no card number found in %q", before+" 4111 1111 1111 1111 "+after)
+		}
+		if !holdsCardNumber(before + " ٤١١١ ١١١١ ١١١١ ١١١١ " + after) {
+			t.Fatalf("no card number found in %q", before+" ٤١١١ ١١١١ ١١١١ ١١١١ "+after)
 		}
 		hiddenIn(before + after)
 		if split := before + "4111\u200d1111\u200c1111\u200d1111" + after; !hiddenIn(split) {

@@ -259,6 +259,13 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a full-width card number", sessions.MaskInput{UserID: "a", Reason: "カード ４１１１ １１１１ １１１１ １１１１"}, sessions.ErrInvalidInput},
 		{"reason with a card number in no-break spaces", sessions.MaskInput{UserID: "a", Reason: "4111\u00a01111\u00a01111\u00a01111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in full-width dashes", sessions.MaskInput{UserID: "a", Reason: "5500－0000－0000－0004"}, sessions.ErrInvalidInput},
+		// Typed on an Arabic, Persian or Hindi keyboard, or autocorrected by a word
+		// processor: a card number all the same.
+		{"reason with an Arabic-Indic card number", sessions.MaskInput{UserID: "a", Reason: "بطاقة ٤١١١ ١١١١ ١١١١ ١١١١"}, sessions.ErrInvalidInput},
+		{"reason with a Persian card number", sessions.MaskInput{UserID: "a", Reason: "کارت ۵۵۰۰-۰۰۰۰-۰۰۰۰-۰۰۰۴"}, sessions.ErrInvalidInput},
+		{"reason with a Devanagari card number", sessions.MaskInput{UserID: "a", Reason: "कार्ड ३७८२८२२४६३१०००५"}, sessions.ErrInvalidInput},
+		{"reason with a card number in en dashes", sessions.MaskInput{UserID: "a", Reason: "4111–1111–1111–1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in Unicode hyphens", sessions.MaskInput{UserID: "a", Reason: "4111\u20101111\u20101111\u20101111"}, sessions.ErrInvalidInput},
 		// A CRM's multi-line note, or cells pasted from a spreadsheet.
 		{"reason with a card number across lines", sessions.MaskInput{UserID: "a", Reason: "card\n4111\n1111\n1111\n1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number across Windows lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n1111\r\n1111\r\n1111"}, sessions.ErrInvalidInput},
@@ -318,6 +325,8 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 		"payment\nsecond line,\tafter a tab\r\n",         // a multi-line note
 		"café 💳 カード",
+		"طلب ٤١١١١١١١١١١١١١١٢", // Arabic-Indic digits, Luhn fails
+		"سفارش ۱۲۳۴–۵۶۷۸",      // Persian digits in an en dash
 		// Writing that needs a zero-width joiner or non-joiner: a Persian word, a
 		// Hindi half-form, Sri Lanka in Sinhala, emoji sequences (with a variation
 		// selector, a skin tone).
