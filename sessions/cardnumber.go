@@ -51,10 +51,10 @@ func joining(r rune) bool {
 }
 
 // holdsCardNumber reports whether s holds what looks like a payment card number: 13 to
-// 19 digits that pass the Luhn check, written alone or in groups separated by single
-// spaces, tabs, dashes or line breaks (a CRM's multi-line note), also when more digits
-// follow in the same way ("4111 1111 1111 1111 12/29"). A reason goes to Redis and
-// into the audit trail, where a PCI environment must never store one. Digits, spaces
+// 19 digits that pass the Luhn check, written alone or in groups separated by spaces,
+// tabs, dashes or line breaks (a CRM's multi-line note; separator), also when more
+// digits follow in the same way ("4111 1111 1111 1111 12/29"). A reason goes to Redis
+// and into the audit trail, where a PCI environment must never store one. Digits, spaces
 // and dashes are read in their compatibility form (NFKC), so that the full-width ones
 // of a Japanese or Chinese input method, or a no-break space, do not hide a number;
 // then as plainDigit reads them.
@@ -146,14 +146,24 @@ func luhn(digits string) bool {
 	return sum%10 == 0
 }
 
-// separator is the length of the separator a card number's groups may be written with
-// at the start of s: a space, a tab, a dash or a line break (CRLF too); 0 for none.
+// maxSeparators is how many spaces, tabs, dashes or line breaks a card number's groups
+// may be written apart: "4111 - 1111", a double space pasted from a PDF, a blank line.
+const maxSeparators = 3
+
+// separator is the length of what separates a card number's groups at the start of s:
+// up to maxSeparators spaces, tabs, dashes or line breaks (CRLF one of them); 0 for
+// none.
 func separator(s string) int {
-	switch {
-	case strings.HasPrefix(s, "\r\n"):
-		return 2
-	case s != "" && strings.IndexByte(" \t\n\r-", s[0]) >= 0:
-		return 1
+	n := 0
+	for range maxSeparators {
+		switch {
+		case strings.HasPrefix(s[n:], "\r\n"):
+			n += 2
+		case n < len(s) && strings.IndexByte(" \t\n\r-", s[n]) >= 0:
+			n++
+		default:
+			return n
+		}
 	}
-	return 0
+	return n
 }

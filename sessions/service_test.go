@@ -270,6 +270,11 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a card number across lines", sessions.MaskInput{UserID: "a", Reason: "card\n4111\n1111\n1111\n1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number across Windows lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n1111\r\n1111\r\n1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in tabs", sessions.MaskInput{UserID: "a", Reason: "4111\t1111\t1111\t1111"}, sessions.ErrInvalidInput},
+		// Written a little apart: a double space pasted from a PDF, dashes with spaces
+		// around them, a blank line between the groups of a note.
+		{"reason with a card number in double spaces", sessions.MaskInput{UserID: "a", Reason: "4111  1111  1111  1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in spaced dashes", sessions.MaskInput{UserID: "a", Reason: "4111 - 1111 - 1111 - 1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in blank lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n\r\n1111\r\n\r\n1111\r\n\r\n1111"}, sessions.ErrInvalidInput},
 		// What does not show as what it is: a card number a log viewer shows whole,
 		// an escape sequence for the reader's terminal, text shown reversed.
 		{"reason with zero-width spaces in a card number", sessions.MaskInput{UserID: "a", Reason: "4111\u200b1111\u200b1111\u200b1111"}, sessions.ErrInvalidInput},
@@ -323,6 +328,7 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"ticket 123456789012",      // 12 digits
 		"ref 41111111111111111111", // 20 digits: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
+		"4111    1111 1111 1111",                         // four spaces apart: two numbers, neither a card number
 		"payment\nsecond line,\tafter a tab\r\n",         // a multi-line note
 		"café 💳 カード",
 		"طلب ٤١١١١١١١١١١١١١١٢", // Arabic-Indic digits, Luhn fails
