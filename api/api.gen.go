@@ -288,7 +288,7 @@ type SessionPage struct {
 
 // UnmaskRequest defines model for UnmaskRequest.
 type UnmaskRequest struct {
-	// SessionId When given, the unmask runs only if it names the open session (else 409 `session_mismatch`), in any case (a UUID's letters are case-insensitive).
+	// SessionId When given, the unmask runs only if it names the open session (else 409 `session_mismatch`), in any case (a UUID's letters are case-insensitive). Printable ASCII, as every session's id is, and never a card number (else 400 `invalid_body`, since the audit line of a refused unmask names it).
 	SessionId *string `json:"sessionId,omitempty"`
 }
 

@@ -200,6 +200,13 @@ func TestRejectedRequestsNeverReachRedisOrCXone(t *testing.T) {
 		{"unmask sessionId folded", "POST", "/v1/agents/a1/unmask", `{"ſessionId":"x"}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unmask empty sessionId", "POST", "/v1/agents/a1/unmask", `{"sessionId":""}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"unmask sessionId a number", "POST", "/v1/agents/a1/unmask", `{"sessionId":7}`, (*gateway).all, nil, 400, "invalid_body"},
+		// No session's id could be these, and the audit line of a refused unmask would
+		// carry them: an escape sequence for its reader's terminal, a line break, text
+		// that is not ASCII, a card number in the wrong field.
+		{"unmask sessionId with an escape sequence", "POST", "/v1/agents/a1/unmask", `{"sessionId":"\u001b[2J"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId with a line break", "POST", "/v1/agents/a1/unmask", `{"sessionId":"x\n{\"audit\":true}"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId not ASCII", "POST", "/v1/agents/a1/unmask", `{"sessionId":"séance"}`, (*gateway).all, nil, 400, "invalid_body"},
+		{"unmask sessionId holding a card number", "POST", "/v1/agents/a1/unmask", `{"sessionId":"4111-1111-1111-1111"}`, (*gateway).all, nil, 400, "invalid_body"},
 		{"body over 16 KiB", "POST", "/v1/agents/a1/mask", `{"reason":"` + strings.Repeat("r", 17<<10) + `"}`, (*gateway).all, nil, 413, "body_too_large"},
 		{"limit 0", "GET", "/v1/masks?limit=0", "", (*gateway).all, nil, 400, "invalid_parameter"},
 		{"limit 1001", "GET", "/v1/masks?limit=1001", "", (*gateway).all, nil, 400, "invalid_parameter"},

@@ -58,7 +58,7 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 			// An empty key is refused, not taken for none: its caller believes its
 			// retry safe (a template whose variable came out empty, say).
 			key := r.Header.Get("Idempotency-Key")
-			if key == "" || len(key) > maxIdempotencyKey || !printable(key) {
+			if key == "" || len(key) > maxIdempotencyKey || !sessions.PrintableASCII(key) {
 				api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "Idempotency-Key must be 1-255 printable ASCII characters", 0)
 				return
 			}
@@ -146,13 +146,4 @@ func Idempotency(store IdempotencyStore, longest time.Duration) func(http.Handle
 func notKept(status int) bool {
 	return status == http.StatusBadRequest || status == http.StatusForbidden || status == http.StatusTooManyRequests ||
 		status == api.StatusClientClosedRequest || status >= http.StatusInternalServerError
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

@@ -303,8 +303,10 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", SessionID: ptr("")}); !errors.Is(err, sessions.ErrInvalidInput) {
-		t.Errorf("Unmask with an empty sessionId = %v; want ErrInvalidInput", err)
+	for _, id := range []string{"", strings.Repeat("a", 65), "\x1b[2J", "x\ny", "séance", "4111 1111 1111 1111"} {
+		if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", SessionID: ptr(id)}); !errors.Is(err, sessions.ErrInvalidInput) {
+			t.Errorf("Unmask with sessionId %q = %v; want ErrInvalidInput", id, err)
+		}
 	}
 	if keys := f.stateKeys(t); len(keys) != 0 {
 		t.Errorf("invalid input reached Redis: %v", keys)

@@ -21,15 +21,38 @@ type UnmaskInput struct {
 // maxSessionIDLength bounds a sessionId a caller may send (ours are 36 characters).
 const maxSessionIDLength = 64
 
-// Validate checks the input against the domain's rules.
+// Validate checks the input against the domain's rules. A sessionId that names no
+// session is the 409 the unmask answers, but one that no session's id could be goes
+// no further: it would be written into the audit line that refuses the unmask
+// (requested_session_id), so it is held to what a reason is, and stricter, since
+// every id is printable ASCII: no escape sequence for the terminal of whoever reads
+// the trail with jq -r, no line break to start a line of its own there, no card number
+// a CRM put in the wrong field.
 func (in UnmaskInput) Validate() error {
 	if !ValidUserID(in.UserID) {
 		return ErrInvalidUserID
 	}
-	if id := in.SessionID; id != nil && (*id == "" || len(*id) > maxSessionIDLength) {
-		return invalidInput(fmt.Sprintf("sessionId must be 1 to %d characters", maxSessionIDLength))
+	if id := in.SessionID; id != nil {
+		switch {
+		case *id == "" || len(*id) > maxSessionIDLength || !PrintableASCII(*id):
+			return invalidInput(fmt.Sprintf("sessionId must be 1 to %d printable ASCII characters", maxSessionIDLength))
+		case holdsCardNumber(*id):
+			return invalidInput("sessionId must not contain a card number")
+		}
 	}
 	return nil
+}
+
+// PrintableASCII reports whether s holds only printable ASCII characters, space to
+// tilde: all an id or a key a caller sends back needs, and nothing that shows as other
+// than what it is.
+func PrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Unmask unmasks the agent's recording (design §3.4): the session is marked
