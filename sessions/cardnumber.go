@@ -60,7 +60,7 @@ func joining(r rune) bool {
 // then as plainDigit reads them.
 func holdsCardNumber(s string) bool {
 	s = strings.Map(plainDigit, norm.NFKC.String(s))
-	var chunks []string // the digit runs of one group, each followed by one separator
+	var chunks []string // the digit runs of one group, each followed by a separator
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
 		if i < len(s) && isDigit(s[i]) {
