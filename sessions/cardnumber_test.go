@@ -21,8 +21,11 @@ func TestDigitValueOfEveryScript(t *testing.T) {
 	}
 	for r, want := range map[rune]rune{
 		'7': 7, '٤': 4, '۵': 5, '९': 9, '৩': 3, '๖': 6, '１': 1,
-		'\U000116DA': 0, '\U000116E3': 9, // the second of two runs of ten in a row (Myanmar Extended-C)
+		'\U000116DA': 0, '\U000116E3': 9, // the second of two runs of ten in a row (Myanmar Extended-C, Unicode 16)
 	} {
+		if !unicode.IsDigit(r) {
+			continue // a digit of a newer Unicode than the Go that runs the test knows (go.mod's go line)
+		}
 		if got := digitValue(r); got != want {
 			t.Errorf("digitValue(%q %U) = %d; want %d", r, r, got, want)
 		}
