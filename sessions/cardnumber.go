@@ -5,6 +5,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -57,9 +58,9 @@ func joining(r rune) bool {
 // and into the audit trail, where a PCI environment must never store one. Digits, spaces
 // and dashes are read in their compatibility form (NFKC), so that the full-width ones
 // of a Japanese or Chinese input method, or a no-break space, do not hide a number;
-// then as plainDigit reads them.
+// then as plainDigit reads them, and without the UUIDs it holds.
 func holdsCardNumber(s string) bool {
-	s = strings.Map(plainDigit, norm.NFKC.String(s))
+	s = withoutUUIDs(strings.Map(plainDigit, norm.NFKC.String(s)))
 	var chunks []string // the digit runs of one group, each followed by a separator
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
@@ -129,6 +130,43 @@ func digitValue(r rune) rune {
 		first--
 	}
 	return (r - first) % 10
+}
+
+// uuidLength is the length of a UUID as written, 8-4-4-4-12 hexadecimal digits.
+const uuidLength = 36
+
+// withoutUUIDs is s with every UUID in it blanked out, one written apart from other
+// letters, digits and dashes: a session's id, or a case's or an interaction's in a
+// reason, is no card number, but its digit groups, joined, pass for one about once in
+// 350 UUIDs. One run into other digits is left as it is: it may hold a card number.
+func withoutUUIDs(s string) string {
+	if len(s) < uuidLength || !strings.Contains(s, "-") {
+		return s
+	}
+	var b []byte // s with the UUIDs found so far blanked, once there is one
+	for i := 0; i+uuidLength <= len(s); i++ {
+		if apart(s, i-1) && apart(s, i+uuidLength) && uuid.Validate(s[i:i+uuidLength]) == nil {
+			if b == nil {
+				b = []byte(s)
+			}
+			copy(b[i:], strings.Repeat("x", uuidLength))
+			i += uuidLength - 1
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}
+
+// apart reports whether s[i] does not run into a UUID next to it: out of s, or no ASCII
+// letter, digit or dash.
+func apart(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return true
+	}
+	c := s[i]
+	return c != '-' && !isDigit(c) && !('a' <= c|0x20 && c|0x20 <= 'z')
 }
 
 // luhn is the check digit test of card numbers (ISO/IEC 7812).

@@ -274,6 +274,11 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		// around them, a blank line between the groups of a note.
 		{"reason with a card number in double spaces", sessions.MaskInput{UserID: "a", Reason: "4111  1111  1111  1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in spaced dashes", sessions.MaskInput{UserID: "a", Reason: "4111 - 1111 - 1111 - 1111"}, sessions.ErrInvalidInput},
+		// A UUID is no card number, but one beside it, or one run into a UUID's form,
+		// still is.
+		{"reason with a card number after a UUID", sessions.MaskInput{UserID: "a", Reason: "case 21434646-9063-4714-a6dd-666dbef09ea6 4111 1111 1111 1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number run into a UUID's form", sessions.MaskInput{UserID: "a", Reason: "4111111111111111-1111-1111-1111-111111111111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in a UUID's form after a letter", sessions.MaskInput{UserID: "a", Reason: "x41111111-1111-1111-1111-000000000000"}, sessions.ErrInvalidInput},
 		{"reason with a card number in blank lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n\r\n1111\r\n\r\n1111\r\n\r\n1111"}, sessions.ErrInvalidInput},
 		// What does not show as what it is: a card number a log viewer shows whole,
 		// an escape sequence for the reader's terminal, text shown reversed.
@@ -321,6 +326,22 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 	}
 }
 
+// Every session's id is a UUID, and about one in 350 UUIDs has digit groups that,
+// joined, pass for a card number: the scan passes over UUIDs, so that no session is
+// one its unmask cannot name (nor a reason that names a case by its UUID refused).
+func TestASessionIdInAUUIDsFormIsNeverTakenForACardNumber(t *testing.T) {
+	for _, id := range []string{"21434646-9063-4714-a6dd-666dbef09ea6", "716ea641-3614-4560-9547-195aae98c80c", "716EA641-3614-4560-9547-195AAE98C80C"} {
+		if err := (sessions.UnmaskInput{UserID: "a", SessionID: &id}).Validate(); err != nil {
+			t.Errorf("sessionId %s refused: %v", id, err)
+		}
+	}
+	for _, id := range []string{"4111111111111111", "pan 4111-1111-1111-1111"} {
+		if err := (sessions.UnmaskInput{UserID: "a", SessionID: &id}).Validate(); !errors.Is(err, sessions.ErrInvalidInput) {
+			t.Errorf("sessionId %q: %v; want ErrInvalidInput", id, err)
+		}
+	}
+}
+
 // A reason is free text that goes to Redis and into the audit trail: it may hold
 // numbers, but not a card number, which a PCI environment must never store.
 func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
@@ -331,7 +352,11 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"ref 41111111111111111111", // 20 digits: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 		"4111    1111 1111 1111",                         // four spaces apart: two numbers, neither a card number
-		"payment\nsecond line,\tafter a tab\r\n",         // a multi-line note
+		// A case's or an interaction's id, whose digit groups, joined, pass for a card
+		// number's about once in 350 UUIDs.
+		"case 21434646-9063-4714-a6dd-666dbef09ea6",
+		"{716EA641-3614-4560-9547-195AAE98C80C}, 716ea641-3614-4560-9547-195aae98c80c",
+		"payment\nsecond line,\tafter a tab\r\n", // a multi-line note
 		"café 💳 カード",
 		"طلب ٤١١١١١١١١١١١١١١٢", // Arabic-Indic digits, Luhn fails
 		"سفارش ۱۲۳۴–۵۶۷۸",      // Persian digits in an en dash
