@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // specUserIDPattern is the userId rule as openapi.yaml states it.
@@ -77,8 +79,8 @@ func FuzzCursor(f *testing.F) {
 
 // FuzzCardNumberInReason: a card number written in four groups, between any two texts,
 // is found, in ASCII digits or Arabic-Indic ones, and one whose groups a zero-width
-// joiner or non-joiner splits is refused as hidden; any text at all is judged without
-// a panic.
+// joiner or non-joiner splits is refused as hidden; a UUID (one for each input) is
+// never taken for one; any text at all is judged without a panic.
 func FuzzCardNumberInReason(f *testing.F) {
 	for _, s := range [][2]string{{"", ""}, {"card", "12/29"}, {"77-", "-5"}, {"12 34", "56 78"}, {"é", "\x00"}, {"カード", "１"}, {"\u00a0", "\u0301"}, {"می", "شود"}, {"👩", "💻"}} {
 		f.Add(s[0], s[1])
@@ -90,6 +92,9 @@ func FuzzCardNumberInReason(f *testing.F) {
 		}
 		if !holdsCardNumber(before + " ٤١١١ ١١١١ ١١١١ ١١١١ " + after) {
 			t.Fatalf("no card number found in %q", before+" ٤١١١ ١١١١ ١١١١ ١١١١ "+after)
+		}
+		if id := uuid.NewSHA1(uuid.Nil, []byte(before+after)).String(); holdsCardNumber("case " + id + ", " + strings.ToUpper(id)) {
+			t.Fatalf("the UUID %s taken for a card number", id)
 		}
 		hiddenIn(before + after)
 		if split := before + "4111\u200d1111\u200c1111\u200d1111" + after; !hiddenIn(split) {
