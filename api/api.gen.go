@@ -202,8 +202,9 @@ type HealthStatus string
 type MaskRequest struct {
 	// Reason Why the agent is masked, kept with the session and in the audit log. Never a
 	// card number: a reason holding 13–19 digits that pass the Luhn check (alone, or
-	// grouped by up to three spaces, tabs, dashes of any kind or line breaks; in any
-	// script's digits, full-width, Arabic-Indic or Devanagari ones too) is
+	// in groups of three digits or more, up to three spaces, tabs, dashes of any kind
+	// or line breaks apart; in any script's digits, full-width, Arabic-Indic or
+	// Devanagari ones too; a UUID is none) is
 	// 400 `invalid_body`, and so is one holding a control character other than tab
 	// and line breaks, or an invisible formatting one (zero-width spaces, soft
 	// hyphens, bidirectional overrides); a zero-width joiner or non-joiner only

@@ -87,11 +87,21 @@ func holdsCardNumber(s string) bool {
 	return false
 }
 
+// minGroup is the fewest digits of a card number's group when it is written in groups:
+// 4-4-4-4, 4-6-5, 4-4-4-4-3.
+const minGroup = 3
+
 // cardNumberIn reports whether consecutive chunks of one group join into a card number.
+// Only chunks of minGroup digits or more join: the two-digit parts of dates and times
+// are no card number's, and "leave 2026-12-07 - 2026-12-14" was one for Luhn's check
+// once in seven date ranges.
 func cardNumberIn(chunks []string) bool {
 	for i := range chunks {
 		digits := ""
-		for _, c := range chunks[i:] {
+		for j, c := range chunks[i:] {
+			if j > 0 && min(len(chunks[i]), len(c)) < minGroup {
+				break
+			}
 			if digits += c; len(digits) > 19 {
 				break
 			}

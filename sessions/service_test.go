@@ -252,6 +252,7 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a spaced card number", sessions.MaskInput{UserID: "a", Reason: "4111 1111 1111 1111"}, sessions.ErrInvalidInput},
 		{"reason with a dashed card number", sessions.MaskInput{UserID: "a", Reason: "pan:5500-0000-0000-0004."}, sessions.ErrInvalidInput},
 		{"reason with a 15-digit card number", sessions.MaskInput{UserID: "a", Reason: "amex 378282246310005"}, sessions.ErrInvalidInput},
+		{"reason with a 19-digit card number ending in a group of three", sessions.MaskInput{UserID: "a", Reason: "6805 8887 1803 3401 878"}, sessions.ErrInvalidInput},
 		{"reason with a card number and its expiry", sessions.MaskInput{UserID: "a", Reason: "4111 1111 1111 1111 12/29"}, sessions.ErrInvalidInput},
 		{"reason with a card number after other digits", sessions.MaskInput{UserID: "a", Reason: "ref 77-5500 0000 0000 0004"}, sessions.ErrInvalidInput},
 		// Typed through a Japanese or Chinese input method, or pasted with no-break
@@ -352,6 +353,11 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"ref 41111111111111111111", // 20 digits: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 		"4111    1111 1111 1111",                         // four spaces apart: two numbers, neither a card number
+		// Dates and what follows them: their two-digit parts join into no card number
+		// (each of these passed Luhn's check when they did).
+		"leave 2026-12-04 - 2026-12-11",
+		"leave 2026-12-12 2026-12-19",
+		"order 2026-12-08 1234567",
 		// A case's or an interaction's id, whose digit groups, joined, pass for a card
 		// number's about once in 350 UUIDs.
 		"case 21434646-9063-4714-a6dd-666dbef09ea6",
