@@ -93,7 +93,7 @@ const minGroup = 3
 
 // cardNumberIn reports whether consecutive chunks of one group join into a card number.
 // Only chunks of minGroup digits or more join: the two-digit parts of dates and times
-// are no card number's, and "leave 2026-12-07 - 2026-12-14" was one for Luhn's check
+// are no card number's, and "leave 2026-12-04 - 2026-12-11" was one for Luhn's check
 // once in seven date ranges.
 func cardNumberIn(chunks []string) bool {
 	for i := range chunks {
