@@ -121,7 +121,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // of any kind (a word processor's en dash, Unicode's hyphen) is '-'.
 func plainDigit(r rune) rune {
 	switch {
-	case r <= unicode.MaxASCII:
+	case r <= unicode.MaxLatin1: // no digit or dash but ASCII's
 		return r
 	case unicode.IsDigit(r):
 		return '0' + digitValue(r)
@@ -145,6 +145,9 @@ func digitValue(r rune) rune {
 // uuidLength is the length of a UUID as written, 8-4-4-4-12 hexadecimal digits.
 const uuidLength = 36
 
+// uuidBlank is what a UUID is blanked out with.
+var uuidBlank = strings.Repeat("x", uuidLength)
+
 // withoutUUIDs is s with every UUID in it blanked out, one written apart from other
 // letters, digits and dashes: a session's id, or a case's or an interaction's in a
 // reason, is no card number, but its digit groups, joined, pass for one about once in
@@ -155,11 +158,11 @@ func withoutUUIDs(s string) string {
 	}
 	var b []byte // s with the UUIDs found so far blanked, once there is one
 	for i := 0; i+uuidLength <= len(s); i++ {
-		if apart(s, i-1) && apart(s, i+uuidLength) && uuid.Validate(s[i:i+uuidLength]) == nil {
+		if uuidAt(s, i) {
 			if b == nil {
 				b = []byte(s)
 			}
-			copy(b[i:], strings.Repeat("x", uuidLength))
+			copy(b[i:], uuidBlank)
 			i += uuidLength - 1
 		}
 	}
@@ -167,6 +170,14 @@ func withoutUUIDs(s string) string {
 		return s
 	}
 	return string(b)
+}
+
+// uuidAt reports whether a UUID written apart begins at s[i]. Its dashes are looked
+// at first: uuid.Validate makes an error for each place that holds none.
+func uuidAt(s string, i int) bool {
+	u := s[i : i+uuidLength]
+	return u[8] == '-' && u[13] == '-' && u[18] == '-' && u[23] == '-' &&
+		apart(s, i-1) && apart(s, i+uuidLength) && uuid.Validate(u) == nil
 }
 
 // apart reports whether s[i] does not run into a UUID next to it: out of s, or no ASCII
