@@ -207,8 +207,11 @@ type MaskRequest struct {
 	// Devanagari ones too; a UUID is none) is
 	// 400 `invalid_body`, and so is one holding a control character other than tab
 	// and line breaks, or an invisible formatting one (zero-width spaces, soft
-	// hyphens, bidirectional overrides); a zero-width joiner or non-joiner only
-	// between two non-ASCII letters, marks or emoji, where writing needs one.
+	// hyphens, bidirectional overrides and isolates); a zero-width joiner or
+	// non-joiner only between two non-ASCII letters, marks or emoji, where writing
+	// needs one. The directional marks (LRM, RLM, ALM) are taken anywhere, and
+	// neither they nor combining marks or keycaps between a card number's digits
+	// hide it.
 	Reason *string `json:"reason,omitempty"`
 
 	// TtlSeconds How long the mask may stay open before the gateway unmasks it; at most MASKGATE_MASK_TTL_MAX, default MASKGATE_MASK_TTL.

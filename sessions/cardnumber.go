@@ -13,11 +13,14 @@ import (
 // is: a control character other than tab and line breaks (an escape sequence would
 // drive the terminal of whoever reads the audit trail with jq -r), or an invisible
 // formatting one (Unicode's Cf: zero-width spaces, bidirectional overrides, the soft
-// hyphen, tag characters). One between a card number's digits would hide it from
-// holdsCardNumber while a log viewer shows it whole; a bidirectional override shows
-// the reader other text than the bytes hold. The zero-width joiner and non-joiner are
-// the exception where writing needs them (joining): Persian and Hindi words, Sinhala's
-// ශ්‍රී, an emoji sequence.
+// hyphen, tag characters). Such a character makes a reason read as other text than
+// its bytes hold: a bidirectional override shows the reader another order of its
+// characters, a zero-width space splits a word that a search of the audit trail looks
+// for. The exceptions are those writing needs: the zero-width joiner and non-joiner
+// (joining) in Persian and Hindi words, Sinhala's ශ්‍රී and an emoji sequence, and the
+// implicit directional marks that Hebrew and Arabic editors put where right-to-left
+// text meets a number or Latin text. None of them can hide a card number: the scan
+// reads past them (readAs).
 func hiddenIn(s string) bool {
 	prev := rune(-1) // none yet
 	for i, r := range s {
@@ -27,6 +30,8 @@ func hiddenIn(s string) bool {
 			if !joining(prev) || !joining(next) {
 				return true
 			}
+		case r == lrm || r == rlm || r == alm:
+			// taken anywhere: one beside a digit is where they are most needed
 		case r != '\t' && r != '\n' && r != '\r' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)):
 			return true
 		}
@@ -40,6 +45,16 @@ func hiddenIn(s string) bool {
 const (
 	zwj  = '\u200d'
 	zwnj = '\u200c'
+)
+
+// The implicit directional marks: left-to-right, right-to-left and Arabic letter mark.
+// Each acts as an invisible letter of its direction would (RLM as a Hebrew one, ALM
+// as an Arabic one), so it can show the text in no order that such a letter could
+// not; the overrides, embeddings and isolates reorder whole runs of text.
+const (
+	lrm = '\u200e'
+	rlm = '\u200f'
+	alm = '\u061c'
 )
 
 // joining reports whether r is one a joiner or non-joiner may stand beside: a letter,
@@ -58,9 +73,9 @@ func joining(r rune) bool {
 // and into the audit trail, where a PCI environment must never store one. Digits, spaces
 // and dashes are read in their compatibility form (NFKC), so that the full-width ones
 // of a Japanese or Chinese input method, or a no-break space, do not hide a number;
-// then as plainDigit reads them, and without the UUIDs it holds.
+// then as readAs reads them, and without the UUIDs it holds.
 func holdsCardNumber(s string) bool {
-	s = withoutUUIDs(strings.Map(plainDigit, norm.NFKC.String(s)))
+	s = withoutUUIDs(strings.Map(readAs, norm.NFKC.String(s)))
 	var chunks []string // the digit runs of one group, each followed by a separator
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
@@ -115,18 +130,24 @@ func cardNumberIn(chunks []string) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// plainDigit is r as a card number's character: a decimal digit of any script is its
-// ASCII digit (the Arabic-Indic ٤١١١, the Persian ۴۱۱۱ and the Devanagari ४१११ are
-// the same number to a PCI assessor as 4111, and NFKC leaves them as they are), a dash
-// of any kind (a word processor's en dash, Unicode's hyphen) is '-'.
-func plainDigit(r rune) rune {
+// readAs is r as the card scan reads it: a decimal digit of any script is its ASCII
+// digit (the Arabic-Indic ٤١١١, the Persian ۴۱۱۱ and the Devanagari ४१११ are the same
+// number to a PCI assessor as 4111, and NFKC leaves them as they are), a dash of any
+// kind (a word processor's en dash, Unicode's hyphen) is '-', and what shows nothing of
+// its own between two digits is not there (-1): a combining mark (an underline, a
+// keycap, a variation selector), a joiner or a directional mark hiddenIn takes, and
+// any other formatting character past Latin-1 (hiddenIn refuses them, and Latin-1's
+// soft hyphen).
+func readAs(r rune) rune {
 	switch {
-	case r <= unicode.MaxLatin1: // no digit or dash but ASCII's
+	case r <= unicode.MaxLatin1: // no digit, dash or mark but ASCII's
 		return r
 	case unicode.IsDigit(r):
 		return '0' + digitValue(r)
 	case unicode.Is(unicode.Pd, r):
 		return '-'
+	case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf):
+		return -1
 	}
 	return r
 }

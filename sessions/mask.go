@@ -32,7 +32,7 @@ func (in MaskInput) Validate(maxTTL time.Duration) error {
 		return invalidInput(fmt.Sprintf("reason must be at most %d characters", MaxReasonLength))
 	}
 	if hiddenIn(in.Reason) {
-		return invalidInput("reason must not contain control or invisible formatting characters (tab and line breaks are fine, and a zero-width joiner or non-joiner between two non-ASCII letters or emoji)")
+		return invalidInput("reason must not contain control or invisible formatting characters (tab and line breaks are fine, so are directional marks, and a zero-width joiner or non-joiner between two non-ASCII letters or emoji)")
 	}
 	if holdsCardNumber(in.Reason) {
 		return invalidInput("reason must not contain a card number")

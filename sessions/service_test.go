@@ -297,6 +297,14 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason that begins with a zero-width joiner", sessions.MaskInput{UserID: "a", Reason: "\u200dشود"}, sessions.ErrInvalidInput},
 		{"reason that ends with a zero-width non-joiner", sessions.MaskInput{UserID: "a", Reason: "می\u200c"}, sessions.ErrInvalidInput},
 		{"reason with two joiners in a row", sessions.MaskInput{UserID: "a", Reason: "👩\u200d\u200d💻"}, sessions.ErrInvalidInput},
+		{"reason with a right-to-left isolate", sessions.MaskInput{UserID: "a", Reason: "\u2067payment\u2069"}, sessions.ErrInvalidInput},
+		// A directional mark, a combining mark or a keycap shows nothing of its own
+		// between two digits: the scan reads past it.
+		{"reason with right-to-left marks in a card number", sessions.MaskInput{UserID: "a", Reason: "כרטיס 4111\u200f1111\u200f1111\u200f1111"}, sessions.ErrInvalidInput},
+		{"reason with a left-to-right mark in a card number's group", sessions.MaskInput{UserID: "a", Reason: "41\u200e11 1111 1111 1111"}, sessions.ErrInvalidInput},
+		{"reason with Arabic letter marks after an Arabic-Indic card number's groups", sessions.MaskInput{UserID: "a", Reason: "بطاقة ٤١١١\u061c ١١١١\u061c ١١١١\u061c ١١١١"}, sessions.ErrInvalidInput},
+		{"reason with an underlined card number", sessions.MaskInput{UserID: "a", Reason: "4\u03321\u03321\u03321\u0332 1111 1111 1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in keycaps", sessions.MaskInput{UserID: "a", Reason: keycaps("4111111111111111")}, sessions.ErrInvalidInput},
 		{"reason with tag characters", sessions.MaskInput{UserID: "a", Reason: "🏴\U000e0067\U000e0062\U000e007f"}, sessions.ErrInvalidInput},
 		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(0)}, sessions.ErrInvalidInput},
 		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(-5)}, sessions.ErrInvalidInput},
@@ -373,6 +381,12 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"क्\u200dष",
 		"ශ්\u200dරී ලංකා",
 		"👩\u200d💻 ❤️\u200d🔥 👩🏽\u200d💻",
+		// Directional marks, which Hebrew and Arabic editors put where right-to-left
+		// text meets a number or Latin text, and keycaps.
+		"הזמנה \u200e#1234-56\u200f תשלום",
+		"طلب \u061c١٢٣٤٥ دفع",
+		"\u200fpayment\u200e",
+		"step " + keycaps("3"),
 	} {
 		if err := (sessions.MaskInput{UserID: "a", Reason: reason}).Validate(time.Hour); err != nil {
 			t.Errorf("reason %q refused: %v", reason, err)
@@ -382,4 +396,14 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 	if !errors.Is(err, sessions.ErrInvalidInput) || strings.Contains(err.Error(), "4111") {
 		t.Errorf("a card number as reason: %v; want ErrInvalidInput, without the number", err)
 	}
+}
+
+// keycaps is digits written as keycap emoji: each digit, an emoji variation selector
+// and the combining enclosing keycap.
+func keycaps(digits string) string {
+	var b strings.Builder
+	for _, d := range digits {
+		b.WriteString(string(d) + "\ufe0f\u20e3")
+	}
+	return b.String()
 }
