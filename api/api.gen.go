@@ -204,7 +204,8 @@ type MaskRequest struct {
 	// card number: a reason holding 13–19 digits that pass the Luhn check (alone, or
 	// in groups of three digits or more, up to three spaces, tabs, dashes of any kind
 	// or line breaks apart; in any script's digits, full-width, Arabic-Indic or
-	// Devanagari ones too; a UUID is none) is
+	// Devanagari ones too; a UUID or a hexadecimal id of 24 digits or more is
+	// none) is
 	// 400 `invalid_body`, and so is one holding a control character other than tab
 	// and line breaks, or an invisible formatting one (zero-width spaces, soft
 	// hyphens, bidirectional overrides and isolates); a zero-width joiner or

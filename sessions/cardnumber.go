@@ -73,9 +73,9 @@ func joining(r rune) bool {
 // and into the audit trail, where a PCI environment must never store one. Digits, spaces
 // and dashes are read in their compatibility form (NFKC), so that the full-width ones
 // of a Japanese or Chinese input method, or a no-break space, do not hide a number;
-// then as readAs reads them, and without the UUIDs it holds.
+// then as readAs reads them, and without the ids it holds (withoutIDs).
 func holdsCardNumber(s string) bool {
-	s = withoutUUIDs(strings.Map(readAs, norm.NFKC.String(s)))
+	s = withoutIDs(strings.Map(readAs, norm.NFKC.String(s)))
 	var chunks []string // the digit runs of one group, each followed by a separator
 	start := -1         // where the current digit run began
 	for i := 0; i <= len(s); i++ {
@@ -166,26 +166,39 @@ func digitValue(r rune) rune {
 // uuidLength is the length of a UUID as written, 8-4-4-4-12 hexadecimal digits.
 const uuidLength = 36
 
-// uuidBlank is what a UUID is blanked out with.
-var uuidBlank = strings.Repeat("x", uuidLength)
+// minHexID is the fewest hexadecimal digits of an id written without dashes that the
+// scan passes over: MongoDB's ObjectId has 24, a UUID without its dashes (ServiceNow's
+// sys_id, a W3C trace id, an MD5) 32, a SHA-1 40. A card number alone is fewer digits,
+// and a run of more than 19 is none: only one glued to five hexadecimal digits or
+// more, which no typing does by mistake, would hide in such an id.
+const minHexID = 24
 
-// withoutUUIDs is s with every UUID in it blanked out, one written apart from other
-// letters, digits and dashes: a session's id, or a case's or an interaction's in a
-// reason, is no card number, but its digit groups, joined, pass for one about once in
-// 350 UUIDs. One run into other digits is left as it is: it may hold a card number.
-func withoutUUIDs(s string) string {
-	if len(s) < uuidLength || !strings.Contains(s, "-") {
+// withoutIDs is s with every UUID and every long hexadecimal id in it blanked out, one
+// written apart from other letters, digits and dashes: a session's id, or a case's or
+// an interaction's in a reason, is no card number, but the digits of one UUID in 350
+// pass for one, and of one 32-digit hexadecimal id in 600 (the run of digits between
+// two of its letters). One run into other letters or digits is left as it is: it may
+// hold a card number.
+func withoutIDs(s string) string {
+	if len(s) < minHexID {
 		return s
 	}
-	var b []byte // s with the UUIDs found so far blanked, once there is one
-	for i := 0; i+uuidLength <= len(s); i++ {
-		if uuidAt(s, i) {
-			if b == nil {
-				b = []byte(s)
-			}
-			copy(b[i:], uuidBlank)
-			i += uuidLength - 1
+	var b []byte // s with the ids found so far blanked, once there is one
+	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) || !apart(s, i-1) {
+			continue // no id begins here
 		}
+		n := idAt(s, i)
+		if n == 0 {
+			continue
+		}
+		if b == nil {
+			b = []byte(s)
+		}
+		for j := i; j < i+n; j++ {
+			b[j] = 'x'
+		}
+		i += n - 1
 	}
 	if b == nil {
 		return s
@@ -193,15 +206,37 @@ func withoutUUIDs(s string) string {
 	return string(b)
 }
 
-// uuidAt reports whether a UUID written apart begins at s[i]. Its dashes are looked
-// at first: uuid.Validate makes an error for each place that holds none.
-func uuidAt(s string, i int) bool {
-	u := s[i : i+uuidLength]
-	return u[8] == '-' && u[13] == '-' && u[18] == '-' && u[23] == '-' &&
-		apart(s, i-1) && apart(s, i+uuidLength) && uuid.Validate(u) == nil
+// idAt is the length of the id that begins at s[i], after a character apart, and ends
+// apart: a UUID in its 8-4-4-4-12 form, or minHexID hexadecimal digits or more; 0 for
+// none.
+func idAt(s string, i int) int {
+	if uuidAt(s, i) {
+		return uuidLength
+	}
+	n := 0
+	for i+n < len(s) && isHex(s[i+n]) {
+		n++
+	}
+	if n < minHexID || !apart(s, i+n) {
+		return 0
+	}
+	return n
 }
 
-// apart reports whether s[i] does not run into a UUID next to it: out of s, or no ASCII
+// uuidAt reports whether a UUID that ends apart begins at s[i]. Its dashes are looked
+// at first: uuid.Validate makes an error for each place that holds none.
+func uuidAt(s string, i int) bool {
+	if i+uuidLength > len(s) {
+		return false
+	}
+	u := s[i : i+uuidLength]
+	return u[8] == '-' && u[13] == '-' && u[18] == '-' && u[23] == '-' &&
+		apart(s, i+uuidLength) && uuid.Validate(u) == nil
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+// apart reports whether s[i] does not run into an id next to it: out of s, or no ASCII
 // letter, digit or dash.
 func apart(s string, i int) bool {
 	if i < 0 || i >= len(s) {

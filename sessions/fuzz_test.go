@@ -1,6 +1,8 @@
 package sessions
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"regexp"
 	"strings"
@@ -81,8 +83,8 @@ func FuzzCursor(f *testing.F) {
 // is found, in ASCII digits or Arabic-Indic ones, and one whose groups a character that
 // shows nothing of its own splits (a joiner, a zero-width space, a soft hyphen, a
 // directional mark, a combining mark, a keycap) is refused, as hidden or as a card
-// number; a UUID (one for each input) is never taken for one; any text at all is
-// judged without a panic.
+// number; a UUID and a hexadecimal id (of each input) are never taken for one; any
+// text at all is judged without a panic.
 func FuzzCardNumberInReason(f *testing.F) {
 	for _, s := range [][2]string{{"", ""}, {"card", "12/29"}, {"77-", "-5"}, {"12 34", "56 78"}, {"é", "\x00"}, {"カード", "１"}, {"\u00a0", "\u0301"}, {"می", "شود"}, {"👩", "💻"}} {
 		f.Add(s[0], s[1])
@@ -97,6 +99,12 @@ func FuzzCardNumberInReason(f *testing.F) {
 		}
 		if id := uuid.NewSHA1(uuid.Nil, []byte(before+after)).String(); holdsCardNumber("case " + id + ", " + strings.ToUpper(id)) {
 			t.Fatalf("the UUID %s taken for a card number", id)
+		}
+		sum := sha256.Sum256([]byte(before + after))
+		for _, n := range []int{minHexID / 2, 16, 20, 32} {
+			if id := hex.EncodeToString(sum[:n]); holdsCardNumber("id " + id + ", " + strings.ToUpper(id)) {
+				t.Fatalf("the hexadecimal id %s taken for a card number", id)
+			}
 		}
 		hiddenIn(before + after)
 		for _, between := range []string{"\u200d", "\u200c", "\u200b", "\u00ad", "\u200e", "\u200f", "\u061c", "\u0332", "\ufe0f\u20e3"} {

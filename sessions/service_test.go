@@ -280,6 +280,9 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a card number after a UUID", sessions.MaskInput{UserID: "a", Reason: "case 21434646-9063-4714-a6dd-666dbef09ea6 4111 1111 1111 1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number run into a UUID's form", sessions.MaskInput{UserID: "a", Reason: "4111111111111111-1111-1111-1111-111111111111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in a UUID's form after a letter", sessions.MaskInput{UserID: "a", Reason: "x41111111-1111-1111-1111-000000000000"}, sessions.ErrInvalidInput},
+		{"reason with a card number in a hexadecimal id's form after a dash", sessions.MaskInput{UserID: "a", Reason: "ref-f61dc9503722998615910ad386112f3a"}, sessions.ErrInvalidInput},
+		{"reason with a card number in a hexadecimal id's form before a dash", sessions.MaskInput{UserID: "a", Reason: "f61dc9503722998615910ad386112f3a-2"}, sessions.ErrInvalidInput},
+		{"reason with a card number before hexadecimal digits", sessions.MaskInput{UserID: "a", Reason: "4111111111111111abcdef"}, sessions.ErrInvalidInput},
 		{"reason with a card number in blank lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n\r\n1111\r\n\r\n1111\r\n\r\n1111"}, sessions.ErrInvalidInput},
 		// What does not show as what it is: a card number a log viewer shows whole,
 		// an escape sequence for the reader's terminal, text shown reversed.
@@ -370,6 +373,13 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		// number's about once in 350 UUIDs.
 		"case 21434646-9063-4714-a6dd-666dbef09ea6",
 		"{716EA641-3614-4560-9547-195AAE98C80C}, 716ea641-3614-4560-9547-195aae98c80c",
+		// Hexadecimal ids, whose runs of digits between two letters pass for a card
+		// number about once in 600 (a ServiceNow sys_id, a W3C trace id, a MongoDB
+		// ObjectId, a git commit; each of these did).
+		"sys_id=f61dc9503722998615910ad386112f3a",
+		"trace AE49D2FE41838247997707F37F88E31C",
+		"order 6217d09687190714566569da",
+		"commit 5913061004627aa5d20bd05710bfd7ecffa77557",
 		"payment\nsecond line,\tafter a tab\r\n", // a multi-line note
 		"café 💳 カード",
 		"طلب ٤١١١١١١١١١١١١١١٢", // Arabic-Indic digits, Luhn fails
