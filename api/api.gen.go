@@ -202,7 +202,7 @@ type HealthStatus string
 type MaskRequest struct {
 	// Reason Why the agent is masked, kept with the session and in the audit log. Never a
 	// card number: a reason holding 13–19 digits that pass the Luhn check (alone, or
-	// in groups of three digits or more, up to three spaces, tabs, dashes of any kind
+	// in groups of three to six digits, up to three spaces, tabs, dashes of any kind
 	// or line breaks apart; in any script's digits, full-width, Arabic-Indic or
 	// Devanagari ones too; a UUID or a hexadecimal id of 24 digits or more is
 	// none) is

@@ -102,19 +102,23 @@ func holdsCardNumber(s string) bool {
 	return false
 }
 
-// minGroup is the fewest digits of a card number's group when it is written in groups:
-// 4-4-4-4, 4-6-5, 4-4-4-4-3.
-const minGroup = 3
+// A card number written in groups has groups of minGroup to maxGroup digits: 4-4-4-4,
+// 4-6-5 (American Express), 4-6-4 (Diners Club), 4-4-4-4-3 (19 digits).
+const (
+	minGroup = 3
+	maxGroup = 6
+)
 
 // cardNumberIn reports whether consecutive chunks of one group join into a card number.
-// Only chunks of minGroup digits or more join: the two-digit parts of dates and times
-// are no card number's, and "leave 2026-12-04 - 2026-12-11" was one for Luhn's check
-// once in seven date ranges.
+// Only chunks a card number's groups could be join: the two-digit parts of dates and
+// times are none ("leave 2026-12-04 - 2026-12-11" was one for Luhn's check once in seven
+// date ranges when they joined), nor the seven-digit ones of an Amazon order number
+// ("112-3456789-0123456", one in five). A chunk alone is a card number when it is.
 func cardNumberIn(chunks []string) bool {
 	for i := range chunks {
 		digits := ""
 		for j, c := range chunks[i:] {
-			if j > 0 && min(len(chunks[i]), len(c)) < minGroup {
+			if j > 0 && !(cardGroup(chunks[i]) && cardGroup(c)) {
 				break
 			}
 			if digits += c; len(digits) > 19 {
@@ -127,6 +131,9 @@ func cardNumberIn(chunks []string) bool {
 	}
 	return false
 }
+
+// cardGroup reports whether chunk could be a group of a card number written in groups.
+func cardGroup(chunk string) bool { return minGroup <= len(chunk) && len(chunk) <= maxGroup }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
