@@ -272,6 +272,9 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		// A CRM's multi-line note, or cells pasted from a spreadsheet.
 		{"reason with a card number across lines", sessions.MaskInput{UserID: "a", Reason: "card\n4111\n1111\n1111\n1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number across Windows lines", sessions.MaskInput{UserID: "a", Reason: "4111\r\n1111\r\n1111\r\n1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number across Unicode line separators", sessions.MaskInput{UserID: "a", Reason: "4111\u20281111\u20281111\u20281111"}, sessions.ErrInvalidInput},
+		{"reason with a card number across Unicode paragraph separators", sessions.MaskInput{UserID: "a", Reason: "4111\u20291111\u20291111\u20291111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in Ogham space marks", sessions.MaskInput{UserID: "a", Reason: "4111\u16801111\u16801111\u16801111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in tabs", sessions.MaskInput{UserID: "a", Reason: "4111\t1111\t1111\t1111"}, sessions.ErrInvalidInput},
 		// Written a little apart: a double space pasted from a PDF, dashes with spaces
 		// around them, a blank line between the groups of a note.
