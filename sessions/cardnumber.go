@@ -110,10 +110,10 @@ const (
 )
 
 // cardNumberIn reports whether consecutive chunks of one group join into a card number.
-// Only chunks a card number's groups could be join: the two-digit parts of dates and
-// times are none ("leave 2026-12-04 - 2026-12-11" was one for Luhn's check once in seven
-// date ranges when they joined), nor the seven-digit ones of an Amazon order number
-// ("112-3456789-0123456", one in five). A chunk alone is a card number when it is.
+// Only chunks that could be a card number's groups join: the two-digit parts of dates
+// and times could not ("leave 2026-12-04 - 2026-12-11" was one for Luhn's check once in
+// seven date ranges when they joined), nor the seven-digit ones of an Amazon order
+// number ("112-3456789-0123456", one in five). A chunk alone is one when it is.
 func cardNumberIn(chunks []string) bool {
 	for i := range chunks {
 		digits := ""
