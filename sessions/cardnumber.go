@@ -82,20 +82,21 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // readAs is r as the card scan reads it, after NFKC: a decimal digit of any script is
 // its ASCII digit (the Arabic-Indic ٤١١١, the Persian ۴۱۱۱ and the Devanagari ४१११ are
 // the same number to a PCI assessor as 4111, and NFKC leaves them as they are), a dash
-// of any kind (a word processor's en dash, Unicode's hyphen) is '-', a space NFKC
-// leaves as it is (Unicode's line and paragraph separators, which a copy from a word
-// processor may hold where a line broke, and the Ogham space mark) is ' ', and what
-// shows nothing of its own between two digits is not there (-1): a combining mark (an
-// underline, a keycap, a variation selector), a joiner or a directional mark hiddenIn
-// takes, and any other formatting character past Latin-1 (hiddenIn refuses them, and
-// Latin-1's soft hyphen).
+// of any kind (a word processor's en dash, Unicode's hyphen, the minus sign of a
+// typeset document) is '-', a space NFKC leaves as it is (Unicode's line and paragraph
+// separators, which a copy from a word processor may hold where a line broke, and the
+// Ogham space mark) is ' ', and what shows nothing of its own between two digits is
+// not there (-1): a combining mark (an underline, a keycap, a variation selector), a
+// joiner or a directional mark hiddenIn takes, and any other formatting character past
+// Latin-1 (hiddenIn refuses them, and Latin-1's soft hyphen).
 func readAs(r rune) rune {
+	const minusSign = '\u2212' // a math symbol to Unicode, not a dash
 	switch {
 	case r <= unicode.MaxLatin1: // after NFKC, none of these but ASCII's and hiddenIn's
 		return r
 	case unicode.IsDigit(r):
 		return '0' + digitValue(r)
-	case unicode.Is(unicode.Pd, r):
+	case unicode.Is(unicode.Pd, r) || r == minusSign:
 		return '-'
 	case unicode.IsSpace(r):
 		return ' '

@@ -268,6 +268,7 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a Persian card number", sessions.MaskInput{UserID: "a", Reason: "کارت ۵۵۰۰-۰۰۰۰-۰۰۰۰-۰۰۰۴"}, sessions.ErrInvalidInput},
 		{"reason with a Devanagari card number", sessions.MaskInput{UserID: "a", Reason: "कार्ड ३७८२८२२४६३१०००५"}, sessions.ErrInvalidInput},
 		{"reason with a card number in en dashes", sessions.MaskInput{UserID: "a", Reason: "4111–1111–1111–1111"}, sessions.ErrInvalidInput},
+		{"reason with a card number in minus signs", sessions.MaskInput{UserID: "a", Reason: "4111\u22121111\u22121111\u22121111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in Unicode hyphens", sessions.MaskInput{UserID: "a", Reason: "4111\u20101111\u20101111\u20101111"}, sessions.ErrInvalidInput},
 		// A CRM's multi-line note, or cells pasted from a spreadsheet.
 		{"reason with a card number across lines", sessions.MaskInput{UserID: "a", Reason: "card\n4111\n1111\n1111\n1111"}, sessions.ErrInvalidInput},
