@@ -385,8 +385,8 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"case 21434646-9063-4714-a6dd-666dbef09ea6",
 		"{716EA641-3614-4560-9547-195AAE98C80C}, 716ea641-3614-4560-9547-195aae98c80c",
 		// Hexadecimal ids, whose runs of digits between two letters pass for a card
-		// number about once in 600 (a ServiceNow sys_id, a W3C trace id, a MongoDB
-		// ObjectId, a git commit; each of these did).
+		// number once in 400 to 900 ids (a ServiceNow sys_id, a W3C trace id, a
+		// MongoDB ObjectId, a git commit; each of these did).
 		"sys_id=f61dc9503722998615910ad386112f3a",
 		"trace AE49D2FE41838247997707F37F88E31C",
 		"order 6217d09687190714566569da",
