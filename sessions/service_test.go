@@ -380,6 +380,11 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		// without dashes before two times (this one did).
 		"refund for order 112-3456789-0123456",
 		"shift 20261208 0900 1730",
+		// Written as the README advises for numbers whose groups may join into one: a
+		// tracking number without its spaces, phone numbers apart with a comma (this
+		// pair is one with only a space between them).
+		"tracking 9400111899223397981234",
+		"call 415 555 0134, 212 555 0199",
 		// A case's or an interaction's id, whose digit groups, joined, pass for a card
 		// number's about once in 350 UUIDs.
 		"case 21434646-9063-4714-a6dd-666dbef09ea6",
