@@ -61,3 +61,15 @@ const (
 func joining(r rune) bool {
 	return r > unicode.MaxASCII && r != utf8.RuneError && unicode.In(r, unicode.L, unicode.M, unicode.So, unicode.Sk)
 }
+
+// PrintableASCII reports whether s holds only printable ASCII characters, space to
+// tilde: all an id or a key a caller sends back needs, and nothing that shows as other
+// than what it is.
+func PrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -90,7 +90,7 @@ func CanonicalUserID(id string) string { return lowerUUID(id) }
 // lowerUUID is s in lower case when it is in a UUID's form, else s itself: RFC 9562
 // makes a UUID's letters case-insensitive on input and writes them in lower case.
 func lowerUUID(s string) string {
-	if len(s) != 36 || !strings.ContainsAny(s, "ABCDEF") {
+	if len(s) != uuidLength || !strings.ContainsAny(s, "ABCDEF") {
 		return s // the common case, without parsing
 	}
 	u, err := uuid.Parse(s)

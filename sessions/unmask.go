@@ -43,18 +43,6 @@ func (in UnmaskInput) Validate() error {
 	return nil
 }
 
-// PrintableASCII reports whether s holds only printable ASCII characters, space to
-// tilde: all an id or a key a caller sends back needs, and nothing that shows as other
-// than what it is.
-func PrintableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // Unmask unmasks the agent's recording (design §3.4): the session is marked
 // "unmasking", CXone is asked, and the session closes on 200 (unmasked) or 404
 // (call_ended). On 202 or a transient failure the session stays "unmasking" — the
