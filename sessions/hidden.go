@@ -66,7 +66,7 @@ func joining(r rune) bool {
 // tilde: all an id or a key a caller sends back needs, and nothing that shows as other
 // than what it is.
 func PrintableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return false
 		}

@@ -53,20 +53,21 @@ const (
 )
 
 // start runs a process in the benchmark's directory, its output to a log file there.
-func (b *bench) start(name string, env []string, args ...string) (*exec.Cmd, error) {
+func (b *bench) start(name string, env []string, args ...string) error {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
 	if err != nil {
-		return nil, err
+		return err
 	}
+	defer logf.Close() // the process has its own copy
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	b.procs = append(b.procs, cmd)
 	b.pids[name] = cmd.Process.Pid
-	return cmd, nil
+	return nil
 }
 
 // waitHTTP waits until the process name answers at url; when it does not, the error
@@ -112,7 +113,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	}
 	redisPort, simPort, maskgatePort, nginxPort, debugPort, floorPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 
-	if _, err := b.start("redis", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+	if err := b.start("redis", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir); err != nil {
 		return fail(err)
 	}
@@ -127,7 +128,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 		"CXONE_ACCESS_KEY_ID=" + keyID, "CXONE_ACCESS_KEY_SECRET=" + keySk}
 	b.simURL = "http://127.0.0.1:" + strconv.Itoa(simPort)
 	// A short request log: a long one only costs the simulator time under load.
-	if _, err := b.start("cxone-sim", creds, filepath.Join(dir, "cxone-sim"), "-addr", "127.0.0.1:"+strconv.Itoa(simPort),
+	if err := b.start("cxone-sim", creds, filepath.Join(dir, "cxone-sim"), "-addr", "127.0.0.1:"+strconv.Itoa(simPort),
 		"-request-log", "1000"); err != nil {
 		return fail(err)
 	}
@@ -146,7 +147,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 
 	b.maskgateURL = "http://127.0.0.1:" + strconv.Itoa(maskgatePort)
 	b.debugURL = "http://127.0.0.1:" + strconv.Itoa(debugPort)
-	_, err = b.start("maskgate", append(append(creds,
+	err = b.start("maskgate", append(append(creds,
 		"MASKGATE_ADDR=127.0.0.1:"+strconv.Itoa(maskgatePort),
 		"MASKGATE_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(debugPort),
 		"MASKGATE_REDIS_URL=redis://127.0.0.1:"+strconv.Itoa(redisPort)+"/0",
@@ -169,7 +170,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	if err := os.WriteFile(conf, []byte(nginxConf(dir, nginxPort, simPort, simToken)), 0o600); err != nil {
 		return fail(err)
 	}
-	if _, err := b.start("nginx", nil, o.nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")); err != nil {
+	if err := b.start("nginx", nil, o.nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")); err != nil {
 		return fail(err)
 	}
 	if err := b.waitHTTP("nginx", b.nginxURL+"/"); err != nil {
@@ -177,7 +178,7 @@ func setUp(ctx context.Context, o options) (*bench, error) {
 	}
 	if o.floor {
 		b.floorURL = "http://127.0.0.1:" + strconv.Itoa(floorPort)
-		if _, err := b.start(floorName, nil, filepath.Join(dir, "gofloor"), "-addr", "127.0.0.1:"+strconv.Itoa(floorPort),
+		if err := b.start(floorName, nil, filepath.Join(dir, "gofloor"), "-addr", "127.0.0.1:"+strconv.Itoa(floorPort),
 			"-redis", "redis://127.0.0.1:"+strconv.Itoa(redisPort)+"/0", "-cxone", b.simURL, "-token", simToken); err != nil {
 			return fail(err)
 		}

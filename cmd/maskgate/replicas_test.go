@@ -158,8 +158,13 @@ func TestPausedReplicaDoesNotActOnLostClaims(t *testing.T) {
 	paused := spawn(t, e)
 	req, _ := http.NewRequest("POST", "http://"+paused.addr+"/v1/agents/82/mask", strings.NewReader(`{"ttlSeconds":1}`))
 	req.Header.Set("Authorization", "Bearer "+token)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("mask = %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("mask = %d", resp.StatusCode)
 	}
 	sim.SetHang("82", true)
 	testkit.Eventually(t, 10*time.Second, "the replica to claim the expiry", func() bool { return sim.Held() == 1 })
