@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -131,7 +132,9 @@ func TestSkewedReplicaClocksAgree(t *testing.T) {
 
 // TestLockedDueSessionsDoNotHoldBackTheOthers: a claim that finds the first due
 // sessions locked by operations under way skips them and claims the due ones after
-// them in the same sweep, instead of leaving those to the next tick.
+// them in the same sweep, instead of leaving those to the next tick. It leaves the
+// locked ones alone: an unmask sent while a mask is on its way could reach CXone first,
+// and the agent would stay masked with no session to unmask it.
 func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) {
 		s.Interval = time.Hour // one sweep, when the replica starts: no second chance
@@ -145,7 +148,8 @@ func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 	masker := sessions.NewService(sessions.NewStore(c.rdb, c.prefix), upstream.New(up), cfg)
 	var hung sync.WaitGroup
 	defer hung.Wait()
-	for _, id := range []string{"locked-1", "locked-2"} {
+	locked := []string{"locked-1", "locked-2"}
+	for _, id := range locked {
 		c.sim.StartCall(id, false, true)
 		c.sim.SetHang(id, true)
 		hung.Go(func() {
@@ -168,7 +172,15 @@ func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 	}
 	c.start(t)
 	c.closed(t, "free", 3*time.Second)
-	for _, id := range []string{"locked-1", "locked-2"} {
+	for _, id := range locked {
+		if s, err := masker.Get(context.Background(), id); err != nil || s.State != sessions.StateMasking {
+			t.Errorf("%s, whose mask hangs in CXone past its deadline, = %+v, %v; want it masking, left to its mask", id, s, err)
+		}
+	}
+	if c.sim.Held() < 2 {
+		t.Fatal("the hung masks ended before the sessions were read: the test proves nothing")
+	}
+	for _, id := range locked {
 		c.sim.SetHang(id, false)
 	}
 }
@@ -225,5 +237,24 @@ func TestSweeperThatCannotClaimSaysSoOnce(t *testing.T) {
 	<-done
 	if n := strings.Count(logs.String(), "sweeper could not claim due sessions"); n != 1 {
 		t.Errorf("%d lines for %d failed claims; want 1:\n%s", n, claims.N(), logs.String())
+	}
+}
+
+// TestDeadlineOfAVanishedSessionIsDropped: a deadline whose session is gone (its hash
+// evicted by an allkeys policy, or deleted by hand) is dropped at the next sweep, so
+// that maskgate_sweeper_overdue_seconds does not grow for ever and page for a session
+// no sweeper could ever unmask.
+func TestDeadlineOfAVanishedSessionIsDropped(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	ctx := context.Background()
+	due := "{" + c.prefix + "}:due"
+	if err := c.rdb.ZAdd(ctx, due, redis.Z{Score: 1, Member: "vanished"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the sweeper to drop the deadline", func() bool {
+		return errors.Is(c.rdb.ZScore(ctx, due, "vanished").Err(), redis.Nil)
+	})
+	if late := testkit.Gathered(t, c.replicas[0].reg, "maskgate_sweeper_overdue_seconds"); late != 0 {
+		t.Errorf("overdue once the deadline was dropped = %v s; want 0", late)
 	}
 }

@@ -1,0 +1,42 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TestLateOperationChangesNothing is an unmask whose lease passed before it could
+// record CXone's answer (its replica paused, or Redis unreachable for a while), and
+// whose agent a newer mask took over meanwhile. When it does record the answer, it
+// changes nothing: its close does not end the newer session (the agent would stay
+// masked with no session to unmask it), nor does its finish mark it unmasking.
+func TestLateOperationChangesNothing(t *testing.T) {
+	svc, _, _ := agentOnACall(t, Config{})
+	ctx := context.Background()
+	if _, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	late := uuid.NewString()
+	if _, err := svc.store.beginUnmask(ctx, "a", "", "ivr", late, "fp", "", time.Millisecond, Rate{}); err != nil {
+		t.Fatal(err)
+	}
+	newer, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm"}) // once the lease has passed
+	if err != nil || newer.State != StateMasked {
+		t.Fatalf("mask after the unmask's lease = %+v, %v; want masked", newer, err)
+	}
+
+	if _, err := svc.store.close(ctx, "a", late, CloseUnmasked, "ivr", ""); !errors.Is(err, errStale) {
+		t.Errorf("the late unmask's close = %v; want %v", err, errStale)
+	}
+	if err := svc.store.finish(ctx, "a", late, finishing{state: StateUnmasking, unmaskedBy: "ivr", retry: true, next: after(time.Second)}); !errors.Is(err, errStale) {
+		t.Errorf("the late unmask's finish = %v; want %v", err, errStale)
+	}
+	got, err := svc.Get(ctx, "a")
+	if err != nil || got.ID != newer.ID || got.State != StateMasked || got.UnmaskedBy != "" || !got.ExpiresAt.Equal(newer.ExpiresAt) {
+		t.Errorf("the newer session after the late unmask ended = %+v, %v; want it as its mask left it: %+v", got, err, newer)
+	}
+}
