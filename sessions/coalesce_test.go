@@ -6,7 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -109,6 +111,38 @@ func TestConcurrentIdenticalOperationsCoalesce(t *testing.T) {
 	}
 	if n := results(); n != 2 {
 		t.Errorf("%d result records after two joined operations; want 2", n)
+	}
+}
+
+// TestDifferentMasksDoNotCoalesce: only identical requests join one in flight. A mask
+// of the agent with another ttlSeconds waits for the one under way, then is sent
+// itself, and each caller's answer has its own deadline.
+func TestDifferentMasksDoNotCoalesce(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	c.sim.StartCall("a", false, true)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 300})
+	ttls := []int{60, 600}
+	answers, errs := make([]sessions.Session, len(ttls)), make([]error, len(ttls))
+	var wg sync.WaitGroup
+	for i, ttl := range ttls {
+		wg.Go(func() {
+			answers[i], errs[i] = c.replicas[i].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(ttl)})
+		})
+		if i == 0 {
+			testkit.Eventually(t, 5*time.Second, "the first mask to reach CXone", func() bool { return c.sim.Held() == 1 })
+		}
+	}
+	wg.Wait()
+	for i, ttl := range ttls {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if left := time.Until(answers[i].ExpiresAt); left > time.Duration(ttl)*time.Second || left < time.Duration(ttl-10)*time.Second {
+			t.Errorf("the mask with ttlSeconds %d was answered a session expiring in %s: another request's answer", ttl, left)
+		}
+	}
+	if sent := c.sim.Count("mask", "a", 0); sent != len(ttls) {
+		t.Errorf("masks sent to CXone = %d; want one for each of %d different requests", sent, len(ttls))
 	}
 }
 

@@ -65,6 +65,10 @@ func TestCrashDuringUnmaskIsFinishedAfterTheLease(t *testing.T) {
 	if _, err := svc.store.beginUnmask(ctx, "a", "", "ivr", uuid.NewString(), "fp", "", svc.lease(), Rate{}); err != nil {
 		t.Fatal(err)
 	}
+	// From the write-ahead on, the unmask is pending (maskgate_unmasks_pending).
+	if n, err := svc.store.unmaskingCount(ctx); err != nil || n != 1 {
+		t.Errorf("unmasks not finished = %d, %v; want 1", n, err)
+	}
 	unmaskedAs(t, sweepUntilClosed(t, svc, "a"), opened.ID, "ivr")
 	unmasked(t, sim, call.ID, 1)
 }

@@ -126,6 +126,14 @@ func TestReMaskKeepsIdentityAndMovesTheDeadline(t *testing.T) {
 	if n := f.sim.Count("mask", "a", 200); n != 2 {
 		t.Errorf("masks sent = %d; want 2", n)
 	}
+	// A reason given replaces the one kept.
+	third, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", Reason: "refund", TTLSeconds: ptr(600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.svc.Get(context.Background(), "a"); err != nil || third.Reason != "refund" || got.Reason != "refund" || got.ID != first.ID {
+		t.Errorf("re-mask with a reason = %+v, then %+v, %v; want the same session with reason refund", third, got, err)
+	}
 }
 
 func TestMaskRefusedByCXoneLeavesNoSession(t *testing.T) {

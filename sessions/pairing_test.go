@@ -228,14 +228,18 @@ func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
 	}
 }
 
-// An unmask that keeps failing is given up after MASKGATE_UNMASK_GIVEUP: counted, no
-// longer scheduled, left listed as unmasking for an operator, whose unmask closes it;
-// a caller's unmask and an expiry alike. Until then it counts as pending, and once
-// given up as given up, on every replica's /metrics.
+// An unmask that keeps failing is given up after MASKGATE_UNMASK_GIVEUP from its first
+// failure, however short the waits between its attempts: counted, no longer scheduled,
+// left listed as unmasking for an operator, whose unmask closes it; a caller's unmask
+// and an expiry alike. Until then it counts as pending, and once given up as given up,
+// on every replica's /metrics.
 func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
+	const giveUp = time.Second
 	for name, ttl := range map[string]int{"the caller's unmask": 3600, "an expiry": 1} {
 		t.Run(name, func(t *testing.T) {
-			c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) { cfg.UnmaskGiveUp = 500 * time.Millisecond })
+			c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) {
+				cfg.UnmaskGiveUp, cfg.RetryMax = giveUp, 200*time.Millisecond // no one wait reaches the give-up
+			})
 			c.sim.StartCall("a", false, true)
 			svc := c.replicas[0].svc
 			if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: &ttl}); err != nil {
@@ -257,9 +261,9 @@ func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 			// 0, the one given up at least the give-up's time.
 			failingFor := histogram(t, c.replicas[0].reg, "maskgate_unmask_failing_for_seconds")
 			if failures := gauge("maskgate_unmask_failures_total"); float64(failingFor.GetSampleCount()) != failures ||
-				failures < 2 || failingFor.GetSampleSum() < 0.5 {
-				t.Errorf("%d failures observed over %.3f s in all; want each of the %v failures, the last after at least 0.5 s",
-					failingFor.GetSampleCount(), failingFor.GetSampleSum(), failures)
+				failures < 2 || failingFor.GetSampleSum() < giveUp.Seconds() {
+				t.Errorf("%d failures observed over %.3f s in all; want each of the %v failures, the last after at least %s",
+					failingFor.GetSampleCount(), failingFor.GetSampleSum(), failures, giveUp)
 			}
 			if err := c.rdb.ZScore(context.Background(), "{"+c.prefix+"}:due", "a").Err(); !errors.Is(err, redis.Nil) {
 				t.Errorf("a given-up session is still scheduled for the sweeper (%v)", err)
