@@ -73,6 +73,16 @@ func (c *cluster) start(t *testing.T) *replica {
 	return r
 }
 
+// patient is a service on the cluster's store, apart from its replicas, whose CXone
+// calls are each one attempt that may take the whole of budget.
+func (c *cluster) patient(budget time.Duration) *sessions.Service {
+	up := c.sim.UpstreamConfig()
+	up.Timeout, up.MaxAttempts, up.Registerer = budget, 1, prometheus.NewRegistry()
+	cfg := c.cfg
+	cfg.UpstreamBudget, cfg.Registerer = budget, prometheus.NewRegistry()
+	return sessions.NewService(sessions.NewStore(c.rdb, c.prefix), upstream.New(up), cfg)
+}
+
 // closed waits until the agent has no open session.
 func (c *cluster) closed(t *testing.T, userID string, within time.Duration) {
 	t.Helper()

@@ -146,6 +146,32 @@ func TestDifferentMasksDoNotCoalesce(t *testing.T) {
 	}
 }
 
+// TestSlowCXoneCallKeepsTheAgentsLock: an operation holds the agent's lock for as long
+// as its CXone call may take, its whole budget: an opposite request waits for a call
+// that takes most of it, rather than taking the lock over and reaching CXone beside it.
+func TestSlowCXoneCallKeepsTheAgentsLock(t *testing.T) {
+	c := newCluster(t, 0, nil)
+	c.sim.StartCall("a", false, true)
+	svc := c.patient(3 * time.Second)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 2000}) // two thirds of the budget
+	peak := peakHeld(c.sim)
+	masked := make(chan error, 1)
+	go func() {
+		_, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr"})
+		masked <- err
+	}()
+	testkit.Eventually(t, 5*time.Second, "the mask to reach CXone", func() bool { return c.sim.Held() == 1 })
+	if _, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-masked; err != nil {
+		t.Fatal(err)
+	}
+	if p := peak(); p != 1 {
+		t.Errorf("%d CXone operations on the agent were in flight at once; want 1 at a time", p)
+	}
+}
+
 func TestOppositeOperationsRunOneAfterTheOther(t *testing.T) {
 	c := newCluster(t, 2, nil)
 	call := c.sim.StartCall("a", false, true)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,11 +142,7 @@ func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 		s.Concurrency = 2
 	})
 	// Masks that hang in CXone hold their agents' locks for 5 s, past their deadlines.
-	up := c.sim.UpstreamConfig()
-	up.Timeout, up.MaxAttempts, up.Registerer = 5*time.Second, 1, prometheus.NewRegistry()
-	cfg := c.cfg
-	cfg.UpstreamBudget, cfg.Registerer = 5*time.Second, prometheus.NewRegistry()
-	masker := sessions.NewService(sessions.NewStore(c.rdb, c.prefix), upstream.New(up), cfg)
+	masker := c.patient(5 * time.Second)
 	var hung sync.WaitGroup
 	defer hung.Wait()
 	locked := []string{"locked-1", "locked-2"}
@@ -256,5 +253,34 @@ func TestDeadlineOfAVanishedSessionIsDropped(t *testing.T) {
 	})
 	if late := testkit.Gathered(t, c.replicas[0].reg, "maskgate_sweeper_overdue_seconds"); late != 0 {
 		t.Errorf("overdue once the deadline was dropped = %v s; want 0", late)
+	}
+}
+
+// TestFailingUnmaskBacksOff: a failing unmask is retried after a wait that doubles from
+// RetryBackoff, so that while CXone fails the pending unmasks are not all sent again at
+// every sweep.
+func TestFailingUnmaskBacksOff(t *testing.T) {
+	const backoff, failures = 20 * time.Millisecond, 7
+	c := newCluster(t, 1, func(cfg *sessions.Config, s *sessions.SweeperConfig) {
+		cfg.RetryBackoff, cfg.RetryMax, cfg.UnmaskGiveUp = backoff, time.Hour, time.Hour
+		s.Interval = 10 * time.Millisecond
+	})
+	c.sim.StartCall("a", false, true)
+	svc := c.replicas[0].svc
+	if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadGateway})
+	began := time.Now()
+	if _, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("the unmask to fail %d times", failures), func() bool {
+		return testkit.Gathered(t, c.replicas[0].reg, "maskgate_unmask_failures_total") >= failures
+	})
+	// The waits between them: backoff, twice that, four times, ...
+	least := backoff * (1<<(failures-1) - 1)
+	if took := time.Since(began); took < least {
+		t.Errorf("%d failed unmasks in %s; want them %s apart at least, the waits doubling from %s", failures, took, least, backoff)
 	}
 }
