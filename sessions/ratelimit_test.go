@@ -7,6 +7,7 @@ import (
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/sessions"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
 func TestRateLimitIsSharedByReplicas(t *testing.T) {
@@ -47,5 +48,28 @@ func TestRateLimitIsSharedByReplicas(t *testing.T) {
 		if ttl := rdb.PTTL(context.Background(), k).Val(); ttl <= 0 || ttl > 2*time.Second {
 			t.Errorf("rate counter %s expires in %s; want within two windows", k, ttl)
 		}
+	}
+}
+
+// TestRequestWaitingForABusyAgentCountsOnce: a request that waits for another operation
+// on its agent tries to begin again and again, and counts against its caller's rate
+// once, as the request it is, not at every try.
+func TestRequestWaitingForABusyAgentCountsOnce(t *testing.T) {
+	c := newCluster(t, 0, nil)
+	c.sim.StartCall("a", false, true)
+	svc := c.patient(3 * time.Second)
+	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 500})
+	masked := make(chan error, 1)
+	go func() {
+		_, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr"})
+		masked <- err
+	}()
+	testkit.Eventually(t, 5*time.Second, "the mask to reach CXone", func() bool { return c.sim.Held() == 1 })
+	in := sessions.UnmaskInput{UserID: "a", Caller: "crm", Rate: sessions.Rate{Caller: "crm", PerSecond: 2}}
+	if _, err := svc.Unmask(context.Background(), in); err != nil {
+		t.Errorf("unmask that waited for the mask = %v; want it done, counted once against 2 per second", err)
+	}
+	if err := <-masked; err != nil {
+		t.Fatal(err)
 	}
 }
