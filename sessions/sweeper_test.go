@@ -68,6 +68,9 @@ func TestBurstOfExpiriesIsWorkedOffSteadily(t *testing.T) {
 	}
 }
 
+// TestStoppingReplicaHandsItsClaimsOverAtOnce: a replica that stops ends the unmasks it
+// is sending and releases their claims, due at once and with no failed attempt counted,
+// so that another replica takes them over without waiting for the lease or a backoff.
 func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = 20 * time.Second })
 	call := c.sim.StartCall("a", false, true)
@@ -79,6 +82,9 @@ func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, "the first replica to claim the expiry", func() bool { return c.sim.Held() == 1 })
 	first.stop()
 	<-first.done // it returns only once its claims are released
+	if n := testkit.Gathered(t, first.reg, "maskgate_unmask_failures_total"); n != 0 {
+		t.Errorf("the claim handed over counted as %v failed unmasks; want none: CXone did not fail", n)
+	}
 	c.sim.SetFaults(cxonesim.Faults{})
 	c.start(t)
 	// Well within the 20 s lease: the claim was handed over, not left to time out.
