@@ -287,6 +287,6 @@ func TestFailingUnmaskBacksOff(t *testing.T) {
 	// The waits between them: backoff, twice that, four times, ...
 	least := backoff * (1<<(failures-1) - 1)
 	if took := time.Since(began); took < least {
-		t.Errorf("%d failed unmasks in %s; want them %s apart at least, the waits doubling from %s", failures, took, least, backoff)
+		t.Errorf("%d failed unmasks in %s; want at least %s from the first to the last, the waits doubling from %s", failures, took, least, backoff)
 	}
 }
