@@ -111,18 +111,25 @@ func TestIdempotencyKeyWithAnotherQueryIs422(t *testing.T) {
 	}
 }
 
+// A caller is its sub and its client: another subject, or the same subject through
+// another client (azp), sending the same key has its request run, not another's answer.
 func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
 	g := newGateway(t)
 	g.sim.StartCall("a1", false, true)
-	crm := g.token("recordings:mask", jwt.MapClaims{"sub": "crm"})
-	ivr := g.token("recordings:mask", jwt.MapClaims{"sub": "ivr"})
+	crm := g.token("recordings:mask", jwt.MapClaims{"sub": "crm", "azp": "crm-desk"})
 	g.do("POST", "/v1/agents/a1/mask", crm, "", "Idempotency-Key", "shared")
-	r := g.do("POST", "/v1/agents/a1/mask", ivr, "", "Idempotency-Key", "shared")
-	if r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
-		t.Errorf("another caller's request with the same key = %d %v; want it run", r.status, r.header)
+	others := map[string]string{
+		"another subject":                         g.token("recordings:mask", jwt.MapClaims{"sub": "ivr", "azp": "crm-desk"}),
+		"the same subject through another client": g.token("recordings:mask", jwt.MapClaims{"sub": "crm", "azp": "crm-mobile"}),
 	}
-	if n := g.sim.Count("mask", "a1", 0); n != 2 {
-		t.Errorf("masks sent = %d; want 2", n)
+	for name, token := range others {
+		r := g.do("POST", "/v1/agents/a1/mask", token, "", "Idempotency-Key", "shared")
+		if r.status != 200 || r.header.Get("Idempotent-Replayed") != "" {
+			t.Errorf("%s's request with the same key = %d %v; want it run", name, r.status, r.header)
+		}
+	}
+	if n := g.sim.Count("mask", "a1", 0); n != 1+len(others) {
+		t.Errorf("masks sent = %d; want %d", n, 1+len(others))
 	}
 }
 
