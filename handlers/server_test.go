@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,5 +252,18 @@ func TestAuditLinesNameCallerAgentAndOutcome(t *testing.T) {
 	}
 	if strings.Contains(logs, tok) || strings.Contains(logs, g.sim.Credentials.ClientSecret) || strings.Contains(logs, g.sim.Credentials.AccessKeySecret) {
 		t.Error("the logs show a token or a secret")
+	}
+}
+
+// CXone's own Retry-After reaches the caller with the 503 (README, Status codes): a
+// caller that retried sooner would only meet the gateway's own hold of CXone's wait.
+func TestCXonesRetryAfterIsPassedOn(t *testing.T) {
+	g := newGateway(t)
+	g.sim.StartCall("a1", false, true)
+	g.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusServiceUnavailable, RetryAfter: 7})
+	r := g.do("POST", "/v1/agents/a1/mask", g.all(), "")
+	// 7 s, less what has passed since CXone answered.
+	if wait, err := strconv.Atoi(r.header.Get("Retry-After")); r.status != 503 || r.json(t)["code"] != "upstream_unavailable" || err != nil || wait < 5 || wait > 7 {
+		t.Errorf("mask while CXone asks to wait 7 s = %d %s, Retry-After %q; want 503 upstream_unavailable with CXone's wait", r.status, r.body, r.header.Get("Retry-After"))
 	}
 }
