@@ -69,8 +69,8 @@ func WithProblemNote(ctx context.Context, n *Problem) context.Context {
 	return context.WithValue(ctx, problemNoteKey{}, n)
 }
 
-// WriteProblem answers r with a problem+json body. A 429 or 503 without a
-// Retry-After header gets one of retryAfter (at least one second).
+// WriteProblem answers r with a problem+json body. A 429 or 503 gets a Retry-After
+// header of retryAfter, rounded up to whole seconds and at least one.
 func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code ProblemCode, detail string, retryAfter time.Duration) {
 	WriteBuiltProblem(w, r, NewProblem(r, status, code, detail), retryAfter)
 }
@@ -84,7 +84,7 @@ func WriteBuiltProblem(w http.ResponseWriter, r *http.Request, p Problem, retryA
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Cache-Control", "no-store")
-	if (p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable) && h.Get("Retry-After") == "" {
+	if p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(max(1, int((retryAfter+time.Second-1)/time.Second))))
 	}
 	w.WriteHeader(p.Status)
