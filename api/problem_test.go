@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -91,5 +93,25 @@ func TestWriteProblemSetsRetryAfterOn503(t *testing.T) {
 	api.WriteProblem(w, httptest.NewRequest(http.MethodGet, "/", nil), 503, api.ProblemCodeUpstreamUnavailable, "busy", 2500e6)
 	if w.Header().Get("Retry-After") != "3" {
 		t.Errorf("Retry-After for 2.5s = %q; want 3", w.Header().Get("Retry-After"))
+	}
+}
+
+// TestCallerGoneOnlyWhenTheCallerHungUp: a canceled wait is the caller's hang-up (499,
+// nobody to answer) only when the request's own context ended; an error that wraps
+// context.Canceled from elsewhere is answered as a failure like any other.
+func TestCallerGoneOnlyWhenTheCallerHungUp(t *testing.T) {
+	canceled := fmt.Errorf("redis: %w", context.Canceled)
+	live := httptest.NewRequest(http.MethodPost, "/v1/agents/a1/mask", nil)
+	if w := httptest.NewRecorder(); api.CallerGone(w, live, canceled) {
+		t.Errorf("a live request's error wrapping context.Canceled was taken for a hang-up (%d)", w.Code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gone := live.WithContext(ctx)
+	if w := httptest.NewRecorder(); !api.CallerGone(w, gone, canceled) || w.Code != api.StatusClientClosedRequest {
+		t.Errorf("the hung-up caller's request: recorded %d; want %d", w.Code, api.StatusClientClosedRequest)
+	}
+	if w := httptest.NewRecorder(); api.CallerGone(w, gone, errors.New("redis: connection refused")) {
+		t.Errorf("another error of a hung-up caller's request was taken for the hang-up")
 	}
 }

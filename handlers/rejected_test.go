@@ -90,6 +90,8 @@ func TestBodyProblemsSayWhatIsWrong(t *testing.T) {
 		`{"ttlSeconds":0}`:      "ttlSeconds must be between 1 and 7200",
 		`{"ttl":31}`:            `unknown field "ttl"`,
 		`{"reason":"x"}{"a":7}`: "the request body is not valid JSON",
+		// White space to Go (bytes.TrimSpace), not to JSON: not a body left out.
+		"\f": "the request body is not valid JSON",
 		// Each field once, spelt as the spec spells it: a proxy, a log reader or
 		// the caller's own check that reads the first of two, or the exact name, must
 		// not see another mask than the gateway opens (60 s there, 2 h here).
