@@ -63,6 +63,7 @@ func TestInvalidConfiguration(t *testing.T) {
 	}{
 		{"address without a port", map[string]string{"MASKGATE_ADDR": "8080"}, "MASKGATE_ADDR must be host:port"},
 		{"address with a named port", map[string]string{"MASKGATE_ADDR": ":http"}, "MASKGATE_ADDR must be host:port"},
+		{"address with a port out of range", map[string]string{"MASKGATE_ADDR": ":65536"}, "MASKGATE_ADDR must be host:port"},
 		{"profiler address without a port", map[string]string{"MASKGATE_DEBUG_ADDR": "localhost"}, "MASKGATE_DEBUG_ADDR must be host:port"},
 		{"bad duration", map[string]string{"MASKGATE_MASK_TTL": "soon"}, "MASKGATE_MASK_TTL must be a duration"},
 		{"negative duration", map[string]string{"CXONE_TIMEOUT": "-1s"}, "CXONE_TIMEOUT must be a duration of at least 1ms"},
@@ -70,14 +71,18 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"leeway of half an hour", map[string]string{"MASKGATE_JWT_LEEWAY": "30m"}, "MASKGATE_JWT_LEEWAY must be at most 5m0s"},
 		{"negative leeway", map[string]string{"MASKGATE_JWT_LEEWAY": "-1s"}, "MASKGATE_JWT_LEEWAY must be a duration of at least 0s"},
 		{"bad rate limit", map[string]string{"MASKGATE_RATE_LIMIT": "lots"}, "MASKGATE_RATE_LIMIT must be a whole number"},
+		{"rate limit of nothing", map[string]string{"MASKGATE_RATE_LIMIT": "0"}, "MASKGATE_RATE_LIMIT must be a whole number from 1 to 1000000"},
+		{"sweep concurrency above its bound", map[string]string{"MASKGATE_SWEEP_CONCURRENCY": "1025"}, "MASKGATE_SWEEP_CONCURRENCY must be a whole number from 1 to 1024"},
 		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
 		{"ttl under a second", map[string]string{"MASKGATE_MASK_TTL": "500ms"}, "MASKGATE_MASK_TTL must be a duration of at least 1s"},
 		{"ttl cap of nothing", map[string]string{"MASKGATE_MASK_TTL_MAX": "0s"}, "MASKGATE_MASK_TTL_MAX must be a duration of at least 1s"},
 		{"two key sources", map[string]string{"MASKGATE_JWT_JWKS_URL": "https://idp/jwks"}, "exactly one of"},
 		{"short HS256 secret", map[string]string{"MASKGATE_JWT_HS256_SECRET": "short"}, "at least 32 bytes"},
+		{"HS256 secret a byte short", map[string]string{"MASKGATE_JWT_HS256_SECRET": strings.Repeat("s", 31)}, "MASKGATE_JWT_HS256_SECRET must be at least 32 bytes"},
 		{"short previous HS256 secret", map[string]string{"MASKGATE_JWT_HS256_PREVIOUS_SECRET": "short"}, "MASKGATE_JWT_HS256_PREVIOUS_SECRET must be at least 32 bytes"},
 		{"bad redis URL", map[string]string{"MASKGATE_REDIS_URL": "mysql://x"}, "MASKGATE_REDIS_URL must be"},
 		{"blank redis URL", map[string]string{"MASKGATE_REDIS_URL": "   "}, "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required"},
+		{"missing redis URL file", map[string]string{"MASKGATE_REDIS_URL": "", "MASKGATE_REDIS_URL_FILE": filepath.Join(dir, "nope")}, "MASKGATE_REDIS_URL_FILE: no such file"},
 		{"redis URL file of blanks", map[string]string{"MASKGATE_REDIS_URL": "", "MASKGATE_REDIS_URL_FILE": blanks}, "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required"},
 		{"redis read timeout turned off", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@x:6379/0?read_timeout=0"}, "MASKGATE_REDIS_URL: read_timeout must be a positive duration"},
 		{"sentinel commands without deadlines", map[string]string{"MASKGATE_REDIS_URL": "redis://:" + hsSecret + "@s1:26379/0?master_name=m&context_timeout_enabled=false"}, "MASKGATE_REDIS_URL: context_timeout_enabled must not be turned off"},
@@ -95,12 +100,16 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"missing public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": filepath.Join(dir, "nope")}, "MASKGATE_JWT_PUBLIC_KEY_FILE"},
 		{"empty public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": empty}, "MASKGATE_JWT_PUBLIC_KEY_FILE is empty"},
 		{"key prefix with a hash tag", map[string]string{"MASKGATE_REDIS_KEY_PREFIX": "a{b}"}, "MASKGATE_REDIS_KEY_PREFIX must not contain"},
+		{"key prefix with a closing brace", map[string]string{"MASKGATE_REDIS_KEY_PREFIX": "a}b"}, "MASKGATE_REDIS_KEY_PREFIX must not contain"},
+		{"JWKS URL that is not HTTP", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_JWKS_URL": "ldap://idp/jwks"}, "MASKGATE_JWT_JWKS_URL must be an http(s) URL"},
 		{"bad API base URL", map[string]string{"CXONE_API_BASE_URL": "api.example.com"}, "CXONE_API_BASE_URL must be"},
 		// Every API path is appended to it: CXone would answer every mask 404, read as
 		// no active call.
 		{"API base URL with a path", map[string]string{"CXONE_API_BASE_URL": "https://api-c32.incontact.com/inContactAPI"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
 		{"API base URL with a query", map[string]string{"CXONE_API_BASE_URL": "https://api-na1.niceincontact.com?region=na1"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
 		{"API base URL with a user", map[string]string{"CXONE_API_BASE_URL": "https://me@api-na1.niceincontact.com"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
+		{"API base URL with an empty query", map[string]string{"CXONE_API_BASE_URL": "https://api-na1.niceincontact.com?"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
+		{"API base URL with a fragment", map[string]string{"CXONE_API_BASE_URL": "https://api-na1.niceincontact.com#na1"}, "CXONE_API_BASE_URL must be the API's scheme and host only"},
 		{"bad trusted proxy", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, `MASKGATE_TRUSTED_PROXIES: "lb.internal" is not`},
 		{"bad trusted range", map[string]string{"MASKGATE_TRUSTED_PROXIES": "10.0.0.0/33"}, `MASKGATE_TRUSTED_PROXIES: "10.0.0.0/33" is not`},
 		{"CORS origin with a path", map[string]string{"MASKGATE_CORS_ORIGINS": "https://crm.example.com/app"}, `MASKGATE_CORS_ORIGINS: "https://crm.example.com/app" is not an origin`},
@@ -117,6 +126,11 @@ func TestInvalidConfiguration(t *testing.T) {
 			_, err := loadConfig(environment(e))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("loadConfig = %v; want it to say %q", err, tt.want)
+			}
+			// One mistake, one line: a secret file that cannot be read is not also
+			// called missing.
+			if lines := strings.Split(err.Error(), "\n"); len(lines) != 2 {
+				t.Errorf("loadConfig names %d problems; want only the one made:\n%v", len(lines)-1, err)
 			}
 			for _, s := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
 				if strings.Contains(err.Error(), s) {
@@ -238,13 +252,13 @@ func TestMisspeltSettingsAreNamed(t *testing.T) {
 
 func TestTrustedProxies(t *testing.T) {
 	e := env(testkit.NewSim(t), "p")
-	e["MASKGATE_TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.168.1.7 ,2001:db8::1/32,"
+	e["MASKGATE_TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.168.1.7 ,2001:db8::1/32,fd00::7"
 	cfg := mustLoad(t, e)
 	var got []string
 	for _, p := range cfg.TrustedProxies {
 		got = append(got, p.String())
 	}
-	if want := []string{"10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"}; !slices.Equal(got, want) {
+	if want := []string{"10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32", "fd00::7/128"}; !slices.Equal(got, want) {
 		t.Errorf("trusted proxies = %v; want %v", got, want)
 	}
 }
@@ -272,9 +286,10 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 	sim := testkit.NewSim(t)
 	dir := t.TempDir()
 	e := env(sim, "p")
-	for _, name := range []string{"CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_SECRET", "MASKGATE_JWT_HS256_SECRET", "MASKGATE_REDIS_URL"} {
+	// The HS256 secret's file was saved on Windows.
+	for name, end := range map[string]string{"CXONE_CLIENT_SECRET": "\n", "CXONE_ACCESS_KEY_SECRET": "\n", "MASKGATE_JWT_HS256_SECRET": "\r\n", "MASKGATE_REDIS_URL": "\n"} {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(e[name]+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(e[name]+end), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		e[name+"_FILE"], e[name] = path, ""
@@ -283,7 +298,7 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
 		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret ||
 		cfg.Redis.describe() != mustParseRedisURL(t, testkit.RedisURL()).describe() {
-		t.Error("secrets read from files differ from the files' contents (less the trailing newline)")
+		t.Error("secrets read from files differ from the files' contents (less the line's end)")
 	}
 }
 
@@ -514,6 +529,32 @@ func TestJWTLeewayMayBeZeroAndUpTo5m(t *testing.T) {
 		e["MASKGATE_JWT_LEEWAY"] = value
 		if got := mustLoad(t, e).Auth.Leeway; got != want {
 			t.Errorf("MASKGATE_JWT_LEEWAY=%s gives %s", value, got)
+		}
+	}
+}
+
+// TestSettingsAtTheirBoundsAreTaken: the bounds that TestInvalidConfiguration's errors
+// name are inclusive, and a value with spaces around it (pasted into a manifest) is
+// the value.
+func TestSettingsAtTheirBoundsAreTaken(t *testing.T) {
+	sim := testkit.NewSim(t)
+	for _, tt := range []struct {
+		set   map[string]string
+		check func(config) bool
+	}{
+		{map[string]string{"MASKGATE_MASK_TTL": "2h", "MASKGATE_MASK_TTL_MAX": "2h"}, func(c config) bool { return c.MaskTTL == 2*time.Hour }},
+		{map[string]string{"MASKGATE_MASK_TTL": "1s", "MASKGATE_MASK_TTL_MAX": "1s"}, func(c config) bool { return c.MaskTTLMax == time.Second }},
+		{map[string]string{"MASKGATE_RATE_LIMIT": "1", "MASKGATE_SWEEP_CONCURRENCY": "1"}, func(c config) bool { return c.RateLimit == 1 && c.SweepWorkers == 1 }},
+		{map[string]string{"MASKGATE_RATE_LIMIT": "1000000", "MASKGATE_SWEEP_CONCURRENCY": "1024"}, func(c config) bool { return c.RateLimit == 1_000_000 && c.SweepWorkers == 1024 }},
+		{map[string]string{"MASKGATE_JWT_HS256_SECRET": strings.Repeat("s", 32)}, func(c config) bool { return len(c.Auth.HS256Secret) == 32 }},
+		{map[string]string{"MASKGATE_ADDR": "127.0.0.1:65535"}, func(c config) bool { return c.Addr == "127.0.0.1:65535" }},
+		{map[string]string{"MASKGATE_RATE_LIMIT": " 20 ", "CXONE_TIMEOUT": "\t2s\n"}, func(c config) bool { return c.RateLimit == 20 && c.CXone.Timeout == 2*time.Second }},
+	} {
+		e := env(sim, "p")
+		maps.Copy(e, tt.set)
+		cfg, err := loadConfig(environment(e))
+		if err != nil || !tt.check(cfg) {
+			t.Errorf("%q: loadConfig = %v; want it taken as given", tt.set, err)
 		}
 	}
 }

@@ -64,13 +64,18 @@ func callerToken(t *testing.T, scope string) string {
 
 // The longest a request may take is waiting its budget for another operation on the
 // agent, then spending its own on CXone: the server must let that answer out, for any
-// CXONE_TIMEOUT (the budget is three of them). A fixed 30 s cut it at the default.
+// CXONE_TIMEOUT. README gives both: the budget is 3 × CXONE_TIMEOUT (15 s by default,
+// after which a request waiting for a busy agent is 503), a request may run 6 ×. A
+// fixed 30 s cut it at the default.
 func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
-	for _, timeout := range []string{"5s", "10s", "30s"} {
+	for timeout, budget := range map[string]time.Duration{"5s": 15 * time.Second, "10s": 30 * time.Second, "30s": 90 * time.Second} {
 		e := env(testkit.NewSim(t), "p")
 		e["CXONE_TIMEOUT"] = timeout
 		cfg := mustLoad(t, e)
 		longest := cfg.longestRequest()
+		if cfg.requestBudget() != budget || longest != 2*budget {
+			t.Errorf("CXONE_TIMEOUT=%s: budget %s, longest request %s; README says %s and %s", timeout, cfg.requestBudget(), longest, budget, 2*budget)
+		}
 		if w := newServer(cfg, http.NotFoundHandler()).WriteTimeout; w <= longest {
 			t.Errorf("CXONE_TIMEOUT=%s: write timeout %s; a request may take %s", timeout, w, longest)
 		}
