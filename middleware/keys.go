@@ -271,10 +271,11 @@ func (f *keyFile) watch(ctx context.Context, every time.Duration) {
 
 // reload reads the file and, when it changed and loads, trusts the keys it holds now. A
 // file that does not load (half written, or broken) is logged once and the keys in use
-// are kept.
+// are kept; once the file loads or is back to the keys in use, a breakage is news again.
 func (f *keyFile) reload() {
 	data, err := os.ReadFile(f.path)
 	if err == nil && bytes.Equal(data, f.seen) {
+		f.failed = ""
 		return
 	}
 	var keys []jwt.VerificationKey
