@@ -59,6 +59,13 @@ func TestPublicKeyFileWithACertificateChainTrustsTheLeafOnly(t *testing.T) {
 			}
 		})
 	}
+	// Two authorities that certified each other leave no signing certificate: the file
+	// is refused at start, rather than loaded to refuse every token.
+	file := append(certPEM(t, caTmpl, caTmpl, &leaf.PublicKey, rsaCA), certPEM(t, caTmpl, caTmpl, &rsaCA.PublicKey, leaf)...)
+	_, err := middleware.NewAuthenticator(t.Context(), middleware.AuthConfig{Issuer: issuer, Audience: audience, PublicKeyPEM: file})
+	if err == nil || !strings.Contains(err.Error(), "none signs tokens") {
+		t.Errorf("a file of two certificates that issued each other: %v; want it refused", err)
+	}
 }
 
 // A public key file may hold the key as PKIX, as PKCS#1 (RSA) or inside a certificate,
@@ -73,10 +80,18 @@ func TestPublicKeyFileForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What openssl req -x509 makes by default: a self-signed authority (CA:TRUE). The
+	// one certificate it issued is itself: it is the key, not a chain.
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	selfCA, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	forms := map[string][]byte{
-		"PKIX":        pemOf(t, &key.PublicKey),
-		"PKCS#1":      pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&key.PublicKey)}),
-		"certificate": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}),
+		"PKIX":                                pemOf(t, &key.PublicKey),
+		"PKCS#1":                              pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&key.PublicKey)}),
+		"certificate":                         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}),
+		"self-signed authority's certificate": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfCA}),
 	}
 	for name, file := range forms {
 		t.Run(name, func(t *testing.T) {
