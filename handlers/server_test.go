@@ -234,24 +234,27 @@ func TestRequestIDIsKeptAndLogged(t *testing.T) {
 func TestAuditLinesNameCallerAgentAndOutcome(t *testing.T) {
 	g := newGateway(t)
 	g.sim.StartCall("a1", false, true)
-	tok := g.token("recordings:mask recordings:unmask", jwt.MapClaims{"sub": "ivr-7"})
+	tok := g.token("recordings:mask recordings:unmask", jwt.MapClaims{"sub": "ivr-7", "azp": "ivr"})
 	g.do("POST", "/v1/agents/a1/mask", tok, `{"reason":"payment"}`)
 	g.do("POST", "/v1/agents/a1/unmask", tok, "")
+	// A path of no route is logged as such, not as the path, which may carry anything.
+	g.do("GET", "/v1/agents/a1/card-4111111111111111", tok, "")
 	logs := g.logs.String()
 	for _, want := range []string{
 		`"audit":true,"event":"masked","user_id":"a1"`,
 		`"audit":true,"event":"unmasked","user_id":"a1"`,
-		`"caller":"ivr-7"`,
+		`"caller":"ivr-7 (ivr)"`,
 		`"upstream_status":200`,
 		`"route":"/v1/agents/{userId}/mask"`,
-		`"sub":"ivr-7"`,
+		`"sub":"ivr-7","client_id":"ivr"`,
+		`"method":"GET","route":"unmatched","status":404`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s", want)
 		}
 	}
-	if strings.Contains(logs, tok) || strings.Contains(logs, g.sim.Credentials.ClientSecret) || strings.Contains(logs, g.sim.Credentials.AccessKeySecret) {
-		t.Error("the logs show a token or a secret")
+	if strings.Contains(logs, "4111111111111111") || strings.Contains(logs, tok) || strings.Contains(logs, g.sim.Credentials.ClientSecret) || strings.Contains(logs, g.sim.Credentials.AccessKeySecret) {
+		t.Error("the logs show a path of no route, a token or a secret")
 	}
 }
 

@@ -28,6 +28,7 @@ func TestClientIP(t *testing.T) {
 		{"entries with ports", lb, "10.1.2.3:4000", []string{"203.0.113.7:51000, [2001:db8:1::5]:443"}, "203.0.113.7"},
 		{"IPv6", lb, "[2001:db8:1::1]:4000", []string{"2001:db8:2::7"}, "2001:db8:2::7"},
 		{"an IPv4-mapped peer", lb, "[::ffff:10.1.2.3]:4000", []string{"203.0.113.7"}, "203.0.113.7"},
+		{"an IPv4-mapped entry", lb, "10.1.2.3:4000", []string{"::ffff:203.0.113.7"}, "203.0.113.7"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/v1/masks", nil)
