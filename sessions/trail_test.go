@@ -187,3 +187,40 @@ func TestTrailReadsOnlyAuditLines(t *testing.T) {
 		t.Errorf("OpenInTrail = %+v; want %+v", open, want)
 	}
 }
+
+// TestTrailCases: what one kind of line does to the sessions a trail leaves open.
+func TestTrailCases(t *testing.T) {
+	line := func(event, session, at string, more ...string) string {
+		return `{"audit":true,"event":"` + event + `","user_id":"a","session_id":"` + session + `","time":"2026-11-26T10:` + at + `.000Z"` + strings.Join(more, "") + "}\n"
+	}
+	const due = `,"expires_at":"2026-11-26T10:15:00.000Z"`
+	for _, tt := range []struct {
+		name      string
+		trail     string
+		lastEvent string // of the one session left open, or "" for none
+		withDue   bool
+	}{
+		{"a line that is not an audit line names a session", `{"level":"warn","message":"recording status not read","user_id":"a","session_id":"s1"}` + "\n", "", false},
+		{"a mask whose failure could not be recorded opened nothing by itself", line("store_failed", "s1", "00:00", `,"outcome":"unknown"`), "", false},
+		{"of lines with the same time, the one read last counts",
+			line("masked", "s1", "00:00", due) + line("unmask_retry", "s1", "05:00") + line("unmask_unconfirmed", "s1", "05:00"), "unmask_unconfirmed", false},
+		{"an unmask given up is under way: no due time",
+			line("masked", "s1", "00:00", due) + line("unmask_gave_up", "s1", "05:00"), "unmask_gave_up", false},
+		{"a claim released by a stopping replica is an unmask under way: no due time",
+			line("masked", "s1", "00:00", due) + line("released", "s1", "15:01"), "released", false},
+		{"a line longer than 64 KiB, of another program",
+			`{"level":"error","stack":"` + strings.Repeat("x", 100<<10) + `"}` + "\n" + line("masked", "s1", "00:00", due), "masked", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			open, err := sessions.OpenInTrail(strings.NewReader(tt.trail))
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tt.lastEvent == "" && len(open) != 0:
+				t.Errorf("OpenInTrail = %+v; want nothing open", open)
+			case tt.lastEvent != "" && (len(open) != 1 || open[0].LastEvent != tt.lastEvent || open[0].Due.IsZero() == tt.withDue):
+				t.Errorf("OpenInTrail = %+v; want s1 open after %s, with a due time: %v", open, tt.lastEvent, tt.withDue)
+			}
+		})
+	}
+}
