@@ -252,6 +252,10 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with a spaced card number", sessions.MaskInput{UserID: "a", Reason: "4111 1111 1111 1111"}, sessions.ErrInvalidInput},
 		{"reason with a dashed card number", sessions.MaskInput{UserID: "a", Reason: "pan:5500-0000-0000-0004."}, sessions.ErrInvalidInput},
 		{"reason with a 15-digit card number", sessions.MaskInput{UserID: "a", Reason: "amex 378282246310005"}, sessions.ErrInvalidInput},
+		{"reason with a 13-digit card number", sessions.MaskInput{UserID: "a", Reason: "visa 4222222222222"}, sessions.ErrInvalidInput},
+		// A UUID's form runs into the digits after it: not an id, and the card number
+		// that begins in its last group is read.
+		{"reason with a card number glued to a UUID's form", sessions.MaskInput{UserID: "a", Reason: "case 12345678-1234-1234-1234-4111111111111111"}, sessions.ErrInvalidInput},
 		{"reason with an American Express number in its groups", sessions.MaskInput{UserID: "a", Reason: "amex 3782 822463 10005"}, sessions.ErrInvalidInput},
 		{"reason with a Diners Club number in its groups", sessions.MaskInput{UserID: "a", Reason: "3056 930902 5904"}, sessions.ErrInvalidInput},
 		{"reason with a 19-digit card number ending in a group of three", sessions.MaskInput{UserID: "a", Reason: "6805 8887 1803 3401 878"}, sessions.ErrInvalidInput},
@@ -367,7 +371,7 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"payment",
 		"order 4111111111111112",   // 16 digits, Luhn fails
 		"ticket 123456789012",      // 12 digits
-		"ref 41111111111111111111", // 20 digits: no card number
+		"ref 41111111111111111115", // 20 digits, though they pass Luhn's check: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 		"4111    1111 1111 1111",                         // four spaces apart: two numbers, neither a card number
 		// Dates and what follows them: their two-digit parts join into no card number
