@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -209,6 +210,85 @@ func TestScriptSentIsAwaitedAfterItsCallerGaveUp(t *testing.T) {
 	}
 	if n, err := q.rdb.Get(context.Background(), q.key).Int64(); err != nil || n != 1 {
 		t.Errorf("the script ran %d times (%v); want once", n, err)
+	}
+}
+
+// A batch's pipeline lasts until the latest deadline of its callers: one whose caller
+// had the least time must not cut short the others' scripts, sent with it.
+func TestBatchLastsUntilItsLatestCallersDeadline(t *testing.T) {
+	g := newGate()
+	b, _, prefix := gated(t, g)
+	key := "{" + prefix + "}:n"
+	first := held(t, b, g, key)
+	long, cancelLong := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelLong()
+	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelShort()
+	answers := make(chan *redis.Cmd, 2)
+	go func() { answers <- b.run(long, incrScript, []string{key + ":long"}) }()
+	go func() { answers <- b.run(short, incrScript, []string{key + ":short"}) }()
+	testkit.Eventually(t, 5*time.Second, "both scripts to queue", func() bool { return b.queuedLen() == 2 })
+	g.open <- struct{}{} // one held pipeline goes on; its sender sends the queue, which the gate holds
+	testkit.Eventually(t, 5*time.Second, "the queue to be sent", func() bool { return len(g.pipelines()) == maxFlushers+1 })
+	<-short.Done()
+	close(g.open)
+	for range maxFlushers {
+		if err := (<-first).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // the short one's too: sent, it is awaited whatever it got
+		<-answers
+	}
+	if n, err := b.rdb.Get(context.Background(), key+":long").Int64(); err != nil || n != 1 {
+		t.Errorf("the script with a minute to run ran %d times (%v) in a batch held past the other's deadline; want once", n, err)
+	}
+}
+
+// refused tells the replies and failures after which Redis surely did not run a script
+// (it is sent again alone) from those after which it may have (it is not): each of the
+// refusals that pass, worded as Redis words them.
+func TestRefusedIsOnlyWhatSurelyDidNotRun(t *testing.T) {
+	for err, want := range map[error]bool{
+		errors.New("LOADING Redis is loading the dataset in memory"):                                   true,
+		errors.New("READONLY You can't write against a read only replica."):                            true,
+		errors.New("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."): true,
+		errors.New("CLUSTERDOWN The cluster is down"):                                                  true,
+		errors.New("TRYAGAIN Multiple keys request during rehashing of slot"):                          true,
+		errors.New("ERR max number of clients reached"):                                                true,
+		redis.ErrPoolTimeout: true,
+		&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}: true,
+		// Sent, then the connection failed or the wait ended: it may have run.
+		&net.OpError{Op: "read", Net: "tcp", Err: errors.New("i/o timeout")}: false,
+		io.EOF:                   false,
+		context.DeadlineExceeded: false,
+		errors.New("ERR user_script:1: Script attempted to access nonexistent global variable 'x'"): false,
+	} {
+		if got := refused(err); got != want {
+			t.Errorf("refused(%v) = %v; want %v", err, got, want)
+		}
+	}
+}
+
+// Only a failure of the connection fails the scripts queued behind a batch: not the
+// batch's callers' deadline, nor a script's own error reply.
+func TestOnlyAFailedConnectionFailsTheQueue(t *testing.T) {
+	rdb, _ := testkit.Redis(t)
+	reply := rdb.Do(context.Background(), "NO-SUCH-COMMAND").Err()
+	var re redis.Error
+	if !errors.As(reply, &re) {
+		t.Fatalf("Redis's answer to an unknown command is %T %v; want an error reply", reply, reply)
+	}
+	for err, want := range map[error]bool{
+		reply:                    false,
+		context.DeadlineExceeded: false,
+		fmt.Errorf("pipeline: %w", context.Canceled): false,
+		io.EOF: true,
+		&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}: true,
+	} {
+		if got := unreachable(err); got != want {
+			t.Errorf("unreachable(%v) = %v; want %v", err, got, want)
+		}
 	}
 }
 
