@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -234,14 +235,20 @@ func TestCheckConfigFailsOnUnreachableParts(t *testing.T) {
 	sim.SetFaults(cxonesim.Faults{TokenDown: true})
 	e := env(sim, "p")
 	e["MASKGATE_REDIS_URL"] = "redis://127.0.0.1:1/0"
+	e["MASKGATE_JWT_HS256_SECRET"], e["MASKGATE_JWT_JWKS_URL"] = "", "http://127.0.0.1:1/jwks"
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"check-config"}, environment(e), &out, &out)
 	var failed *checkFailed
-	if !errors.As(err, &failed) || failed.n != 2 {
-		t.Fatalf("check-config = %v; want 2 failed checks\n%s", err, out.String())
+	if !errors.As(err, &failed) || failed.n != 3 {
+		t.Fatalf("check-config = %v; want 3 failed checks\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "redis: FAILED") || !strings.Contains(out.String(), "cxone token: FAILED: CXone") {
+	if !strings.Contains(out.String(), "redis: FAILED") || !strings.Contains(out.String(), "cxone token: FAILED: CXone") ||
+		!strings.Contains(out.String(), "jwt keys: FAILED") {
 		t.Errorf("output:\n%s", out.String())
+	}
+	// A Redis that did not answer is not asked its eviction policy as well.
+	if strings.Contains(out.String(), "redis eviction") {
+		t.Errorf("the eviction policy of a Redis that did not answer is reported:\n%s", out.String())
 	}
 	var ce *configError
 	if err := run(context.Background(), []string{"check-config"}, environment(nil), &out, &out); !errors.As(err, &ce) {
@@ -277,6 +284,9 @@ func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
 		want := "cxone api endpoint: WARNING: CXONE_API_BASE_URL is http://127.0.0.1:1, but the discovery document of the token's tenant names " + sim.URL + ":"
 		if got := strings.Contains(out.String(), "cxone api endpoint: WARNING"); got != warned || warned && !strings.Contains(out.String(), want) {
 			t.Errorf("CXONE_API_BASE_URL %s: warned %v, want %v (%q):\n%s", base, got, warned, want, out.String())
+		}
+		if !regexp.MustCompile(`(?m)^cxone api endpoint: ok \([^)]*, configured\)$`).MatchString(out.String()) {
+			t.Errorf("CXONE_API_BASE_URL %s: the endpoint is not reported as configured:\n%s", base, out.String())
 		}
 	}
 }
