@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -127,29 +129,53 @@ func TestTLSCertificateIsReloadedWhenRenewed(t *testing.T) {
 	}
 
 	renewed := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	certExpiry(t, s) // a scraper's connection, kept alive: the next scrape makes no handshake
 	ca.issue(t, certFile, keyFile, 3, time.Now().Add(-time.Minute), renewed)
-	if got := served(t, s.addr, ca).SerialNumber.Int64(); got != 3 {
-		t.Fatalf("after renewal, served serial %d; want 3", got)
-	}
+	// A scrape reads the files too: the metric shows the renewal before any handshake.
 	if got := certExpiry(t, s); got != renewed.Unix() {
 		t.Errorf("certificate expiry metric = %d; want the renewed certificate's %d", got, renewed.Unix())
+	}
+	if got := served(t, s.addr, ca).SerialNumber.Int64(); got != 3 {
+		t.Fatalf("after renewal, served serial %d; want 3", got)
 	}
 	if l := s.logLine(t, "TLS certificate reloaded"); l["expires_at"] != renewed.UTC().Format(time.RFC3339) {
 		t.Errorf("reload line: %v", l)
 	}
 
-	// Halfway: the new certificate is written, its key not yet.
-	ca.issue(t, certFile, "", 4, time.Now().Add(-time.Minute), renewed)
-	if got := served(t, s.addr, ca).SerialNumber.Int64(); got != 3 {
-		t.Fatalf("with a certificate that does not match the key, served serial %d; want 3, the one in use", got)
+	// Halfway: the new certificate is written, its key not yet; every handshake
+	// meanwhile gets the one in use, and the pair that does not load is logged once.
+	const notLoaded = "TLS certificate files changed but do not load as a pair; still serving the previous certificate"
+	nextKey := keyFile + ".next"
+	ca.issue(t, certFile, nextKey, 4, time.Now().Add(-time.Minute), renewed)
+	for range 3 {
+		if got := served(t, s.addr, ca).SerialNumber.Int64(); got != 3 {
+			t.Fatalf("with a certificate that does not match the key, served serial %d; want 3, the one in use", got)
+		}
 	}
-	l := s.logLine(t, "TLS certificate files changed but do not load as a pair; still serving the previous certificate")
+	l := s.logLine(t, notLoaded)
 	if l["level"] != "error" || !strings.Contains(l["error"].(string), "private key does not match") {
 		t.Errorf("failed reload line: %v", l)
 	}
-	ca.issue(t, certFile, keyFile, 5, time.Now().Add(-time.Minute), renewed)
-	if got := served(t, s.addr, ca).SerialNumber.Int64(); got != 5 {
-		t.Errorf("once the pair is whole again, served serial %d; want 5", got)
+	// Then its key, the certificate unchanged since the last look: the pair loads.
+	if err := os.Rename(nextKey, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(t, s.addr, ca).SerialNumber.Int64(); got != 4 {
+		t.Errorf("once the key was written beside the certificate, served serial %d; want 4", got)
+	}
+	count := func(msg string) (n int) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, l := range s.lines {
+			if l["message"] == msg {
+				n++
+			}
+		}
+		return n
+	}
+	testkit.Eventually(t, 20*time.Second, "the second reload's line", func() bool { return count("TLS certificate reloaded") == 2 })
+	if n := count(notLoaded); n != 1 { // the lines come in order: all of the halfway's are in
+		t.Errorf("the pair that did not load was logged %d times over 3 handshakes; want once", n)
 	}
 
 	// A certificate not valid yet (a clock behind the issuer's) is served, and said loudly.
@@ -235,5 +261,18 @@ func TestTLSCertificateFileMayCarryTheChain(t *testing.T) {
 	defer conn.Close()
 	if got := conn.ConnectionState().PeerCertificates; len(got) != 2 || !got[1].Equal(ca.cert) {
 		t.Errorf("served %d certificates; want the leaf and the one after it in the file", len(got))
+	}
+}
+
+// The names a certificate is logged and checked for: its DNS names and addresses, or
+// its subject's common name when it has neither (an older certificate).
+func TestCertNames(t *testing.T) {
+	for want, leaf := range map[string]*x509.Certificate{
+		"gw.example.com, 10.0.0.7": {DNSNames: []string{"gw.example.com"}, IPAddresses: []net.IP{net.ParseIP("10.0.0.7")}, Subject: pkix.Name{CommonName: "maskgate"}},
+		"legacy.example.com":       {Subject: pkix.Name{CommonName: "legacy.example.com"}},
+	} {
+		if got := certNames(&tls.Certificate{Leaf: leaf}); got != want {
+			t.Errorf("certNames = %q; want %q", got, want)
+		}
 	}
 }
