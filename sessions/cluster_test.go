@@ -73,6 +73,10 @@ func (c *cluster) start(t *testing.T) *replica {
 	return r
 }
 
+// key is the Redis key of the cluster's store named name ("due", "result:*"), for the
+// tests that look at Redis itself.
+func (c *cluster) key(name string) string { return "{" + c.prefix + "}:" + name }
+
 // patient is a service on the cluster's store, apart from its replicas, whose CXone
 // calls are each one attempt that may take the whole of budget.
 func (c *cluster) patient(budget time.Duration) *sessions.Service {

@@ -51,7 +51,7 @@ func TestConcurrentIdenticalOperationsCoalesce(t *testing.T) {
 	c.sim.StartCall("a", false, true)
 	ctx := context.Background()
 	results := func() int {
-		keys, err := c.rdb.Keys(ctx, "{"+c.prefix+"}:result:*").Result()
+		keys, err := c.rdb.Keys(ctx, c.key("result:*")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -265,7 +265,7 @@ func TestFailingUnmaskIsGivenUpAndCounted(t *testing.T) {
 				t.Errorf("%d failures observed over %.3f s in all; want each of the %v failures, the last after at least %s",
 					failingFor.GetSampleCount(), failingFor.GetSampleSum(), failures, giveUp)
 			}
-			if err := c.rdb.ZScore(context.Background(), "{"+c.prefix+"}:due", "a").Err(); !errors.Is(err, redis.Nil) {
+			if err := c.rdb.ZScore(context.Background(), c.key("due"), "a").Err(); !errors.Is(err, redis.Nil) {
 				t.Errorf("a given-up session is still scheduled for the sweeper (%v)", err)
 			}
 			s, err := svc.Get(context.Background(), "a")

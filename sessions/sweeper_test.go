@@ -250,7 +250,7 @@ func TestSweeperThatCannotClaimSaysSoOnce(t *testing.T) {
 func TestDeadlineOfAVanishedSessionIsDropped(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	ctx := context.Background()
-	due := "{" + c.prefix + "}:due"
+	due := c.key("due")
 	if err := c.rdb.ZAdd(ctx, due, redis.Z{Score: 1, Member: "vanished"}).Err(); err != nil {
 		t.Fatal(err)
 	}
