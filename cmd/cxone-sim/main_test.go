@@ -3,17 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
-)
+	"time"
 
-func TestRunRefusesToStartWithoutCredentials(t *testing.T) {
-	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "CXONE_CLIENT_ID") {
-		t.Fatalf("run without credentials = %v; want it to name the variables", err)
-	}
-}
+	"github.com/maskgate/maskgate/internal/freeport"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
 
 func TestRunServesUntilCancelled(t *testing.T) {
 	env := map[string]string{"CXONE_CLIENT_ID": "a", "CXONE_CLIENT_SECRET": "b", "CXONE_ACCESS_KEY_ID": "c", "CXONE_ACCESS_KEY_SECRET": "d"}
@@ -48,5 +49,100 @@ func TestRunRefusesACommandLineItCannotHonour(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("cxone-sim %s = %v; want %q", args, err, want)
 		}
+	}
+}
+
+// Each of the four credentials is needed: without one, the simulator would accept
+// whatever a client sends for it.
+func TestRunRefusesToStartWithoutAnyOneCredential(t *testing.T) {
+	for _, missing := range []string{"CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET", "CXONE_ACCESS_KEY_ID", "CXONE_ACCESS_KEY_SECRET"} {
+		env := map[string]string{"CXONE_CLIENT_ID": "a", "CXONE_CLIENT_SECRET": "b", "CXONE_ACCESS_KEY_ID": "c", "CXONE_ACCESS_KEY_SECRET": "d"}
+		delete(env, missing)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // one that started anyway stops at once
+		err := run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("run without %s = %v; want it refused, naming the variables", missing, err)
+		}
+	}
+}
+
+// The simulator started serves with what the command line asked: the credentials of
+// the environment, tokens of -token-ttl, and a request log of -request-log entries.
+func TestRunServesWithTheSettingsAsked(t *testing.T) {
+	port, err := freeport.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	env := map[string]string{"CXONE_CLIENT_ID": "app", "CXONE_CLIENT_SECRET": "s3cret", "CXONE_ACCESS_KEY_ID": "key", "CXONE_ACCESS_KEY_SECRET": "k3y"}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- run(ctx, []string{"-addr", "127.0.0.1:" + strconv.Itoa(port), "-token-ttl", "90s", "-request-log", "2"},
+			func(k string) string { return env[k] }, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("run = %v; want a clean stop", err)
+		}
+	}()
+
+	token := func(clientSecret string) *http.Response {
+		t.Helper()
+		form := url.Values{"grant_type": {"password"}, "username": {"key"}, "password": {"k3y"}}
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			req, _ := http.NewRequest(http.MethodPost, base+cxonesim.TokenPath, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("app", clientSecret)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				return resp
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the simulator never answered: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	resp := token("wrong")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("token with another client secret: %d; want 401", resp.StatusCode)
+	}
+	resp = token("s3cret")
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("token with the environment's credentials: %d, %v", resp.StatusCode, err)
+	}
+	if tok.ExpiresIn != 90 {
+		t.Errorf("expires_in = %d; want -token-ttl's 90", tok.ExpiresIn)
+	}
+
+	for _, user := range []string{"1", "2", "3"} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/interaction-recording-management-service/v1/interactions/mask?userId="+user, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusNotFound { // no call
+			t.Fatalf("mask of agent %s: %v, %v; want 404", user, resp, err)
+		}
+		resp.Body.Close()
+	}
+	resp, err = http.Get(base + "/sim/requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var log struct{ Requests []cxonesim.Request }
+	if err := json.NewDecoder(resp.Body).Decode(&log); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Requests) != 2 || log.Requests[1].UserID != "3" {
+		t.Errorf("request log after 3 requests = %+v; want -request-log's 2, the latest last", log.Requests)
 	}
 }
