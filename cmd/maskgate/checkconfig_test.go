@@ -22,6 +22,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
@@ -339,6 +340,15 @@ func TestAnEndpointThatIsNotTheTenantsIsWarnedOfAtStartUp(t *testing.T) {
 		if l["level"] == "warn" {
 			t.Errorf("a warning with the tenant's own endpoint: %v", l)
 		}
+	}
+
+	// With none configured, the endpoint is the tenant's by definition: nothing to say.
+	cx := upstream.New(sim.UpstreamConfig())
+	defer cx.Close()
+	var said bytes.Buffer
+	reportTenantEndpoint(context.Background(), cx, "", time.Millisecond, zerolog.New(&said))
+	if said.Len() > 0 {
+		t.Errorf("with no CXONE_API_BASE_URL, the start-up said %s; want nothing", said.String())
 	}
 }
 

@@ -32,8 +32,12 @@ func notTheTenantsEndpoint(ctx context.Context, cx *upstream.Client, configured 
 // reportTenantEndpoint logs, once CXone answers after start-up, a warning when the
 // configured endpoint is not the tenant's (notTheTenantsEndpoint), so that an operator
 // who never runs check-config sees it, or that it is. It asks again every retry until
-// CXone's token endpoint and discovery answer, or ctx ends.
+// CXone's token endpoint and discovery answer, or ctx ends. With none configured, it
+// has nothing to say.
 func reportTenantEndpoint(ctx context.Context, cx *upstream.Client, configured string, retry time.Duration, log zerolog.Logger) {
+	if configured == "" {
+		return
+	}
 	for {
 		note, err := notTheTenantsEndpoint(ctx, cx, configured)
 		switch {

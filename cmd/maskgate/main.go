@@ -201,9 +201,7 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 	if !*local { // miniredis evicts nothing
 		go reportEvictionPolicy(sweepCtx, app.store, cfg.Redis.roundTrip(), log)
 	}
-	if cfg.CXone.BaseURL != "" {
-		go reportTenantEndpoint(sweepCtx, app.cx, cfg.CXone.BaseURL, 30*time.Second, log)
-	}
+	go reportTenantEndpoint(sweepCtx, app.cx, cfg.CXone.BaseURL, 30*time.Second, log)
 
 	select {
 	case err := <-served:

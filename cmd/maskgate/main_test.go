@@ -369,12 +369,18 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	if m == nil || !strings.Contains(s.stderr.String(), "NOT FOR PRODUCTION") || !strings.Contains(s.stderr.String(), "curl") {
 		t.Fatalf("-local printed no token, warning or curl:\n%s", s.stderr)
 	}
-	// It runs with a deployment's defaults: the configuration is read as one's is.
+	// It runs with a deployment's defaults: the configuration is read as one's is. And
+	// its log says, as a warning, what it is, for a -local started where it should not be.
 	var redis any
+	warned := false
 	for _, l := range s.startup {
 		if l["message"] == "configuration" {
 			redis = l["redis"]
 		}
+		warned = warned || l["level"] == "warn" && strings.HasPrefix(fmt.Sprint(l["message"]), "LOCAL MODE") && strings.Contains(fmt.Sprint(l["message"]), "NOT FOR PRODUCTION")
+	}
+	if !warned {
+		t.Errorf("start-up lines %v; want a warning that this is -local, not for production", s.startup)
 	}
 	if r, _ := redis.(string); !localRedis.MatchString(r) {
 		t.Errorf("-local's Redis is %v; want maskgate's own timeouts, which the configuration line leaves out", redis)
