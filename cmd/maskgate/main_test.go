@@ -82,6 +82,15 @@ func TestServerLetsTheLongestRequestAnswer(t *testing.T) {
 	}
 }
 
+// A slow or silent client is disconnected after the times README gives.
+func TestServerBoundsSlowAndIdleClients(t *testing.T) {
+	srv := newServer(mustLoad(t, env(testkit.NewSim(t), "p")), http.NotFoundHandler())
+	if srv.ReadHeaderTimeout != 5*time.Second || srv.ReadTimeout != 10*time.Second || srv.IdleTimeout != 2*time.Minute {
+		t.Errorf("headers within %s, request within %s, idle for %s; README says 5s, 10s and 2m",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout)
+	}
+}
+
 // Headers over 64 KiB are refused (431) before any handler runs; a large JWT passes.
 func TestServerBoundsRequestHeaders(t *testing.T) {
 	cfg := mustLoad(t, env(testkit.NewSim(t), "p"))
