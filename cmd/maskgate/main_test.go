@@ -451,6 +451,31 @@ func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
 	}
 }
 
+// /readyz checks callers' keys: a replica whose JWKS holds no key could verify no
+// caller, and is not ready, naming why; with that check left out, it is.
+func TestReadyzChecksTheCallersKeys(t *testing.T) {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"keys":[]}`) }))
+	defer idp.Close()
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	delete(e, "MASKGATE_JWT_HS256_SECRET")
+	e["MASKGATE_JWT_JWKS_URL"] = idp.URL
+	s := start(t, nil, e)
+	for query, want := range map[string]int{"": http.StatusServiceUnavailable, "?exclude=jwt_keys": http.StatusOK} {
+		resp, err := http.Get("http://" + s.addr + "/readyz" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ready struct{ Checks map[string]string }
+		err = json.NewDecoder(resp.Body).Decode(&ready)
+		resp.Body.Close()
+		keys := ready.Checks["jwt_keys"]
+		if failed := keys != "excluded" && keys != "ok"; err != nil || resp.StatusCode != want || failed != (want != http.StatusOK) {
+			t.Errorf("/readyz%s with a JWKS of no keys = %d %v (%v); want %d, jwt_keys failing or excluded", query, resp.StatusCode, ready.Checks, err, want)
+		}
+	}
+}
+
 // TestHealthcheckAsksTheGatewayItsConfigurationNames: the image's health check passes
 // while the gateway it is configured for is ready, fails once it has stopped, and says
 // what is wrong with a configuration the gateway could not run with.
