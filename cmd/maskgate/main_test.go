@@ -550,9 +550,14 @@ func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
 	for _, c := range []struct {
 		url  string
 		want int
+		says string // in the body
 	}{
-		{"http://" + debug + "/debug/pprof/heap?debug=1", http.StatusOK},
-		{"http://" + s.addr + "/debug/pprof/heap?debug=1", http.StatusNotFound},
+		{"http://" + debug + "/debug/pprof/heap?debug=1", http.StatusOK, "heap profile"},
+		{"http://" + debug + "/debug/pprof/profile?seconds=1", http.StatusOK, ""}, // what docs/PERFORMANCE.md reads
+		{"http://" + debug + "/debug/pprof/trace?seconds=0.01", http.StatusOK, ""},
+		{"http://" + debug + "/debug/pprof/cmdline", http.StatusOK, os.Args[0]},
+		{"http://" + debug + "/debug/pprof/symbol", http.StatusOK, "num_symbols"},
+		{"http://" + s.addr + "/debug/pprof/heap?debug=1", http.StatusNotFound, ""},
 	} {
 		resp, err := http.Get(c.url)
 		if err != nil {
@@ -560,11 +565,8 @@ func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("GET %s = %d; want %d", c.url, resp.StatusCode, c.want)
-		}
-		if c.want == http.StatusOK && !strings.Contains(string(body), "heap profile") {
-			t.Errorf("GET %s did not answer a heap profile: %.200s", c.url, body)
+		if resp.StatusCode != c.want || !strings.Contains(string(body), c.says) {
+			t.Errorf("GET %s = %d %.200q; want %d saying %q", c.url, resp.StatusCode, body, c.want, c.says)
 		}
 	}
 	if level := profilerLine(s.startup)["level"]; level != "info" {
