@@ -38,21 +38,9 @@ func TestLostLogLinesAreCounted(t *testing.T) {
 	sim := testkit.NewSim(t)
 	out := &brokenOutput{}
 	s := startWriting(t, nil, env(sim, prefix), func(w io.Writer) io.Writer { out.w = w; return out })
-	lost := func() int {
-		for line := range strings.Lines(s.call(t, "GET", "/metrics", "", "").body) {
-			if v, ok := strings.CutPrefix(line, "maskgate_log_lines_lost_total "); ok {
-				n, err := strconv.Atoi(strings.TrimSpace(v))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-		}
-		t.Fatal("/metrics has no maskgate_log_lines_lost_total")
-		return 0
-	}
+	lost := func() float64 { return s.metric(t, "maskgate_log_lines_lost_total") }
 	if n := lost(); n != 0 {
-		t.Fatalf("lines lost before the output broke = %d; want 0", n)
+		t.Fatalf("lines lost before the output broke = %v; want 0", n)
 	}
 	sim.StartCall("l1", false, true)
 	out.broken.Store(true)
@@ -64,7 +52,7 @@ func TestLostLogLinesAreCounted(t *testing.T) {
 	// The mask's audit and access lines at least (a line of the gateway's own may have
 	// fallen in the same moment); the scrape's own access line comes after it.
 	if n := lost(); n < 2 {
-		t.Errorf("lines lost = %d; want the mask's audit line and its access line at least", n)
+		t.Errorf("lines lost = %v; want the mask's audit line and its access line at least", n)
 	}
 }
 

@@ -250,6 +250,22 @@ func (s *started) call(t *testing.T, method, path, body, idemKey string) answer 
 	return a
 }
 
+// metric is the value /metrics gives the unlabelled metric name.
+func (s *started) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(s.call(t, "GET", "/metrics", "", "").body) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
+}
+
 // send is call that returns a failure to get an answer instead of ending the test.
 func (s *started) send(t *testing.T, method, path, body, idemKey string) (answer, error) {
 	base, client := "http://"+s.addr, http.DefaultClient

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/upstream/cxonesim"
+)
+
+// The tests here start the gateway with a setting and see the part it sets act on it:
+// config_test.go proves each setting is read, these that it gets where it is used.
+
+// An idle gateway's only session scripts are its sweeper's claims, one each
+// MASKGATE_SWEEP_INTERVAL: at 20 ms, 50 come within a second, where the default
+// interval would take 50 s.
+func TestSweepIntervalReachesTheSweeper(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	e["MASKGATE_SWEEP_INTERVAL"] = "20ms"
+	s := start(t, nil, e)
+	testkit.Eventually(t, 20*time.Second, "50 sweeps", func() bool { return s.metric(t, "maskgate_redis_scripts_total") >= 50 })
+}
+
+// maskExpiring masks agents, each on a call, for a second.
+func maskExpiring(t *testing.T, s *started, sim *testkit.Sim, agents ...string) {
+	t.Helper()
+	for _, agent := range agents {
+		sim.StartCall(agent, false, true)
+		if a := s.call(t, "POST", "/v1/agents/"+agent+"/mask", `{"ttlSeconds":1}`, ""); a.status != http.StatusOK {
+			t.Fatalf("mask of %s = %d %s", agent, a.status, a.body)
+		}
+	}
+}
+
+// MASKGATE_SWEEP_CONCURRENCY bounds the unmasks one sweeper has at CXone at once: with
+// CXone slow to answer, 8 expired sessions are unmasked 3 at a time, not one at a time
+// nor all at once.
+func TestSweepConcurrencyReachesTheSweeper(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["MASKGATE_SWEEP_CONCURRENCY"] = "3"
+	s := start(t, nil, e)
+	agents := make([]string, 8)
+	for i := range agents {
+		agents[i] = fmt.Sprintf("sc%d", i)
+	}
+	maskExpiring(t, s, sim, agents...)
+	sim.SetFaults(cxonesim.Faults{LatencyMs: 1500})
+	most := 0
+	testkit.Eventually(t, 60*time.Second, "the 8 expired sessions unmasked", func() bool {
+		most = max(most, sim.Held())
+		return sim.Count("unmask", "", http.StatusOK) == len(agents)
+	})
+	if most != 3 {
+		t.Errorf("at most %d unmasks at CXone at once; want MASKGATE_SWEEP_CONCURRENCY's 3", most)
+	}
+}
+
+// MASKGATE_UNMASK_GIVEUP is how long the sweeper retries an unmask that CXone keeps
+// refusing: at 1s, it is given up within seconds, not after the default hour.
+func TestUnmaskGiveUpReachesTheSweeper(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["MASKGATE_UNMASK_GIVEUP"] = "1s"
+	s := start(t, nil, e)
+	maskExpiring(t, s, sim, "gu1")
+	sim.SetFaults(cxonesim.Faults{ErrorRate: 1})
+	testkit.Eventually(t, 30*time.Second, "the failing unmask given up", func() bool {
+		return s.metric(t, "maskgate_unmask_giveups_total") == 1
+	})
+}
