@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,4 +74,59 @@ func TestUnmaskGiveUpReachesTheSweeper(t *testing.T) {
 	testkit.Eventually(t, 30*time.Second, "the failing unmask given up", func() bool {
 		return s.metric(t, "maskgate_unmask_giveups_total") == 1
 	})
+}
+
+// MASKGATE_RATE_LIMIT reaches the limiter: at 1 a second, ten reads in a row are not
+// all answered.
+func TestRateLimitReachesTheLimiter(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	e["MASKGATE_RATE_LIMIT"] = "1"
+	s := start(t, nil, e)
+	var statuses []int
+	for range 10 {
+		statuses = append(statuses, s.call(t, "GET", "/v1/masks", "", "").status)
+	}
+	if !slices.Contains(statuses, http.StatusTooManyRequests) {
+		t.Errorf("ten reads at MASKGATE_RATE_LIMIT=1: %v; want some 429", statuses)
+	}
+}
+
+// MASKGATE_TRUSTED_PROXIES reaches the access line: from a trusted peer, the client
+// that X-Forwarded-For names is the caller.
+func TestTrustedProxiesReachTheAccessLine(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	e["MASKGATE_TRUSTED_PROXIES"] = "127.0.0.1"
+	s := start(t, nil, e)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/v1/masks", nil)
+	req.Header.Set("Authorization", "Bearer "+callerToken(t, "recordings:read"))
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	s.logLineWith(t, "request", map[string]any{"route": "/v1/masks", "remote_ip": "203.0.113.9", "peer_ip": "127.0.0.1"})
+}
+
+// MASKGATE_CORS_ORIGINS reaches the API: a page of the origin named is answered its
+// preflight.
+func TestCORSOriginsReachTheAPI(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	e := env(testkit.NewSim(t), prefix)
+	e["MASKGATE_CORS_ORIGINS"] = "https://crm.example.com"
+	s := start(t, nil, e)
+	req, _ := http.NewRequest(http.MethodOptions, "http://"+s.addr+"/v1/agents/1001/mask", nil)
+	req.Header.Set("Origin", "https://crm.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://crm.example.com" {
+		t.Errorf("preflight from the origin named: %d, Access-Control-Allow-Origin %q; want it allowed", resp.StatusCode, got)
+	}
 }
