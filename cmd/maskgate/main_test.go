@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
@@ -415,11 +416,44 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 		t.Fatalf("mask in -local = %v %v; want 200", resp, err)
 	}
 	resp.Body.Close()
+	for _, path := range []string{"/v1/agents/1001/mask?verify=true", "/v1/masks"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+m[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s in -local = %v %v; want 200", path, resp, err)
+		}
+		resp.Body.Close()
+	}
 	resp, err = post(t, "http://"+s.addr+"/v1/agents/1001/unmask", m[1])
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("unmask in -local = %v %v; want 200", resp, err)
 	}
 	resp.Body.Close()
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(m[1], &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != 12*time.Hour {
+		t.Errorf("-local's token: %+v (%v); want it valid for README's 12 hours", claims, err)
+	}
+}
+
+// -local's embedded Redis lets keys expire as Redis does (miniredis only expires them
+// when told that time passed): the records that Redis is trusted to drop, such as
+// Idempotency-Key records and the rate counters, do not pile up while it runs.
+func TestLocalModesRedisExpiresKeys(t *testing.T) {
+	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": ":0"})
+	var addr string
+	for _, l := range s.startup {
+		if l["message"] == "configuration" {
+			addr, _ = strings.CutSuffix(fmt.Sprint(l["redis"]), " db 0")
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "expires", "soon", time.Second).Err(); err != nil {
+		t.Fatalf("-local's Redis at %q: %v", addr, err)
+	}
+	testkit.Eventually(t, 20*time.Second, "the key expired", func() bool { return rdb.Exists(ctx, "expires").Val() == 0 })
 }
 
 // TestLocalModeHonoursTheEnvironmentsSettings: -local takes the environment's settings
@@ -435,7 +469,7 @@ func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
 	}
 	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": "0.0.0.0:0", "MASKGATE_MASK_TTL": "42s",
 		"MASKGATE_JWT_ISSUER": "https://idp.example", "CXONE_AUTH_URL": "https://cxone.example/auth/token",
-		"MASKGATE_TLS_CERT_FILE": "/nonexistent", "MASKGATE_MASK_TIMEOUT": "1m"})
+		"MASKGATE_TLS_CERT_FILE": "/nonexistent", "MASKGATE_MASK_TIMEOUT": "1m", "MASKGATE_DEBUG_ADDR": "127.0.0.1:0"})
 	want := map[string]any{"message": "configuration", "mask_ttl": "42s", "jwt_issuer": "maskgate-local"}
 	var found, ignored bool
 	for _, l := range s.startup {
@@ -445,7 +479,7 @@ func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
 	if !found || !ignored {
 		t.Errorf("start-up lines %v; want one with %v, and MASKGATE_MASK_TIMEOUT named as no setting", s.startup, want)
 	}
-	if said := "ignored, -local supplies its own: MASKGATE_TLS_CERT_FILE, MASKGATE_JWT_ISSUER, CXONE_AUTH_URL\n"; !strings.Contains(s.stderr.String(), said) {
+	if said := "ignored, -local supplies its own: MASKGATE_TLS_CERT_FILE, MASKGATE_DEBUG_ADDR, MASKGATE_JWT_ISSUER, CXONE_AUTH_URL\n"; !strings.Contains(s.stderr.String(), said) {
 		t.Errorf("-local printed:\n%s\nwant %q", s.stderr, said)
 	}
 	if !strings.HasPrefix(s.addr, "127.0.0.1:") {
@@ -520,6 +554,14 @@ func TestHealthcheckAsksTheGatewayItsConfigurationNames(t *testing.T) {
 	if err := healthcheck(ctx, environment(noRedis)); err == nil || !strings.Contains(err.Error(), "readyz answered 503") || !strings.Contains(err.Error(), `"redis":`) {
 		t.Errorf("healthcheck of a gateway without Redis = %v; want 503 naming the redis check", err)
 	}
+	// Something else answering on the gateway's port is not the gateway being ready.
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	elsewhere := maps.Clone(s.env)
+	elsewhere["MASKGATE_ADDR"] = strings.TrimPrefix(notFound.URL, "http://")
+	if err := healthcheck(ctx, environment(elsewhere)); err == nil || !strings.Contains(err.Error(), "readyz answered 404") {
+		t.Errorf("healthcheck of a server answering 404 = %v; want it failed", err)
+	}
 	e["MASKGATE_MASK_TTL"] = "soon"
 	var ce *configError
 	if err := healthcheck(ctx, environment(e)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_MASK_TTL") {
@@ -587,6 +629,14 @@ func TestProfilerOnlyOnItsOwnListener(t *testing.T) {
 	}
 	if level := profilerLine(s.startup)["level"]; level != "info" {
 		t.Errorf("the profiler's start-up line on loopback is at %v; want info", level)
+	}
+	s.cancel()
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get("http://" + debug + "/debug/pprof/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the profiler answers %d after the gateway stopped; want its listener closed with it", resp.StatusCode)
 	}
 }
 
