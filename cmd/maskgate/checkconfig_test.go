@@ -389,6 +389,10 @@ func TestHealthcheckAndDevToken(t *testing.T) {
 	if err := run(context.Background(), []string{"dev-token"}, environment(e), &tok, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(strings.TrimSpace(tok.String()), &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != time.Hour {
+		t.Errorf("dev-token's token: %+v (%v); want it valid for README's hour", claims, err)
+	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/v1/agents/80/mask", nil)
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
 	resp, err := http.DefaultClient.Do(req)
@@ -400,5 +404,14 @@ func TestHealthcheckAndDevToken(t *testing.T) {
 	_ = s.wait()
 	if err := run(context.Background(), []string{"healthcheck"}, environment(e), io.Discard, io.Discard); err == nil {
 		t.Error("healthcheck of a stopped gateway = nil")
+	}
+	// Without the shared secret, it has nothing to sign with.
+	delete(e, "MASKGATE_JWT_HS256_SECRET")
+	e["MASKGATE_JWT_JWKS_URL"] = "https://idp.test/jwks"
+	tok.Reset()
+	var ce *configError
+	if err := run(context.Background(), []string{"dev-token"}, environment(e), &tok, io.Discard); !errors.As(err, &ce) ||
+		!strings.Contains(err.Error(), "MASKGATE_JWT_HS256_SECRET") || tok.Len() > 0 {
+		t.Errorf("dev-token with a JWKS = %v, printed %q; want a configuration error naming the secret", err, tok.String())
 	}
 }

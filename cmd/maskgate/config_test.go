@@ -490,7 +490,9 @@ func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
 	want := map[string]any{"message": "configuration", "redis_key_prefix": prefix, "jwt_keys": "HS256 shared secret",
 		"jwt_issuer": "https://idp.test", "mask_ttl": "5m0s", "mask_ttl_max": "2h0m0s", "rate_limit": float64(100000),
 		"cxone_api": "discovered from the token's tenant", "cxone_access_key_id": sim.Credentials.AccessKeyID,
-		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1), "allow_plain_http": true}
+		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1), "allow_plain_http": true,
+		"jwt_audience": "maskgate", "sweep_interval": "1s", "unmask_giveup": "1h0m0s", "cxone_timeout": "5s",
+		"cxone_auth_url": e["CXONE_AUTH_URL"]}
 	var found map[string]any
 	warned, misspelt := false, false
 	for _, l := range s.startup {
