@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
@@ -622,6 +624,39 @@ func TestSubcommandsRefuseArgumentsTheyDoNotTake(t *testing.T) {
 }
 
 // The process's environment is read as os.Getenv reads it, a value with = in it whole.
+// A variable set twice in the process's environment (os/exec keeps the last, a shell's
+// env or a container runtime may pass both) has the value os.Getenv reads, its first:
+// maskgate, run as dev-token, signs with the first of two secrets.
+func TestASettingSetTwiceHasItsFirstValue(t *testing.T) {
+	first, second := hsSecret, testkit.Canary+"jwt-hs256-the-second-of-two"
+	e := env(testkit.NewSim(t), "p")
+	delete(e, "MASKGATE_JWT_HS256_SECRET")
+	environ := []string{"MASKGATE_RUN_MAIN=1", "MASKGATE_ARGS=dev-token", "MASKGATE_JWT_HS256_SECRET=" + first}
+	for name, value := range e {
+		environ = append(environ, name+"="+value)
+	}
+	environ = append(environ, "MASKGATE_JWT_HS256_SECRET="+second)
+	// os.StartProcess passes the environment as it is; os/exec would drop the first.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := os.StartProcess(os.Args[0], []string{os.Args[0], "-test.run=^$"}, &os.ProcAttr{Env: environ, Files: []*os.File{nil, w, w}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(r)
+	r.Close()
+	if state, err := p.Wait(); err != nil || !state.Success() {
+		t.Fatalf("dev-token: %v %v\n%s", state, err, out)
+	}
+	token := strings.TrimSpace(string(out))
+	if _, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return []byte(first), nil }); err != nil {
+		t.Errorf("dev-token with the secret set twice signed %q, which the first does not verify: %v", token, err)
+	}
+}
+
 func TestProcessEnvironmentIsWhatGetenvReads(t *testing.T) {
 	t.Setenv("MASKGATE_ENV_TEST", "redis://u:p=q@h:6379/0?a=b")
 	e := processEnvironment()

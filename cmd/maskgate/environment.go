@@ -11,14 +11,12 @@ import (
 type environment map[string]string
 
 // processEnvironment is this process's environment. A name set twice has its first
-// value, as os.Getenv reads it.
+// value, as os.Getenv reads it: os.Environ leaves the later ones out.
 func processEnvironment() environment {
 	e := environment{}
 	for _, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")
-		if _, set := e[name]; !set {
-			e[name] = value
-		}
+		e[name] = value
 	}
 	return e
 }
