@@ -275,7 +275,7 @@ func TestCheckConfigWarnsOfARedisPasswordInTheClear(t *testing.T) {
 // every mask 404, which reads as no active call. The tenant's own is not.
 func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
 	sim := testkit.NewSim(t)
-	for base, warned := range map[string]bool{"http://127.0.0.1:1": true, sim.URL: false, sim.URL + "/": false, strings.ToUpper(sim.URL): false} {
+	for base, warned := range map[string]bool{"http://127.0.0.1:1": true, sim.URL: false, sim.URL + "/": false, strings.ToUpper(sim.URL): false, "": false} {
 		e := env(sim, "p")
 		e["CXONE_API_BASE_URL"] = base
 		var out bytes.Buffer
@@ -286,8 +286,12 @@ func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
 		if got := strings.Contains(out.String(), "cxone api endpoint: WARNING"); got != warned || warned && !strings.Contains(out.String(), want) {
 			t.Errorf("CXONE_API_BASE_URL %s: warned %v, want %v (%q):\n%s", base, got, warned, want, out.String())
 		}
-		if !regexp.MustCompile(`(?m)^cxone api endpoint: ok \([^)]*, configured\)$`).MatchString(out.String()) {
-			t.Errorf("CXONE_API_BASE_URL %s: the endpoint is not reported as configured:\n%s", base, out.String())
+		how := "configured"
+		if base == "" {
+			how = "discovered from the token's tenant"
+		}
+		if !regexp.MustCompile(`(?m)^cxone api endpoint: ok \([^)]*, ` + how + `\)$`).MatchString(out.String()) {
+			t.Errorf("CXONE_API_BASE_URL %q: the endpoint is not reported as %s:\n%s", base, how, out.String())
 		}
 	}
 }
@@ -349,6 +353,39 @@ func TestAnEndpointThatIsNotTheTenantsIsWarnedOfAtStartUp(t *testing.T) {
 	reportTenantEndpoint(context.Background(), cx, "", time.Millisecond, zerolog.New(&said))
 	if said.Len() > 0 {
 		t.Errorf("with no CXONE_API_BASE_URL, the start-up said %s; want nothing", said.String())
+	}
+}
+
+// The start-up's comparison waits for CXone to answer, asking again each retry, and
+// then says its word once.
+func TestTenantEndpointIsReportedOnceCXoneAnswers(t *testing.T) {
+	sim := testkit.NewSim(t)
+	sim.SetFaults(cxonesim.Faults{TokenDown: true})
+	cx := upstream.New(sim.UpstreamConfig())
+	defer cx.Close()
+	var logs testkit.LogBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		reportTenantEndpoint(ctx, cx, "http://127.0.0.1:1", 20*time.Millisecond, zerolog.New(&logs))
+		close(done)
+	}()
+	testkit.Eventually(t, 5*time.Second, "a failed try", func() bool { return strings.Contains(logs.String(), "not read yet") })
+	sim.SetFaults(cxonesim.Faults{})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no word within 5 s of CXone answering; it asks again every 20 ms")
+	}
+	warnings := 0
+	for _, l := range testkit.LogLines(t, logs.String()) {
+		if l["level"] == "warn" {
+			warnings++
+		}
+	}
+	if warnings != 1 || ctx.Err() != nil {
+		t.Errorf("%d warnings (context: %v); want one, once CXone answered:\n%s", warnings, ctx.Err(), logs.String())
 	}
 }
 
