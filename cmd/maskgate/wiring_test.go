@@ -130,3 +130,22 @@ func TestCORSOriginsReachTheAPI(t *testing.T) {
 		t.Errorf("preflight from the origin named: %d, Access-Control-Allow-Origin %q; want it allowed", resp.StatusCode, got)
 	}
 }
+
+// A request's budget for CXone is 3 × CXONE_TIMEOUT (README): at 1s, a mask that CXone
+// answers 503 after 400 ms is tried three or four times, where a budget of one
+// CXONE_TIMEOUT would leave room for two.
+func TestCXoneTimeoutSetsTheRequestsBudget(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	e["CXONE_TIMEOUT"] = "1s"
+	s := start(t, nil, e)
+	sim.StartCall("bu1", false, true)
+	sim.SetFaults(cxonesim.Faults{LatencyMs: 400, ErrorRate: 1})
+	if a := s.call(t, "POST", "/v1/agents/bu1/mask", "", ""); a.status < 500 {
+		t.Fatalf("mask with CXone failing = %d %s; want a 5xx", a.status, a.body)
+	}
+	if tries := sim.Count("mask", "bu1", http.StatusServiceUnavailable); tries < 3 {
+		t.Errorf("the mask was tried %d times; want 3 or 4 within 3 × CXONE_TIMEOUT", tries)
+	}
+}
