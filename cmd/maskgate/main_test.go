@@ -117,6 +117,7 @@ func TestServerBoundsRequestHeaders(t *testing.T) {
 type started struct {
 	addr    string
 	version string             // as its "listening" line says
+	tls     bool               // as its "listening" line says
 	env     map[string]string  // its environment
 	https   *http.Client       // set when it serves TLS: trusts its certificate
 	cancel  context.CancelFunc // what SIGTERM does
@@ -182,10 +183,13 @@ func startWriting(t *testing.T, args []string, e map[string]string, out func(io.
 	}()
 	lines := bufio.NewScanner(pr)
 	for lines.Scan() {
-		var entry struct{ Message, Addr, Version string }
+		var entry struct {
+			Message, Addr, Version string
+			TLS                    bool
+		}
 		_ = json.Unmarshal(lines.Bytes(), &entry)
 		if entry.Message == "listening" {
-			s.addr, s.version = entry.Addr, entry.Version
+			s.addr, s.version, s.tls = entry.Addr, entry.Version, entry.TLS
 			break
 		}
 		var line map[string]any
@@ -312,6 +316,9 @@ func TestRunServesAndDrainsInFlightRequestsOnShutdown(t *testing.T) {
 				e["MASKGATE_TLS_CERT_FILE"], e["MASKGATE_TLS_KEY_FILE"] = certFile, keyFile
 			}
 			s := start(t, nil, e)
+			if s.tls != h2 {
+				t.Errorf(`the "listening" line says tls %v`, s.tls)
+			}
 			if h2 {
 				s.https = ca.client(true)
 			}
