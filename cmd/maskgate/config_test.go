@@ -221,9 +221,10 @@ func TestMisspeltSettingsAreNamed(t *testing.T) {
 		"MASKGATE_SERVICE_HOST": "10.0.0.9", "MASKGATE_SERVICE_PORT": "8080", "MASKGATE_SERVICE_PORT_HTTP": "8080",
 		"MASKGATE_PORT": "tcp://10.0.0.9:8080", "MASKGATE_PORT_8080_TCP": "tcp://10.0.0.9:8080",
 		"MASKGATE_PORT_8080_TCP_PROTO": "tcp", "MASKGATE_PORT_8080_TCP_PORT": "8080", "MASKGATE_PORT_8080_TCP_ADDR": "10.0.0.9",
-		"CXONE_SIM_SERVICE_HOST": "10.0.0.8", "REDIS_PASSWORD": "not maskgate's"})
+		"CXONE_SIM_SERVICE_HOST": "10.0.0.8", "REDIS_PASSWORD": "not maskgate's",
+		"MASKGATE_PORTS": "8080"}) // like a Service's variable, but none of them
 	cfg := mustLoad(t, e)
-	if want := []string{"CXONE_TIMEOUTS", "MASKGATE_CACHE", "MASKGATE_UNMASK_GIVE_UP"}; !slices.Equal(cfg.Ignored, want) {
+	if want := []string{"CXONE_TIMEOUTS", "MASKGATE_CACHE", "MASKGATE_PORTS", "MASKGATE_UNMASK_GIVE_UP"}; !slices.Equal(cfg.Ignored, want) {
 		t.Errorf("ignored = %v; want %v", cfg.Ignored, want)
 	}
 	if cfg.UnmaskGiveUp != time.Hour {
@@ -239,7 +240,7 @@ func TestMisspeltSettingsAreNamed(t *testing.T) {
 	if len(e) < 40 {
 		t.Fatalf("only %d variables set; the recording of those read is broken", len(e))
 	}
-	if cfg := mustLoad(t, e); len(cfg.Ignored) != 3 {
+	if cfg := mustLoad(t, e); len(cfg.Ignored) != 4 {
 		t.Errorf("with every documented variable set too, ignored = %v", cfg.Ignored)
 	}
 	// When a setting is missing, the misspelling may be what it was meant to be.
@@ -247,7 +248,7 @@ func TestMisspeltSettingsAreNamed(t *testing.T) {
 	e["MASKGATE_REDIS_ULR"] = "redis://127.0.0.1:6379"
 	_, err := loadConfig(environment(e))
 	if err == nil || !strings.Contains(err.Error(), "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required") ||
-		!strings.Contains(err.Error(), "not maskgate settings, ignored (misspelt?): CXONE_TIMEOUTS, MASKGATE_CACHE, MASKGATE_REDIS_ULR, MASKGATE_UNMASK_GIVE_UP") {
+		!strings.Contains(err.Error(), "not maskgate settings, ignored (misspelt?): CXONE_TIMEOUTS, MASKGATE_CACHE, MASKGATE_PORTS, MASKGATE_REDIS_ULR, MASKGATE_UNMASK_GIVE_UP") {
 		t.Errorf("loadConfig = %v; want the missing setting and the misspelt ones named", err)
 	}
 }
