@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
@@ -43,9 +44,19 @@ func do(t *testing.T, method, target, token, body string) (int, map[string]any) 
 	return resp.StatusCode, out
 }
 
-func token(t *testing.T, srv *httptest.Server) string {
+// tokenAnswer is the token endpoint's answer.
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	IDToken      string `json:"id_token"`
+}
+
+var passwordGrant = url.Values{"grant_type": {"password"}, "username": {keyID}, "password": {keySecret}}
+
+// grant asks the token endpoint for a token with form, as the application.
+func grant(t *testing.T, srv *httptest.Server, form url.Values) (int, tokenAnswer) {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {keyID}, "password": {keySecret}}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+cxonesim.TokenPath, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, clientSecret)
@@ -54,15 +65,63 @@ func token(t *testing.T, srv *httptest.Server) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var ans struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-		IDToken     string `json:"id_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != 200 || ans.ExpiresIn != 3600 || ans.IDToken == "" {
-		t.Fatalf("token answer %d %+v %v", resp.StatusCode, ans, err)
+	var ans tokenAnswer
+	_ = json.NewDecoder(resp.Body).Decode(&ans)
+	return resp.StatusCode, ans
+}
+
+func token(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	status, ans := grant(t, srv, passwordGrant)
+	if status != 200 || ans.ExpiresIn != 3600 || ans.IDToken == "" {
+		t.Fatalf("token answer %d %+v", status, ans)
 	}
 	return ans.AccessToken
+}
+
+// The token endpoint and discovery as CXone has them: an access key's secret is
+// checked, a refresh token is good for one refresh, an access token for its lifetime,
+// and the discovery document is the token's tenant's only.
+func TestTokensAndDiscoveryAsCXoneHasThem(t *testing.T) {
+	srv := httptest.NewServer(cxonesim.New(cxonesim.Options{ClientID: clientID, ClientSecret: clientSecret,
+		AccessKeyID: keyID, AccessKeySecret: keySecret, TokenTTL: time.Second}))
+	defer srv.Close()
+	if status, _ := grant(t, srv, url.Values{"grant_type": {"password"}, "username": {keyID}, "password": {"wrong"}}); status != http.StatusBadRequest {
+		t.Errorf("password grant with another secret = %d; want 400", status)
+	}
+	status, first := grant(t, srv, passwordGrant)
+	if status != http.StatusOK || first.ExpiresIn != 1 {
+		t.Fatalf("password grant = %d %+v; want 200, expiring in TokenTTL's 1 s", status, first)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}}
+	if status, _ := grant(t, srv, refresh); status != http.StatusOK {
+		t.Errorf("refresh = %d; want 200", status)
+	}
+	if status, _ := grant(t, srv, refresh); status != http.StatusBadRequest {
+		t.Errorf("the same refresh token again = %d; want 400", status)
+	}
+
+	for _, c := range []struct {
+		tenant string
+		want   int
+	}{{"tenant-sim", http.StatusOK}, {"another", http.StatusNotFound}} {
+		if status, doc := do(t, "GET", srv.URL+cxonesim.DiscoveryPath+"?tenantId="+c.tenant, "", ""); status != c.want || (status == http.StatusOK) != (doc["api_endpoint"] == srv.URL) {
+			t.Errorf("discovery for tenant %s = %d %v; want %d", c.tenant, status, doc, c.want)
+		}
+	}
+
+	mask := srv.URL + "/interaction-recording-management-service/v1/interactions/mask?userId=5"
+	if status, _ := do(t, "POST", mask, first.AccessToken, ""); status != http.StatusNotFound {
+		t.Fatalf("mask with a fresh token = %d; want 404 (no call)", status)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if status, _ := do(t, "POST", mask, first.AccessToken, ""); status == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a token of 1 s still accepted 10 s later")
+		}
+	}
 }
 
 func TestControlAPIDrivesCallsAndTimelines(t *testing.T) {
@@ -92,6 +151,9 @@ func TestControlAPIDrivesCallsAndTimelines(t *testing.T) {
 	}
 	if status, _ := do(t, "DELETE", callURL, "", ""); status != 204 {
 		t.Fatalf("end call = %d; want 204", status)
+	}
+	if status, _ := do(t, "DELETE", callURL, "", ""); status != 404 {
+		t.Fatalf("end the ended call = %d; want 404", status)
 	}
 	_, got := do(t, "GET", callURL, "", "")
 	var kinds []string
@@ -165,6 +227,28 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	do(t, "PUT", srv.URL+"/sim/faults", "", `{"errorRate":1,"errorStatus":502}`)
 	if status, _ := do(t, "POST", mask, tok, ""); status != 502 {
 		t.Errorf("mask with errorRate 1 = %d; want 502", status)
+	}
+	// Retry-After comes with the statuses that HTTP gives it to; 503 is the default.
+	for faults, want := range map[string]string{`{"errorRate":1,"retryAfter":3}`: "503 3", `{"errorRate":1,"errorStatus":500,"retryAfter":3}`: "500 "} {
+		do(t, "PUT", srv.URL+"/sim/faults", "", faults)
+		req, _ := http.NewRequest(http.MethodPost, mask, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("Retry-After"); got != want {
+			t.Errorf("mask with faults %s = %q (status, Retry-After); want %q", faults, got, want)
+		}
+	}
+	// A key without the masking permission may still read the recording's status.
+	do(t, "PUT", srv.URL+"/sim/faults", "", `{"denyMasking":true}`)
+	if status, _ := do(t, "POST", mask, tok, ""); status != 403 {
+		t.Errorf("mask with denyMasking = %d; want 403", status)
+	}
+	if status, _ := do(t, "GET", strings.Replace(mask, "/mask?", "/get-recording-status?", 1), tok, ""); status != 200 {
+		t.Errorf("recording status with denyMasking = %d; want 200", status)
 	}
 	if status, _ := do(t, "PUT", srv.URL+"/sim/faults", "", `{"bogus":1}`); status != 400 {
 		t.Errorf("unknown fault field = %d; want 400", status)
