@@ -264,6 +264,37 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	}
 }
 
+// The control API's other settings, as README's table gives them: a call joined
+// unrecorded, an agent whose requests hang, and the count of tokens issued.
+func TestControlAPICallsHangsAndTokenCount(t *testing.T) {
+	srv := newServer(t)
+	tok := token(t, srv)
+	api := srv.URL + "/interaction-recording-management-service/v1/interactions/"
+	for body, want := range map[string]string{"": "Recording", `{"recorded":false}`: "NoRecording"} {
+		do(t, "POST", srv.URL+"/sim/agents/6/calls", "", body)
+		if _, st := do(t, "GET", api+"get-recording-status?userId=6", tok, ""); st["recordingStatusToAgent"] != want {
+			t.Errorf("recording status of a call joined with %q = %v; want %s", body, st, want)
+		}
+	}
+
+	do(t, "PUT", srv.URL+"/sim/agents/6/behaviour", "", `{"hang":true}`)
+	hurried := &http.Client{Timeout: 200 * time.Millisecond}
+	req, _ := http.NewRequest(http.MethodPost, api+"mask?userId=6", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := hurried.Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("mask of a hanging agent = %d; want no answer", resp.StatusCode)
+	}
+	if status, _ := do(t, "POST", api+"mask?userId=7", tok, ""); status != http.StatusNotFound {
+		t.Errorf("mask of another agent while one hangs = %d; want it answered (404, no call)", status)
+	}
+
+	token(t, srv)
+	if _, reqs := do(t, "GET", srv.URL+"/sim/requests", "", ""); reqs["tokensIssued"] != float64(2) {
+		t.Errorf("/sim/requests = %v; want tokensIssued 2", reqs)
+	}
+}
+
 // TestRequestLogKeepsTheLatest: with MaxRequests the log stays bounded, keeps the
 // newest requests and drops the oldest.
 func TestRequestLogKeepsTheLatest(t *testing.T) {
