@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"testing"
@@ -14,15 +15,15 @@ import (
 // The tests here start the gateway with a setting and see the part it sets act on it:
 // config_test.go proves each setting is read, these that it gets where it is used.
 
-// An idle gateway's only session scripts are its sweeper's claims, one each
-// MASKGATE_SWEEP_INTERVAL: at 20 ms, 50 come within a second, where the default
-// interval would take 50 s.
-func TestSweepIntervalReachesTheSweeper(t *testing.T) {
+// startWith starts a gateway, on the test Redis and a simulator of its own, with
+// settings over env's.
+func startWith(t *testing.T, settings map[string]string) (*started, *testkit.Sim) {
+	t.Helper()
 	_, prefix := testkit.Redis(t)
-	e := env(testkit.NewSim(t), prefix)
-	e["MASKGATE_SWEEP_INTERVAL"] = "20ms"
-	s := start(t, nil, e)
-	testkit.Eventually(t, 20*time.Second, "50 sweeps", func() bool { return s.metric(t, "maskgate_redis_scripts_total") >= 50 })
+	sim := testkit.NewSim(t)
+	e := env(sim, prefix)
+	maps.Copy(e, settings)
+	return start(t, nil, e), sim
 }
 
 // maskExpiring masks agents, each on a call, for a second.
@@ -36,15 +37,19 @@ func maskExpiring(t *testing.T, s *started, sim *testkit.Sim, agents ...string) 
 	}
 }
 
+// An idle gateway's only session scripts are its sweeper's claims, one each
+// MASKGATE_SWEEP_INTERVAL: at 20 ms, 50 come within a second, where the default
+// interval would take 50 s.
+func TestSweepIntervalReachesTheSweeper(t *testing.T) {
+	s, _ := startWith(t, map[string]string{"MASKGATE_SWEEP_INTERVAL": "20ms"})
+	testkit.Eventually(t, 20*time.Second, "50 sweeps", func() bool { return s.metric(t, "maskgate_redis_scripts_total") >= 50 })
+}
+
 // MASKGATE_SWEEP_CONCURRENCY bounds the unmasks one sweeper has at CXone at once: with
 // CXone slow to answer, 8 expired sessions are unmasked 3 at a time, not one at a time
 // nor all at once.
 func TestSweepConcurrencyReachesTheSweeper(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["MASKGATE_SWEEP_CONCURRENCY"] = "3"
-	s := start(t, nil, e)
+	s, sim := startWith(t, map[string]string{"MASKGATE_SWEEP_CONCURRENCY": "3"})
 	agents := make([]string, 8)
 	for i := range agents {
 		agents[i] = fmt.Sprintf("sc%d", i)
@@ -64,11 +69,7 @@ func TestSweepConcurrencyReachesTheSweeper(t *testing.T) {
 // MASKGATE_UNMASK_GIVEUP is how long the sweeper retries an unmask that CXone keeps
 // refusing: at 1s, it is given up within seconds, not after the default hour.
 func TestUnmaskGiveUpReachesTheSweeper(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["MASKGATE_UNMASK_GIVEUP"] = "1s"
-	s := start(t, nil, e)
+	s, sim := startWith(t, map[string]string{"MASKGATE_UNMASK_GIVEUP": "1s"})
 	maskExpiring(t, s, sim, "gu1")
 	sim.SetFaults(cxonesim.Faults{ErrorRate: 1})
 	testkit.Eventually(t, 30*time.Second, "the failing unmask given up", func() bool {
@@ -79,10 +80,7 @@ func TestUnmaskGiveUpReachesTheSweeper(t *testing.T) {
 // MASKGATE_RATE_LIMIT reaches the limiter: at 1 a second, ten reads in a row are not
 // all answered.
 func TestRateLimitReachesTheLimiter(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	e := env(testkit.NewSim(t), prefix)
-	e["MASKGATE_RATE_LIMIT"] = "1"
-	s := start(t, nil, e)
+	s, _ := startWith(t, map[string]string{"MASKGATE_RATE_LIMIT": "1"})
 	var statuses []int
 	for range 10 {
 		statuses = append(statuses, s.call(t, "GET", "/v1/masks", "", "").status)
@@ -95,10 +93,7 @@ func TestRateLimitReachesTheLimiter(t *testing.T) {
 // MASKGATE_TRUSTED_PROXIES reaches the access line: from a trusted peer, the client
 // that X-Forwarded-For names is the caller.
 func TestTrustedProxiesReachTheAccessLine(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	e := env(testkit.NewSim(t), prefix)
-	e["MASKGATE_TRUSTED_PROXIES"] = "127.0.0.1"
-	s := start(t, nil, e)
+	s, _ := startWith(t, map[string]string{"MASKGATE_TRUSTED_PROXIES": "127.0.0.1"})
 	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/v1/masks", nil)
 	req.Header.Set("Authorization", "Bearer "+callerToken(t, "recordings:read"))
 	req.Header.Set("X-Forwarded-For", "203.0.113.9")
@@ -113,10 +108,7 @@ func TestTrustedProxiesReachTheAccessLine(t *testing.T) {
 // MASKGATE_CORS_ORIGINS reaches the API: a page of the origin named is answered its
 // preflight.
 func TestCORSOriginsReachTheAPI(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	e := env(testkit.NewSim(t), prefix)
-	e["MASKGATE_CORS_ORIGINS"] = "https://crm.example.com"
-	s := start(t, nil, e)
+	s, _ := startWith(t, map[string]string{"MASKGATE_CORS_ORIGINS": "https://crm.example.com"})
 	req, _ := http.NewRequest(http.MethodOptions, "http://"+s.addr+"/v1/agents/1001/mask", nil)
 	req.Header.Set("Origin", "https://crm.example.com")
 	req.Header.Set("Access-Control-Request-Method", "POST")
@@ -135,11 +127,7 @@ func TestCORSOriginsReachTheAPI(t *testing.T) {
 // answers 503 after 400 ms is tried three or four times, where a budget of one
 // CXONE_TIMEOUT would leave room for two.
 func TestCXoneTimeoutSetsTheRequestsBudget(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["CXONE_TIMEOUT"] = "1s"
-	s := start(t, nil, e)
+	s, sim := startWith(t, map[string]string{"CXONE_TIMEOUT": "1s"})
 	sim.StartCall("bu1", false, true)
 	sim.SetFaults(cxonesim.Faults{LatencyMs: 400, ErrorRate: 1})
 	if a := s.call(t, "POST", "/v1/agents/bu1/mask", "", ""); a.status < 500 {
