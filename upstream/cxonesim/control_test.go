@@ -44,6 +44,20 @@ func do(t *testing.T, method, target, token, body string) (int, map[string]any) 
 	return resp.StatusCode, out
 }
 
+// statusAndRetryAfter POSTs to target with token and returns the answer's status and
+// Retry-After, separated by a space.
+func statusAndRetryAfter(t *testing.T, target, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, target, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("Retry-After")
+}
+
 // tokenAnswer is the token endpoint's answer.
 type tokenAnswer struct {
 	AccessToken  string `json:"access_token"`
@@ -206,15 +220,29 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	do(t, "POST", srv.URL+"/sim/agents/5/calls", "", "")
 
 	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{"lock":1}`)
-	if status, _ := do(t, "POST", mask, tok, ""); status != 425 {
-		t.Errorf("locked mask = %d; want 425", status)
+	do(t, "PUT", srv.URL+"/sim/faults", "", `{"retryAfter":2}`)
+	if got := statusAndRetryAfter(t, mask, tok); got != "425 2" {
+		t.Errorf("locked mask = %q (status, Retry-After); want 425 with the faults' Retry-After", got)
 	}
+	do(t, "PUT", srv.URL+"/sim/faults", "", `{}`)
 	if status, _ := do(t, "POST", mask, tok, ""); status != 200 {
 		t.Errorf("mask after the lock = %d; want 200", status)
 	}
+	// An asynchronous unmask is answered 202 and locks the interaction until it is done.
+	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{"asyncMs":60000}`)
+	unmask := strings.Replace(mask, "/mask?", "/unmask?", 1)
+	if status, _ := do(t, "POST", unmask, tok, ""); status != 202 {
+		t.Errorf("asynchronous unmask = %d; want 202", status)
+	}
+	if status, _ := do(t, "POST", mask, tok, ""); status != 425 {
+		t.Errorf("mask while the unmask is under way = %d; want 425", status)
+	}
+	do(t, "POST", srv.URL+"/sim/reset", "", "")
+	tok = token(t, srv)
+	do(t, "POST", srv.URL+"/sim/agents/5/calls", "", "")
+	do(t, "POST", mask, tok, "")
 	// A CXone that loses what it accepts: 202 each time, no lock, nothing carried out.
 	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{"lose":true}`)
-	unmask := strings.Replace(mask, "/mask?", "/unmask?", 1)
 	for range 2 {
 		if status, _ := do(t, "POST", unmask, tok, ""); status != 202 {
 			t.Errorf("lost unmask = %d; want 202, and no 425 after it", status)
@@ -231,14 +259,7 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	// Retry-After comes with the statuses that HTTP gives it to; 503 is the default.
 	for faults, want := range map[string]string{`{"errorRate":1,"retryAfter":3}`: "503 3", `{"errorRate":1,"errorStatus":500,"retryAfter":3}`: "500 "} {
 		do(t, "PUT", srv.URL+"/sim/faults", "", faults)
-		req, _ := http.NewRequest(http.MethodPost, mask, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if got := strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("Retry-After"); got != want {
+		if got := statusAndRetryAfter(t, mask, tok); got != want {
 			t.Errorf("mask with faults %s = %q (status, Retry-After); want %q", faults, got, want)
 		}
 	}
