@@ -2,6 +2,7 @@ package cxonesim_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -292,9 +293,13 @@ func TestControlAPICallsHangsAndTokenCount(t *testing.T) {
 	tok := token(t, srv)
 	api := srv.URL + "/interaction-recording-management-service/v1/interactions/"
 	for body, want := range map[string]string{"": "Recording", `{"recorded":false}`: "NoRecording"} {
-		do(t, "POST", srv.URL+"/sim/agents/6/calls", "", body)
+		_, call := do(t, "POST", srv.URL+"/sim/agents/6/calls", "", body)
 		if _, st := do(t, "GET", api+"get-recording-status?userId=6", tok, ""); st["recordingStatusToAgent"] != want {
 			t.Errorf("recording status of a call joined with %q = %v; want %s", body, st, want)
+		}
+		_, got := do(t, "GET", srv.URL+"/sim/calls/"+fmt.Sprint(call["callId"]), "", "")
+		if spans, _ := got["recordedSpans"].([]any); (len(spans) == 1) != (want == "Recording") {
+			t.Errorf("recorded spans of a call joined with %q = %v", body, got["recordedSpans"])
 		}
 	}
 
