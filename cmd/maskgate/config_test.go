@@ -624,7 +624,6 @@ func TestSubcommandsRefuseArgumentsTheyDoNotTake(t *testing.T) {
 	}
 }
 
-// The process's environment is read as os.Getenv reads it, a value with = in it whole.
 // A variable set twice in the process's environment (os/exec keeps the last, a shell's
 // env or a container runtime may pass both) has the value os.Getenv reads, its first:
 // maskgate, run as dev-token, signs with the first of two secrets.
@@ -658,6 +657,7 @@ func TestASettingSetTwiceHasItsFirstValue(t *testing.T) {
 	}
 }
 
+// The process's environment is read as os.Getenv reads it, a value with = in it whole.
 func TestProcessEnvironmentIsWhatGetenvReads(t *testing.T) {
 	t.Setenv("MASKGATE_ENV_TEST", "redis://u:p=q@h:6379/0?a=b")
 	e := processEnvironment()
