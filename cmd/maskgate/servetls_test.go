@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,15 +54,7 @@ func served(t *testing.T, addr string, ca *testCA) *x509.Certificate {
 // certExpiry is maskgate_tls_certificate_expiration_timestamp_seconds from /metrics.
 func certExpiry(t *testing.T, s *started) int64 {
 	t.Helper()
-	m := regexp.MustCompile(`\nmaskgate_tls_certificate_expiration_timestamp_seconds (\S+)\n`).FindStringSubmatch(s.call(t, "GET", "/metrics", "", "").body)
-	if m == nil {
-		t.Fatal("/metrics lacks maskgate_tls_certificate_expiration_timestamp_seconds")
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int64(v)
+	return int64(s.metric(t, "maskgate_tls_certificate_expiration_timestamp_seconds"))
 }
 
 func TestAPIOverTLS(t *testing.T) {
