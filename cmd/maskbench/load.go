@@ -50,7 +50,9 @@ func send(c *http.Client, base, token string, k int) bool {
 }
 
 // closedLoop drives base with conns workers for d; worker w masks agents w, w+conns,
-// ... so that no two requests for one agent are ever in flight together.
+// w+2·conns ... below -agents, in turn. No two workers share an agent, so no two
+// requests for one agent are ever in flight together, however far the workers drift
+// apart.
 func (b *bench) closedLoop(ctx context.Context, base string, d time.Duration) result {
 	c := newClient(b.o.conns)
 	defer c.CloseIdleConnections()
@@ -63,8 +65,9 @@ func (b *bench) closedLoop(ctx context.Context, base string, d time.Duration) re
 		wg.Go(func() {
 			var lat []time.Duration
 			errs := 0
+			mine := (b.o.agents - w + b.o.conns - 1) / b.o.conns // at least one: -agents ≥ -conns
 			for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
-				k := (w + i*b.o.conns) % b.o.agents
+				k := w + i%mine*b.o.conns
 				t0 := time.Now()
 				if !send(c, base, b.token, k) {
 					errs++
