@@ -188,10 +188,9 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 			cpuUsed[t.name][name] += cpu1[name] - cpu0[name]
 		}
 		requests[t.name] += res.requests
-		cpu := "-"
+		cpu := (cpu1[t.name] - cpu0[t.name]) / float64(res.requests) * 1000 // the target's own process
 		switch t.name {
 		case "maskgate":
-			cpu = fmt.Sprintf("%.3f", (cpu1["maskgate"]-cpu0["maskgate"])/float64(res.requests)*1000)
 			gcs += gc1 - gc0
 		case "nginx":
 			for name, rps := range lastRPS {
@@ -202,7 +201,7 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		if t.name != "nginx" {
 			lastRPS[t.name] = res.rps()
 		}
-		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16s\n", r+1, t.name, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
+		fmt.Fprintf(out, "%-6d %-9s %10.0f %9s %9s %9s %7d %16.3f\n", r+1, t.name, res.rps(), ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), res.errors, cpu)
 	}
 	printCPU(out, targets, cpuUsed, requests)
 	if requests["maskgate"] > 0 {

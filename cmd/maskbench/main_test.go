@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMaskbenchRunsEndToEnd runs a tiny benchmark, with -floor and two rounds of each
@@ -32,9 +33,9 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 	t.Log("\n" + out.String())
 	for _, want := range []string{
 		`(?m)^1 +maskgate +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
-		`(?m)^2 +go-floor +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
-		`(?m)^3 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
-		`(?m)^6 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +-$`,
+		`(?m)^2 +go-floor +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
+		`(?m)^3 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
+		`(?m)^6 +nginx +\d+ +[\d.]+ms +[\d.]+ms +[\d.]+ms +0 +[\d.]+$`,
 		`throughput maskgate/nginx per round pair: [\d.]+, [\d.]+; median [\d.]+`,
 		`throughput go-floor/nginx per round pair: [\d.]+, [\d.]+; median [\d.]+`,
 		// At least one round trip per 100 masks, and no more than the scripts.
@@ -63,6 +64,7 @@ func TestMaskbenchRunsEndToEnd(t *testing.T) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
+	checkFigures(t, out.String(), []string{"maskgate", "go-floor", "nginx"})
 	for _, name := range []string{"cpu.pprof", "allocs.pprof", "trace.out"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("-profile wrote no %s: %v", name, err)
@@ -109,6 +111,21 @@ func TestMaskbenchRefusesOptionsItCannotHonour(t *testing.T) {
 		var out bytes.Buffer
 		if err := run(ctx, strings.Fields(args), &out); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("maskbench %s = %v; want %q", args, err, want)
+		}
+	}
+}
+
+// TestMaskbenchTakesOptionsAtTheirBounds: each bound that refuses a value takes the
+// value next to it.
+func TestMaskbenchTakesOptionsAtTheirBounds(t *testing.T) {
+	for name, o := range map[string]options{
+		"the least":                {rounds: 2, duration: time.Second, conns: 1, agents: 1},
+		"-floor with 3 rounds":     {rounds: 3, floor: true, duration: time.Second, conns: 1, agents: 1},
+		"no fixed rate":            {rounds: 2, duration: time.Second, conns: 32, agents: 32, rate: 0},
+		"as many agents as -conns": {rounds: 4, duration: 10 * time.Second, conns: 32, agents: 32, rate: 2000},
+	} {
+		if err := o.check(0); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
