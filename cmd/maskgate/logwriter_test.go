@@ -56,6 +56,29 @@ func TestLostLogLinesAreCounted(t *testing.T) {
 	}
 }
 
+// go-redis's lines go through the logWriter that main hands run as standard output
+// (main sets go-redis's one logger for the process): run writes through that same
+// writer, so a go-redis line that standard output refuses is counted with the
+// gateway's own.
+func TestLostRedisClientLinesAreCounted(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	out := &brokenOutput{}
+	var stdout *logWriter
+	s := startWriting(t, nil, env(testkit.NewSim(t), prefix), func(w io.Writer) io.Writer {
+		out.w = w
+		stdout = &logWriter{w: out}
+		return stdout
+	})
+	redisLines := &redisLog{log: zerolog.New(stdout)} // as main makes it
+	lost := s.metric(t, "maskgate_log_lines_lost_total")
+	out.broken.Store(true)
+	redisLines.Printf(context.Background(), "sentinel: new master=%q addr=%q", "mymaster", "10.0.0.7:6379")
+	out.broken.Store(false)
+	if n := s.metric(t, "maskgate_log_lines_lost_total"); n < lost+1 {
+		t.Errorf("lines lost = %v, then %v after a go-redis line was refused; want it counted", lost, n)
+	}
+}
+
 // go-redis's own lines (here, a pool that cannot dial) come out of the real main as
 // JSON lines on stdout at warn, with component go-redis, instead of the plain text on
 // stderr that a collector reading JSON cannot parse.

@@ -37,13 +37,15 @@ func main() {
 	// zerolog only offers this setting globally.
 	zerolog.TimeFieldFormat = sessions.TimeFormat
 	// go-redis has one logger for the whole process (so it is set here, not in run,
-	// which tests start many times over): JSON lines on stdout like the gateway's own.
-	redis.SetLogger(&redisLog{log: zerolog.New(os.Stdout).With().Timestamp().Str("service", "maskgate").Logger()})
+	// which tests start many times over): JSON lines on stdout like the gateway's own,
+	// through the same logWriter, so that a line of go-redis's lost is counted too.
+	stdout := &logWriter{w: os.Stdout}
+	redis.SetLogger(&redisLog{log: zerolog.New(stdout).With().Timestamp().Str("service", "maskgate").Logger()})
 	env := processEnvironment()
 	tuneGC(env)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], env, stdout, os.Stderr); err != nil {
 		var ue *usageError
 		if !errors.As(err, &ue) || !ue.said {
 			fmt.Fprintln(os.Stderr, "maskgate:", err)
@@ -161,7 +163,10 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 	} else if cfg, err = loadConfig(env); err != nil {
 		return err
 	}
-	logs := &logWriter{w: stdout}
+	logs, ok := stdout.(*logWriter) // main's, which go-redis's lines also go through
+	if !ok {
+		logs = &logWriter{w: stdout}
+	}
 	log := zerolog.New(logs).Level(cfg.LogLevel).With().Timestamp().Str("service", "maskgate").Logger()
 	if *local {
 		log.Warn().Msg("LOCAL MODE: embedded miniredis and CXone simulator, dev JWT secret; NOT FOR PRODUCTION")
