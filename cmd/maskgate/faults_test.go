@@ -281,11 +281,7 @@ func TestCXoneFailuresLoseNothing(t *testing.T) {
 // one verification hangs at CXone, and the next finds no slot within a second and is
 // told CXone is busy, with Retry-After.
 func TestVerificationsTakeAQuarterOfTheCXoneSlots(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["CXONE_MAX_IN_FLIGHT"], e["CXONE_TIMEOUT"] = "4", "3s"
-	s := start(t, nil, e)
+	s, sim := startWith(t, map[string]string{"CXONE_MAX_IN_FLIGHT": "4", "CXONE_TIMEOUT": "3s"})
 	for _, id := range []string{"q1", "q2"} {
 		sim.StartCall(id, false, true)
 		if a := s.call(t, "POST", "/v1/agents/"+id+"/mask", "", ""); a.status != http.StatusOK {

@@ -16,12 +16,10 @@ import (
 // retried with its Idempotency-Key runs again, an unmask that names its session never
 // ends a newer mask, and every mask ends unmasked.
 func TestCallersGuide(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
-	e["CXONE_TIMEOUT"] = "1s" // a mask CXone keeps refusing answers within 3 s
-	g := start(t, nil, e)
+	g, sim := startWith(t, map[string]string{
+		"MASKGATE_SWEEP_INTERVAL": "200ms",
+		"CXONE_TIMEOUT":           "1s", // a mask CXone keeps refusing answers within 3 s
+	})
 	call := sim.StartCall("g1", false, true)
 	session := func(a answer) (state, id string) {
 		t.Helper()
