@@ -206,6 +206,7 @@ func TestGatheredSumsTheMatchingSeries(t *testing.T) {
 		{"answers_total", []string{"code", "500"}, 8},
 		{"answers_total", []string{"code", "500", "route", "mask"}, 3},
 		{"answers_total", []string{"code", "404"}, 0},
+		{"answers_total", []string{"status", "500"}, 0}, // a label it does not have
 		{"in_flight", nil, 4},
 		{"absent_total", nil, 0},
 	} {
