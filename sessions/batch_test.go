@@ -530,7 +530,8 @@ func TestScriptThatTimedOutIsNotSentAgain(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("script answered late: %v; want a timeout", err)
 	}
-	// It did run, once: and so it is gone before the test's keys are deleted.
+	// It did run, once. (Waiting for it also keeps the proxy from delivering it after
+	// the test's keys are deleted.)
 	testkit.Eventually(t, 5*time.Second, "the late script to run", func() bool {
 		return direct.Get(context.Background(), key).Val() == "1"
 	})
