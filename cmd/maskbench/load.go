@@ -152,6 +152,22 @@ func (b *bench) redisStats(ctx context.Context) (all, scripts int64, err error) 
 	return all, scripts, nil
 }
 
+// redisPerMask drives target for 3 s and returns what Redis counted per mask: scripts,
+// and commands in all (those inside the scripts included); and the masks.
+func (b *bench) redisPerMask(ctx context.Context, target string) (scripts, commands, masks float64, err error) {
+	all0, scripts0, err := b.redisStats(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	res := b.closedLoop(ctx, target, 3*time.Second)
+	all1, scripts1, err := b.redisStats(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	n := float64(res.requests)
+	return float64(scripts1-scripts0) / n, float64(all1-all0) / n, n, nil
+}
+
 // maskgate's metrics that maskbench reads.
 const (
 	gcCount         = "go_gc_duration_seconds_count"
@@ -214,19 +230,20 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		}
 	}
 
-	all0, scripts0, err := b.redisStats(ctx)
-	if err != nil {
-		return err
-	}
 	pipelines0 := b.metric(scriptPipelines)
-	res := b.closedLoop(ctx, b.maskgateURL, 3*time.Second)
-	all1, scripts1, err := b.redisStats(ctx)
+	scripts, commands, n, err := b.redisPerMask(ctx, b.maskgateURL)
 	if err != nil {
 		return err
 	}
-	n := float64(res.requests)
 	fmt.Fprintf(out, "redis per mask: %.2f scripts (EVALSHA) in %.2f round trips shared with concurrent masks, %.2f commands including those inside the scripts\n",
-		float64(scripts1-scripts0)/n, (b.metric(scriptPipelines)-pipelines0)/n, float64(all1-all0)/n)
+		scripts, (b.metric(scriptPipelines)-pipelines0)/n, commands)
+	if b.o.floor {
+		// gofloor claims maskgate's two scripts per mask and nothing else: measured too.
+		if scripts, commands, _, err = b.redisPerMask(ctx, b.floorURL); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "redis per go-floor mask: %.2f scripts (EVALSHA), %.2f commands including those inside the scripts\n", scripts, commands)
+	}
 
 	if b.o.rate > 0 {
 		b.fixedRates(ctx, out, targets)
