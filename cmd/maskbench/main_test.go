@@ -123,7 +123,6 @@ func TestMaskbenchTakesOptionsAtTheirBounds(t *testing.T) {
 	for name, o := range map[string]options{
 		"the least":                {rounds: 2, duration: time.Second, conns: 1, agents: 1},
 		"-floor with 3 rounds":     {rounds: 3, floor: true, duration: time.Second, conns: 1, agents: 1},
-		"no fixed rate":            {rounds: 2, duration: time.Second, conns: 32, agents: 32, rate: 0},
 		"as many agents as -conns": {rounds: 4, duration: 10 * time.Second, conns: 32, agents: 32, rate: 2000},
 	} {
 		if err := o.check(0); err != nil {

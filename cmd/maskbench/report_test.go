@@ -11,9 +11,9 @@ import (
 
 // round is one line of maskbench's table of rounds, as printed.
 type round struct {
-	target             string
-	rps, p50, p99, p3n float64
-	cpu                float64 // the target's own CPU s/1000 req
+	target              string
+	rps, p50, p99, p999 float64
+	cpu                 float64 // the target's own CPU s/1000 req
 }
 
 var roundLine = regexp.MustCompile(`(?m)^\d+ +(\S+) +(\d+) +([\d.]+)ms +([\d.]+)ms +([\d.]+)ms +\d+ +([\d.]+)$`)
@@ -21,7 +21,7 @@ var roundLine = regexp.MustCompile(`(?m)^\d+ +(\S+) +(\d+) +([\d.]+)ms +([\d.]+)
 func rounds(t *testing.T, out string) []round {
 	var rs []round
 	for _, m := range roundLine.FindAllStringSubmatch(out, -1) {
-		rs = append(rs, round{target: m[1], rps: number(t, m[2]), p50: number(t, m[3]), p99: number(t, m[4]), p3n: number(t, m[5]), cpu: number(t, m[6])})
+		rs = append(rs, round{target: m[1], rps: number(t, m[2]), p50: number(t, m[3]), p99: number(t, m[4]), p999: number(t, m[5]), cpu: number(t, m[6])})
 	}
 	return rs
 }
@@ -64,8 +64,8 @@ func checkFigures(t *testing.T, out string, targets []string) {
 		if want := targets[i%len(targets)]; r.target != want {
 			t.Errorf("round %d is %s's, want %s's", i+1, r.target, want)
 		}
-		if !(r.rps > 0 && r.p50 <= r.p99 && r.p99 <= r.p3n && r.cpu > 0) {
-			t.Errorf("round %d: %v req/s, p50 %v ≤ p99 %v ≤ p99.9 %v, CPU %v does not hold", i+1, r.rps, r.p50, r.p99, r.p3n, r.cpu)
+		if !(r.rps > 0 && r.p50 <= r.p99 && r.p99 <= r.p999 && r.cpu > 0) {
+			t.Errorf("round %d: %v req/s, p50 %v ≤ p99 %v ≤ p99.9 %v, CPU %v does not hold", i+1, r.rps, r.p50, r.p99, r.p999, r.cpu)
 		}
 	}
 
