@@ -8,22 +8,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 
 	"github.com/maskgate/maskgate/sessions"
 )
@@ -111,45 +106,10 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 			go f.watch(ctx, cmp.Or(cfg.PublicKeyReload, 30*time.Second))
 		}
 	case cfg.JWKSURL != "":
-		log := cfg.Log
-		every := cmp.Or(cfg.JWKSRefreshEvery, 10*time.Second)
-		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-			Client:      jwksClient(cfg.HTTPClient),
-			HTTPTimeout: 5 * time.Second,
-			// An unknown kid refreshes the set (key rotation), at most once per `every`
-			// so that tokens with made-up kids cannot hammer the identity provider.
-			RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
-			RateLimitWaitMax:  time.Second,
-			// The fetched set is read before the keys given in code, of which there
-			// are none: read after, every lookup first failed there, building an
-			// error (about half a repeated token's time).
-			PrioritizeHTTP: true,
-			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-				if parsed, err := url.Parse(u); err == nil {
-					u = parsed.Redacted() // a password in the URL is not logged
-				}
-				return func(_ context.Context, err error) {
-					a.jwksFailure.Store(&err)
-					log.Error().Err(err).Str("jwks_url", u).Msg("JWKS refresh failed")
-				}
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("JWKS: %w", err)
-		}
-		// The same set, but a key whose JWK says it is for encryption ("use":"enc",
-		// RFC 7517 §4.2) or for operations other than verifying (key_ops, §4.3), one
-		// the set publishes with its private part, and one too weak to trust verify
-		// no token (verifyingKeys); one that says nothing of its use still does. The
-		// Override above cannot say so.
-		a.jwks = kf.Storage()
-		kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: verifyingKeys{a.jwks}, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
-		if err != nil {
-			return nil, fmt.Errorf("JWKS: %w", err)
+		if err := a.useJWKS(ctx, cfg); err != nil {
+			return nil, err
 		}
 		methods = publicKeyMethods
-		a.keyfunc = kf.Keyfunc
-		go a.watchKeys(ctx, every, log)
 	default:
 		return nil, errors.New("no JWT key source configured")
 	}
@@ -163,100 +123,6 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		jwt.WithLeeway(cfg.Leeway),
 	)
 	return a, nil
-}
-
-// Ready reports whether keys are loaded; only a JWKS can be without.
-func (a *Authenticator) Ready(ctx context.Context) error {
-	if a.jwks == nil {
-		return nil
-	}
-	keys, err := a.jwks.KeyReadAll(ctx)
-	if err != nil {
-		return err
-	}
-	if len(keys) == 0 {
-		if failure := a.jwksFailure.Load(); failure != nil {
-			return fmt.Errorf("no JWKS keys loaded; the last fetch failed: %w", *failure)
-		}
-		return errors.New("no JWKS keys loaded")
-	}
-	// A set none of whose keys may verify a token refuses every caller: unready, so
-	// that a rolling update onto it stops while the replicas before it serve. Asked as
-	// a token without a kid asks, for each algorithm: the keys it would be checked
-	// against (keyfunc leaves out those for another use or algorithm, verifyingKeys
-	// those it may not use), so that the answer is what Authenticate would do.
-	for _, alg := range publicKeyMethods {
-		key, err := a.keyfunc(&jwt.Token{Header: map[string]any{"alg": alg}})
-		if set, ok := key.(jwt.VerificationKeySet); err == nil && ok && len(set.Keys) > 0 {
-			return nil
-		}
-	}
-	return fmt.Errorf("none of the %d JWKS keys may verify tokens: each is for encryption (\"use\":\"enc\"), for operations other than \"verify\" (key_ops), for another algorithm than %s, "+
-		"an RSA key under %d bits, an ECDSA key not on P-256, or published with its private part", len(keys), strings.Join(publicKeyMethods, ", "), minRSABits)
-}
-
-// jwksClient is client (nil: net/http's default) refusing a redirect from https to
-// plain http: keys read over plain HTTP could be changed on the way, and every caller's
-// token would be checked with them. MASKGATE_JWT_JWKS_URL must be https:// for that
-// reason, and CXone's discovery refuses the same downgrade.
-func jwksClient(client *http.Client) *http.Client {
-	c := http.Client{}
-	if client != nil {
-		c = *client
-	}
-	next := c.CheckRedirect
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme == "http" && slices.ContainsFunc(via, func(r *http.Request) bool { return r.URL.Scheme == "https" }) {
-			return fmt.Errorf("the JWKS redirected from https to plain http (%s): refused", req.URL.Redacted())
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 { // net/http's own limit, which a CheckRedirect replaces
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-	return &c
-}
-
-// watchKeys fetches the JWKS again, every `every`, while no key that may verify tokens
-// is loaded (Ready). keyfunc fetches it at start and then once an hour: a fetch that
-// failed at start (the identity provider restarting with the gateway, a network not
-// ready yet), or a set whose keys the gateway may not use (an RSA key too short, until
-// the provider publishes a new one), would leave the gateway unready for that hour,
-// since a readiness probe keeps away the callers whose tokens' kids would make keyfunc
-// fetch it again. It also logs each key that verifies no token (KeyProblems) once,
-// when the set first holds it: at start, or when the provider adds it, ahead of a
-// rotation onto it (a key published with its private part as an error).
-func (a *Authenticator) watchKeys(ctx context.Context, every time.Duration, log zerolog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	logged := map[KeyProblem]bool{}
-	for {
-		ready := a.Ready(ctx) == nil
-		for _, p := range a.KeyProblems(ctx) {
-			if logged[p] {
-				continue
-			}
-			logged[p] = true
-			ev := log.Warn()
-			if p.Leaked {
-				ev = log.Error()
-			}
-			ev.Str("kid", p.KID).Msg("a JWKS key verifies no token: " + p.Problem)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !ready {
-			// A kid no key has makes keyfunc fetch the set, as a rotated key's token
-			// does (its limiter allows one fetch per `every`, which this tick waited).
-			_, _ = a.jwks.KeyRead(ctx, "maskgate: no key loaded yet")
-		}
-	}
 }
 
 // errCriticalExtension refuses a token whose header lists extensions its recipient

@@ -3,7 +3,6 @@ package middleware
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -13,12 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 )
@@ -121,125 +117,6 @@ func tokenKey(key any) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported key type %T", key)
-}
-
-// verifyingKeys is a JWK set without the keys it may not verify tokens with
-// (refusal): a key whose key_ops (RFC 7517 §4.3) leave out "verify", published for
-// encrypting or for signing only, as keyfunc's use list leaves out one published
-// "use":"enc" (a key that says neither still verifies); a key published with its
-// private part; and one tokenKey refuses, too weak to trust (an identity provider's
-// set is not checked as it loads, as a key file is). A token without a kid is checked
-// against the keys left; one that names a key left out is refused, saying why.
-type verifyingKeys struct{ jwkset.Storage }
-
-func (s verifyingKeys) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
-	k, err := s.Storage.KeyRead(ctx, kid)
-	if err == nil {
-		if why := refusal(k); why != "" {
-			return jwkset.JWK{}, fmt.Errorf("%w: %s", errUnusableKey, why)
-		}
-	}
-	return k, err
-}
-
-// KeyReadAll is the keys a token without a kid is checked against: those that may
-// verify, less the keys for encryption too (keyfunc leaves those out by their use or
-// alg anyway). When the set holds keys but none of those, the token is refused saying
-// so, as one that names a key left out is, rather than with golang-jwt's bare
-// "unverifiable" for an empty set.
-func (s verifyingKeys) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
-	keys, err := s.Storage.KeyReadAll(ctx)
-	published := len(keys)
-	keys = slices.DeleteFunc(keys, func(k jwkset.JWK) bool { return refusal(k) != "" || forEncryption(k) })
-	if err == nil && published > 0 && len(keys) == 0 {
-		return nil, fmt.Errorf("%w: none of the JWK set's %d keys may verify tokens", errUnusableKey, published)
-	}
-	return keys, err
-}
-
-// refusal is why a JWK set's key may not verify tokens whatever its algorithm, or ""
-// when it may.
-func refusal(k jwkset.JWK) string {
-	if ops := k.Marshal().KEYOPS; withoutVerify(ops) {
-		return fmt.Sprintf("its key_ops are %v", ops)
-	}
-	if leaked(k) {
-		return "the JWK set publishes its private part: whoever reads the set can sign any token with it"
-	}
-	if err := tokenKey(k.Key()); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
-// leaked reports whether a JWK set holds a key's private part: the set is public, so
-// whoever reads it can sign any token with the key.
-func leaked(k jwkset.JWK) bool {
-	_, private := k.Key().(crypto.Signer)
-	return private
-}
-
-// withoutVerify reports whether a JWK's key_ops (RFC 7517 §4.3) leave out "verify";
-// a JWK without key_ops may verify.
-func withoutVerify(ops []jwkset.KEYOPS) bool {
-	return len(ops) > 0 && !slices.Contains(ops, jwkset.KeyOpsVerify)
-}
-
-// forEncryption reports whether a JWK says its key is not for verifying signatures:
-// "use":"enc" (RFC 7517 §4.2), key_ops without "verify", or an alg that is no
-// signature algorithm (RSA-OAEP, ECDH-ES, A256KW: RFC 7518 §4).
-func forEncryption(k jwkset.JWK) bool {
-	m := k.Marshal()
-	alg := m.ALG.String()
-	return m.USE == jwkset.UseEnc || withoutVerify(m.KEYOPS) || alg != "" && !signatureAlg(alg)
-}
-
-// signatureAlg reports whether alg names a JWS signature algorithm (RFC 7518 §3, RFC
-// 8037, RFC 8812), accepted here or not.
-func signatureAlg(alg string) bool {
-	switch alg {
-	case "EdDSA", "Ed25519", "Ed448", "ES256K":
-		return true
-	}
-	return len(alg) == 5 && slices.Contains([]string{"HS", "RS", "PS", "ES"}, alg[:2]) && slices.Contains([]string{"256", "384", "512"}, alg[2:])
-}
-
-// KeyProblem is a key of the JWKS that is not published for encryption, and still
-// verifies no token.
-type KeyProblem struct {
-	KID     string
-	Problem string
-	Leaked  bool // the set publishes the key's private part
-}
-
-// KeyProblems lists the JWKS's keys that are not published for encryption and still
-// verify no token: published with their private part, for an algorithm the gateway
-// does not accept, RSA keys under minRSABits, ECDSA keys not on P-256, keys of a kind
-// no accepted algorithm uses. Tokens signed with one are refused, which a provider
-// that rotates to it turns into every caller refused: check-config and the start-up
-// name them ahead.
-func (a *Authenticator) KeyProblems(ctx context.Context) []KeyProblem {
-	if a.jwks == nil {
-		return nil
-	}
-	keys, err := a.jwks.KeyReadAll(ctx)
-	if err != nil {
-		return nil
-	}
-	var problems []KeyProblem
-	for _, k := range keys {
-		if forEncryption(k) {
-			continue
-		}
-		p := KeyProblem{KID: k.Marshal().KID, Problem: refusal(k), Leaked: leaked(k)}
-		if alg := k.Marshal().ALG.String(); p.Problem == "" && alg != "" && !slices.Contains(publicKeyMethods, alg) {
-			p.Problem = "it is for " + alg + ", which the gateway does not accept (" + strings.Join(publicKeyMethods, ", ") + ")"
-		}
-		if p.Problem != "" {
-			problems = append(problems, p)
-		}
-	}
-	return problems
 }
 
 // keyFile is a public key file read again as it changes, so that a key the identity
