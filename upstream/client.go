@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -194,107 +192,6 @@ func (c *Client) post(ctx context.Context, op, path, userID string) (Result, err
 	return c.do(ctx, op, http.MethodPost, path, userID, nil)
 }
 
-// do runs one CXone operation: token, endpoint, attempts with backoff on transient
-// failures (of the token or the discovery too: a token endpoint's 503 is as passing as
-// the API's), one forced token refresh on 401/403. decode reads a 200 body, when given.
-// A failure none of whose attempts went to the API is also ErrNotSent.
-func (c *Client) do(ctx context.Context, op, method, path, userID string, decode func(io.Reader) error) (_ Result, err error) {
-	sent := false
-	defer func() {
-		if err != nil && !sent {
-			err = fmt.Errorf("%w; %w", err, ErrNotSent)
-		}
-	}()
-	started := c.cfg.Now()
-	log := zerolog.Ctx(ctx)
-	refreshed := false
-	var last *Error
-	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
-		tok, base, err := c.target(ctx)
-		if err == nil {
-			if err = c.heldBack(op, c.cfg.Now()); err != nil {
-				c.metrics.heldBack(heldRetryAfter)
-			}
-		}
-		if err != nil {
-			var failed *Error
-			if ctx.Err() != nil || !mayPass(err) || !errors.As(err, &failed) || attempt == c.cfg.MaxAttempts {
-				return Result{}, err
-			}
-			last = failed
-		} else {
-			status, retryAfter, err := c.attempt(ctx, op, method, base+path+"?userId="+url.QueryEscape(userID), tok.access, decode)
-			sent = sent || !errors.Is(err, errNoSlot)
-			res := Result{Status: status, Duration: c.cfg.Now().Sub(started), Attempts: attempt}
-			if err == nil && (status == http.StatusOK || status == http.StatusAccepted) {
-				return res, nil
-			}
-			if (status == http.StatusUnauthorized || status == http.StatusForbidden) && !refreshed {
-				// The token may have been revoked or have lost a permission: one fresh
-				// token and one more try, which does not count as an attempt (unless a
-				// refresh was forced a moment ago: then the answer stands).
-				refreshed = true
-				if c.tokens.Invalidate(tok.access) {
-					attempt--
-					continue
-				}
-			}
-			last = &Error{Op: op, Status: status, RetryAfter: retryAfter, Attempts: attempt, Duration: res.Duration, Kind: classify(status, err), Err: err}
-			if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
-				c.throttledBy(op).record(&Error{Op: "api", Status: status, RetryAfter: retryAfter, Kind: ErrUnavailable, Err: errAskedToWait}, c.cfg.Now())
-			}
-			if !transient(status, err) || attempt == c.cfg.MaxAttempts {
-				break
-			}
-		}
-		wait := max(backoff(c.cfg.BaseBackoff, c.cfg.MaxBackoff, attempt), last.RetryAfter)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			break // the caller's budget ends first: answer now rather than wait in vain
-		}
-		if ctx.Err() == nil { // else its caller has gone: the select below returns at once
-			log.Warn().Str("op", last.Op).Int("upstream_status", last.Status).Int("attempt", attempt).
-				Dur("backoff", wait).AnErr("cause", last.Err).Msg("cxone transient failure, retrying")
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return Result{}, &Error{Op: op, Status: last.Status, Attempts: attempt, Duration: c.cfg.Now().Sub(started), Kind: ErrTimeout, Err: ctx.Err()}
-		}
-	}
-	return Result{}, last
-}
-
-// opRecordingStatus is the op of the recording-status read, which ?verify=true and
-// the confirmation of a 202 send.
-const opRecordingStatus = "recording-status"
-
-// heldBack returns the wait CXone asked for that stands for a request of op, or nil.
-// A wait asked in the answer to a mask or an unmask holds back every request; one
-// asked in the answer to a read holds back only the reads. Callers that poll
-// ?verify=true (NICE's own agent SDK polls every second) must not stop the masks and
-// unmasks for up to a minute (maxRetryAfter) should CXone limit its reads apart: if
-// its limit is the access key's, the next mask or unmask meets it too, and from its
-// answer on every request is held back.
-func (c *Client) heldBack(op string, now time.Time) error {
-	if err := c.throttled.held(now); err != nil || op != opRecordingStatus {
-		return err
-	}
-	return c.readsThrottled.held(now)
-}
-
-// throttledBy is the hold that a wait asked in the answer to a request of op starts.
-func (c *Client) throttledBy(op string) *hold {
-	if op == opRecordingStatus {
-		return &c.readsThrottled
-	}
-	return &c.throttled
-}
-
-// errAskedToWait is a request held back while CXone's Retry-After lasts.
-var errAskedToWait = errors.New("CXone asked the gateway to wait before its next request")
-
 // errNoSlot is an attempt that sent nothing: its context ended while every slot was
 // taken.
 var errNoSlot = errors.New("waiting for a free CXone slot")
@@ -324,7 +221,7 @@ func (c *Client) attempt(ctx context.Context, op, method, target, access string,
 		return 0, 0, err
 	}
 	status = resp.StatusCode()
-	c.metrics.request(op, strconvStatus(status), time.Since(t0))
+	c.metrics.request(op, strconv.Itoa(status), time.Since(t0))
 	if tooLarge {
 		// Not believed, and not asked for again: the same would come.
 		return status, 0, fmt.Errorf("answer larger than %d bytes", maxAnswer)
@@ -336,5 +233,3 @@ func (c *Client) attempt(ctx context.Context, op, method, target, access string,
 	}
 	return status, parseRetryAfter(string(resp.Header.Peek("Retry-After")), c.cfg.Now()), nil
 }
-
-func strconvStatus(code int) string { return strconv.Itoa(code) }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -206,7 +207,7 @@ func (ts *tokenSource) request(ctx context.Context, grant string, form url.Value
 	status := resp.StatusCode()
 	var ans tokenAnswer
 	decodeErr := json.Unmarshal(resp.Body(), &ans)
-	ts.metrics.tokenRequest(grant, strconvStatus(status))
+	ts.metrics.tokenRequest(grant, strconv.Itoa(status))
 	switch {
 	case status == http.StatusOK && decodeErr == nil && ans.AccessToken != "" && ans.ExpiresIn > 0:
 	case status == http.StatusBadRequest || status == http.StatusUnauthorized:
