@@ -131,12 +131,8 @@ func (s *settings) tlsFiles() tlsFiles {
 // redis reads MASKGATE_REDIS_URL, which may hold Redis's password: it may come from a
 // file, as the other secrets do.
 func (s *settings) redis() redisConfig {
-	before := len(s.problems)
-	redisURL := strings.TrimSpace(s.secret("MASKGATE_REDIS_URL"))
+	redisURL := strings.TrimSpace(s.requiredSecret("MASKGATE_REDIS_URL"))
 	if redisURL == "" {
-		if len(s.problems) == before { // else the file's problem is named
-			s.bad("MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required")
-		}
 		return redisConfig{}
 	}
 	rc, err := parseRedisURL(redisURL)
@@ -250,16 +246,10 @@ func (s *settings) cxone() upstream.Config {
 		MaxInFlight: s.number("CXONE_MAX_IN_FLIGHT", 64, 1, 4096),
 		Credentials: upstream.Credentials{
 			ClientID:        s.required("CXONE_CLIENT_ID"),
-			ClientSecret:    s.secret("CXONE_CLIENT_SECRET"),
+			ClientSecret:    s.requiredSecret("CXONE_CLIENT_SECRET"),
 			AccessKeyID:     s.required("CXONE_ACCESS_KEY_ID"),
-			AccessKeySecret: s.secret("CXONE_ACCESS_KEY_SECRET"),
+			AccessKeySecret: s.requiredSecret("CXONE_ACCESS_KEY_SECRET"),
 		},
-	}
-	if c.Credentials.ClientSecret == "" && !s.hasSecret("CXONE_CLIENT_SECRET") {
-		s.bad("CXONE_CLIENT_SECRET or CXONE_CLIENT_SECRET_FILE is required")
-	}
-	if c.Credentials.AccessKeySecret == "" && !s.hasSecret("CXONE_ACCESS_KEY_SECRET") {
-		s.bad("CXONE_ACCESS_KEY_SECRET or CXONE_ACCESS_KEY_SECRET_FILE is required")
 	}
 	if !upstream.IsHTTPURL(c.AuthURL) {
 		s.bad("CXONE_AUTH_URL must be an http(s) URL")

@@ -98,6 +98,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"logs switched off", map[string]string{"MASKGATE_LOG_LEVEL": "disabled"}, "MASKGATE_LOG_LEVEL must be trace, debug or info"},
 		{"secret and its file", map[string]string{"CXONE_CLIENT_SECRET_FILE": empty}, "CXONE_CLIENT_SECRET and CXONE_CLIENT_SECRET_FILE are both set"},
 		{"empty secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": empty}, "names an empty file"},
+		{"blank client secret", map[string]string{"CXONE_CLIENT_SECRET": " \t "}, "CXONE_CLIENT_SECRET or CXONE_CLIENT_SECRET_FILE is required"},
+		{"access key secret file of blanks", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": blanks}, "CXONE_ACCESS_KEY_SECRET or CXONE_ACCESS_KEY_SECRET_FILE is required"},
 		{"missing secret file", map[string]string{"CXONE_ACCESS_KEY_SECRET": "", "CXONE_ACCESS_KEY_SECRET_FILE": filepath.Join(dir, "nope")}, "no such file"},
 		{"missing public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": filepath.Join(dir, "nope")}, "MASKGATE_JWT_PUBLIC_KEY_FILE"},
 		{"empty public key file", map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_PUBLIC_KEY_FILE": empty}, "MASKGATE_JWT_PUBLIC_KEY_FILE is empty"},

@@ -131,8 +131,13 @@ func (s *settings) secret(name string) string {
 	return value
 }
 
-// hasSecret reports whether NAME or NAME_FILE is set at all (a problem with either is
-// noted by secret).
-func (s *settings) hasSecret(name string) bool {
-	return s.getenv(name) != "" || strings.TrimSpace(s.getenv(name+"_FILE")) != ""
+// requiredSecret is secret, a problem when neither NAME nor NAME_FILE gives one that is
+// more than white space (a problem with the file is named instead).
+func (s *settings) requiredSecret(name string) string {
+	before := len(s.problems)
+	v := s.secret(name)
+	if strings.TrimSpace(v) == "" && len(s.problems) == before {
+		s.bad("%s or %s_FILE is required", name, name)
+	}
+	return v
 }
