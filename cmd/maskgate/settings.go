@@ -23,7 +23,7 @@ func (s *settings) bad(format string, args ...any) {
 	s.problems = append(s.problems, fmt.Errorf(format, args...))
 }
 
-// str is the variable name, trimmed, or def when it is empty.
+// str is the value of the variable name, trimmed, or def when that is empty.
 func (s *settings) str(name, def string) string {
 	if v := strings.TrimSpace(s.getenv(name)); v != "" {
 		return v
@@ -31,7 +31,7 @@ func (s *settings) str(name, def string) string {
 	return def
 }
 
-// required is the variable name, a problem when it is empty.
+// required is the value of the variable name, trimmed; a problem when it is empty.
 func (s *settings) required(name string) string {
 	v := s.str(name, "")
 	if v == "" {
@@ -40,8 +40,8 @@ func (s *settings) required(name string) string {
 	return v
 }
 
-// durationAtLeast is the duration name sets, def when it is empty; one under least, or
-// not a duration, is a problem.
+// durationAtLeast is the duration the variable name sets, def when it is empty; one
+// under least, or not a duration, is a problem.
 func (s *settings) durationAtLeast(name string, def, least time.Duration) time.Duration {
 	v := s.str(name, "")
 	if v == "" {
@@ -55,12 +55,13 @@ func (s *settings) durationAtLeast(name string, def, least time.Duration) time.D
 	return d
 }
 
-// duration is the duration name sets, of a millisecond or more.
+// duration is the duration the variable name sets, of a millisecond or more.
 func (s *settings) duration(name string, def time.Duration) time.Duration {
 	return s.durationAtLeast(name, def, time.Millisecond)
 }
 
-// number is the whole number name sets, from lo to hi; def when it is empty.
+// number is the whole number the variable name sets, from lo to hi; def when it is
+// empty.
 func (s *settings) number(name string, def, lo, hi int) int {
 	v := s.str(name, "")
 	if v == "" {
@@ -74,7 +75,7 @@ func (s *settings) number(name string, def, lo, hi int) int {
 	return n
 }
 
-// boolean is true or false as name sets it; def when it is empty.
+// boolean is true or false as the variable name sets it; def when it is empty.
 func (s *settings) boolean(name string, def bool) bool {
 	b, err := strconv.ParseBool(s.str(name, strconv.FormatBool(def)))
 	if err != nil {
@@ -83,9 +84,9 @@ func (s *settings) boolean(name string, def bool) bool {
 	return b
 }
 
-// address is the host:port name sets, def when it is empty. An address that cannot be
-// listened on is a configuration error (exit 2), found by check-config, rather than a
-// failure to listen.
+// address is the host:port the variable name sets, def when it is empty. An address
+// that cannot be listened on is a configuration error (exit 2), found by check-config,
+// rather than a failure to listen.
 func (s *settings) address(name, def string) string {
 	v := s.str(name, def)
 	if v == "" {
@@ -98,7 +99,8 @@ func (s *settings) address(name, def string) string {
 	return v
 }
 
-// list calls each with every non-empty entry of the comma-separated list name sets.
+// list calls each with every non-empty entry, trimmed, of the comma-separated list the
+// variable name sets.
 func (s *settings) list(name string, each func(entry string)) {
 	for entry := range strings.SplitSeq(s.str(name, ""), ",") {
 		if entry = strings.TrimSpace(entry); entry != "" {
