@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -21,11 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/rs/zerolog"
-
 	"github.com/maskgate/maskgate/internal/testkit"
-	"github.com/maskgate/maskgate/middleware"
 )
 
 // mustLoad is the configuration of environment e, which the test expects to be valid.
@@ -214,47 +205,6 @@ func TestPlainHTTPOnlyToLoopbackUnlessAllowed(t *testing.T) {
 	}
 }
 
-// A variable named like a setting that maskgate does not have is most likely a
-// misspelt one, whose default is in force instead: it is named, and the Kubernetes
-// service links of a Service called maskgate (or cxone) are not.
-func TestMisspeltSettingsAreNamed(t *testing.T) {
-	e := env(testkit.NewSim(t), "p")
-	maps.Copy(e, map[string]string{"MASKGATE_UNMASK_GIVE_UP": "4h", "CXONE_TIMEOUTS": "", "MASKGATE_CACHE": "x",
-		"MASKGATE_SERVICE_HOST": "10.0.0.9", "MASKGATE_SERVICE_PORT": "8080", "MASKGATE_SERVICE_PORT_HTTP": "8080",
-		"MASKGATE_PORT": "tcp://10.0.0.9:8080", "MASKGATE_PORT_8080_TCP": "tcp://10.0.0.9:8080",
-		"MASKGATE_PORT_8080_TCP_PROTO": "tcp", "MASKGATE_PORT_8080_TCP_PORT": "8080", "MASKGATE_PORT_8080_TCP_ADDR": "10.0.0.9",
-		"CXONE_SIM_SERVICE_HOST": "10.0.0.8", "REDIS_PASSWORD": "not maskgate's",
-		"MASKGATE_PORTS": "8080"}) // like a Service's variable, but none of them
-	cfg := mustLoad(t, e)
-	if want := []string{"CXONE_TIMEOUTS", "MASKGATE_CACHE", "MASKGATE_PORTS", "MASKGATE_UNMASK_GIVE_UP"}; !slices.Equal(cfg.Ignored, want) {
-		t.Errorf("ignored = %v; want %v", cfg.Ignored, want)
-	}
-	if cfg.UnmaskGiveUp != time.Hour {
-		t.Errorf("unmask give-up = %s; want the default", cfg.UnmaskGiveUp)
-	}
-	// Every variable maskgate reads (README's table names them all), set, is none of them.
-	_, _ = readConfig(func(name string) string {
-		if _, set := e[name]; !set {
-			e[name] = ""
-		}
-		return ""
-	})
-	if len(e) < 40 {
-		t.Fatalf("only %d variables set; the recording of those read is broken", len(e))
-	}
-	if cfg := mustLoad(t, e); len(cfg.Ignored) != 4 {
-		t.Errorf("with every documented variable set too, ignored = %v", cfg.Ignored)
-	}
-	// When a setting is missing, the misspelling may be what it was meant to be.
-	delete(e, "MASKGATE_REDIS_URL")
-	e["MASKGATE_REDIS_ULR"] = "redis://127.0.0.1:6379"
-	_, err := loadConfig(environment(e))
-	if err == nil || !strings.Contains(err.Error(), "MASKGATE_REDIS_URL or MASKGATE_REDIS_URL_FILE is required") ||
-		!strings.Contains(err.Error(), "not maskgate settings, ignored (misspelt?): CXONE_TIMEOUTS, MASKGATE_CACHE, MASKGATE_PORTS, MASKGATE_REDIS_ULR, MASKGATE_UNMASK_GIVE_UP") {
-		t.Errorf("loadConfig = %v; want the missing setting and the misspelt ones named", err)
-	}
-}
-
 func TestTrustedProxies(t *testing.T) {
 	e := env(testkit.NewSim(t), "p")
 	e["MASKGATE_TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.168.1.7 ,2001:db8::1/32,fd00::7"
@@ -276,15 +226,6 @@ func TestCORSOrigins(t *testing.T) {
 	if want := []string{"https://crm.example.com", "https://*.example.com", "http://localhost:3000", "*"}; !slices.Equal(cfg.CORSOrigins, want) {
 		t.Errorf("CORS origins = %v; want %v", cfg.CORSOrigins, want)
 	}
-}
-
-func mustParseRedisURL(t *testing.T, raw string) redisConfig {
-	t.Helper()
-	c, err := parseRedisURL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func TestSecretsAreReadFromFiles(t *testing.T) {
@@ -341,194 +282,6 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 	}
 }
 
-func TestRedisURLForms(t *testing.T) {
-	tests := []struct {
-		url, want string
-	}{
-		{"redis://127.0.0.1:6379/2", "127.0.0.1:6379 db 2"},
-		{"rediss://user:pw@redis.internal:6380/0", "redis.internal:6380 db 0, TLS"},
-		{"redis://:pw@s1:26379/0?master_name=mymaster&addr=s2:26379&addr=s3:26379", `sentinel master "mymaster" via s1:26379,s2:26379,s3:26379 db 0`},
-		{"redis+cluster://n1:7000?addr=n2:7001&addr=n3:7002", "cluster seeds n1:7000,n2:7001,n3:7002"},
-		{"rediss+cluster://:pw@n1:7000", "cluster seeds n1:7000, TLS"},
-		{"rediss://:pw@r:6380/0?skip_verify=true", "r:6380 db 0, TLS without checking Redis's certificate (skip_verify)"},
-		{"rediss://:pw@r:6380/1?read_timeout=3s&dial_timeout=2s", "r:6380 db 1, TLS, read_timeout=3s"},
-		{"redis://:pw@s1:26379/0?master_name=m&write_timeout=1500ms", `sentinel master "m" via s1:26379 db 0, write_timeout=1.5s`},
-	}
-	for _, tt := range tests {
-		c, err := parseRedisURL(tt.url)
-		if err != nil {
-			t.Errorf("%s: %v", tt.url, err)
-			continue
-		}
-		if got := c.describe(); got != tt.want {
-			t.Errorf("%s describes as %q; want %q", tt.url, got, tt.want)
-		}
-		if strings.Contains(c.describe(), "pw") {
-			t.Errorf("%s: description shows the password", tt.url)
-		}
-	}
-	for _, bad := range []string{"mysql://x", "redis://x?bogus_option=1", "redis+cluster://x?master_name=m"} {
-		if _, err := parseRedisURL(bad); err == nil {
-			t.Errorf("%s: no error", bad)
-		}
-	}
-}
-
-// TLS to Redis without a check of its certificate (go-redis's skip_verify=true) is as
-// open to whoever sits between them as plain TCP: named at start-up and by check-config.
-func TestRedisTLSWithoutACertificateCheckIsNamed(t *testing.T) {
-	for url, warned := range map[string]bool{
-		"rediss://:pw@redis.internal:6380/0?skip_verify=true":                      true,
-		"rediss://:pw@127.0.0.1:26379/0?master_name=m&addr=s2:26379&skip_verify=1": true,
-		"rediss://:pw@redis.internal:6380/0?skip_verify=false":                     false,
-		"rediss://:pw@redis.internal:6380/0":                                       false,
-	} {
-		c, err := parseRedisURL(url)
-		if err != nil {
-			t.Errorf("%s: %v", url, err)
-			continue
-		}
-		if note := c.transportWarning(); strings.Contains(note, "turns off the check of Redis's TLS certificate") != warned {
-			t.Errorf("%s: warning %q; want one about the certificate: %v", url, note, warned)
-		}
-	}
-}
-
-// A Redis password sent over plain TCP to another machine is named (start-up warning,
-// check-config): redis:// with a password, not rediss://, to a host not loopback.
-func TestRedisPasswordInTheClearIsNamed(t *testing.T) {
-	for url, want := range map[string]string{
-		"redis://:pw@redis.internal:6379/0":                                 "redis.internal:6379",
-		"redis://user:pw@10.0.0.5:6379/0":                                   "10.0.0.5:6379",
-		"redis://:pw@127.0.0.1:6379/0":                                      "",
-		"redis://:pw@localhost:6379/0":                                      "",
-		"redis://:pw@[::1]:6379/0":                                          "",
-		"rediss://:pw@redis.internal:6380/0":                                "",
-		"redis://redis.internal:6379/0":                                     "",
-		"redis://:pw@127.0.0.1:26379/0?master_name=m&addr=s2:26379":         "s2:26379",
-		"redis://127.0.0.1:26379/0?master_name=m&password=pw&addr=s2:26379": "s2:26379",
-		"redis+cluster://:pw@n1:7000?addr=n2:7001":                          "n1:7000",
-		"rediss+cluster://:pw@n1:7000":                                      "",
-	} {
-		c, err := parseRedisURL(url)
-		if err != nil {
-			t.Errorf("%s: %v", url, err)
-			continue
-		}
-		if got := c.passwordInTheClear(); got != want || (want == "") != (c.transportWarning() == "") {
-			t.Errorf("%s: password in the clear to %q; want %q", url, got, want)
-		}
-	}
-	e := env(testkit.NewSim(t), "p")
-	e["MASKGATE_REDIS_URL"] = "redis://:" + testkit.Canary + "redis-pw@redis.internal:6379/0"
-	var logs bytes.Buffer
-	logConfiguration(zerolog.New(&logs), mustLoad(t, e))
-	if !strings.Contains(logs.String(), `"level":"warn","message":"MASKGATE_REDIS_URL sends Redis's password to redis.internal:6379 unencrypted`) ||
-		strings.Contains(logs.String(), testkit.Canary) {
-		t.Errorf("start-up lines = %s; want the warning, without the password", logs.String())
-	}
-}
-
-// TestRedisURLOptions: the timeouts maskgate gives Redis are defaults that a URL's own
-// query parameters override, in every topology; a timeout turned off is refused, since
-// a Redis that stops answering would then hold requests without end, and so is RESP3.
-func TestRedisURLOptions(t *testing.T) {
-	type options struct {
-		dial, read, write time.Duration
-		protocol          int
-		contextTimeout    bool
-	}
-	of := func(c redisConfig) options {
-		switch {
-		case c.cluster != nil:
-			o := c.cluster
-			return options{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.ContextTimeoutEnabled}
-		case c.failover != nil:
-			o := c.failover
-			return options{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.ContextTimeoutEnabled}
-		default:
-			o := c.single
-			return options{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.ContextTimeoutEnabled}
-		}
-	}
-	for _, tt := range []struct {
-		url  string
-		want options
-	}{
-		{"redis://127.0.0.1:6379/0", options{2 * time.Second, time.Second, time.Second, 2, true}},
-		{"redis://127.0.0.1:6379/0?dial_timeout=5&read_timeout=3s&protocol=2", options{5 * time.Second, 3 * time.Second, time.Second, 2, true}},
-		{"redis://s1:26379/0?master_name=m&write_timeout=1500ms", options{2 * time.Second, time.Second, 1500 * time.Millisecond, 2, true}},
-		{"redis://s1:26379/0?master_name=m&context_timeout_enabled=true", options{2 * time.Second, time.Second, time.Second, 2, true}},
-		{"redis+cluster://n1:7000?read_timeout=4s", options{2 * time.Second, 4 * time.Second, time.Second, 2, true}},
-	} {
-		c, err := parseRedisURL(tt.url)
-		if err != nil {
-			t.Errorf("%s: %v", tt.url, err)
-			continue
-		}
-		if got := of(c); got != tt.want {
-			t.Errorf("%s gives %+v; want %+v", tt.url, got, tt.want)
-		}
-		if got, want := c.roundTrip(), tt.want.dial+tt.want.read+tt.want.write; got != want {
-			t.Errorf("%s: a command on a new connection may take %s; want %s", tt.url, got, want)
-		}
-	}
-	for _, bad := range []string{"redis://x?read_timeout=0", "redis://x?dial_timeout=-1s", "rediss://x?write_timeout=-1",
-		"redis://s1:26379/0?master_name=m&read_timeout=0s", "redis+cluster://n1:7000?dial_timeout=0", "redis://x?protocol=3"} {
-		var refused errRedisOption
-		if _, err := parseRedisURL(bad); !errors.As(err, &refused) {
-			t.Errorf("%s: %v; want the option refused", bad, err)
-		}
-	}
-}
-
-// TestConfigurationIsLoggedAtStartUp: the gateway records what it runs with, for the
-// audit trail, and no secret of it.
-func TestConfigurationIsLoggedAtStartUp(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["MASKGATE_MASK_TTL"], e["MASKGATE_TRUSTED_PROXIES"] = "5m", "10.0.0.0/8"
-	e["MASKGATE_ALLOW_PLAIN_HTTP"] = "true" // said, and warned of
-	e["MASKGATE_MASK_TTL_MAXIMUM"] = "3h"   // warned of: not a setting
-	s := start(t, nil, e)
-	want := map[string]any{"message": "configuration", "redis_key_prefix": prefix, "jwt_keys": "HS256 shared secret",
-		"jwt_issuer": "https://idp.test", "mask_ttl": "5m0s", "mask_ttl_max": "2h0m0s", "rate_limit": float64(100000),
-		"cxone_api": "discovered from the token's tenant", "cxone_access_key_id": sim.Credentials.AccessKeyID,
-		"cxone_client_id": sim.Credentials.ClientID, "trusted_proxies": float64(1), "allow_plain_http": true,
-		"jwt_audience": "maskgate", "sweep_interval": "1s", "unmask_giveup": "1h0m0s", "cxone_timeout": "5s",
-		"cxone_auth_url": e["CXONE_AUTH_URL"]}
-	var found map[string]any
-	warned, misspelt := false, false
-	for _, l := range s.startup {
-		if l["message"] == "configuration" {
-			found = l
-		}
-		msg, _ := l["message"].(string)
-		if l["level"] == "warn" && strings.HasPrefix(msg, "MASKGATE_ALLOW_PLAIN_HTTP=true:") {
-			warned = true
-		}
-		if l["level"] == "warn" && strings.Contains(msg, "not maskgate settings") && fmt.Sprint(l["ignored"]) == "[MASKGATE_MASK_TTL_MAXIMUM]" {
-			misspelt = true
-		}
-	}
-	if !matches(found, want) {
-		t.Fatalf("start-up lines %v; want one with %v", s.startup, want)
-	}
-	if !warned {
-		t.Errorf("start-up lines %v; want a warning that plain HTTP is allowed", s.startup)
-	}
-	if !misspelt {
-		t.Errorf("start-up lines %v; want a warning naming MASKGATE_MASK_TTL_MAXIMUM", s.startup)
-	}
-	raw, _ := json.Marshal(found)
-	for _, secret := range []string{hsSecret, sim.Credentials.ClientSecret, sim.Credentials.AccessKeySecret} {
-		if strings.Contains(string(raw), secret) {
-			t.Errorf("the configuration line shows a secret: %s", raw)
-		}
-	}
-}
-
 // A leeway of 0s checks exp, nbf and iat to the second; the bound is 5m.
 func TestJWTLeewayMayBeZeroAndUpTo5m(t *testing.T) {
 	e := env(testkit.NewSim(t), "p")
@@ -562,113 +315,6 @@ func TestSettingsAtTheirBoundsAreTaken(t *testing.T) {
 		cfg, err := loadConfig(environment(e))
 		if err != nil || !tt.check(cfg) {
 			t.Errorf("%q: loadConfig = %v; want it taken as given", tt.set, err)
-		}
-	}
-}
-
-// The JWKS URL is shown where the key source is (check-config, the configuration line),
-// but not a password it may carry.
-func TestKeySourceHidesAJWKSPassword(t *testing.T) {
-	got := keySource(middleware.AuthConfig{JWKSURL: "https://jwks-reader:" + hsSecret + "@idp.example/jwks"})
-	if strings.Contains(got, hsSecret) || !strings.Contains(got, "https://jwks-reader:xxxxx@idp.example/jwks") {
-		t.Errorf("key source %q", got)
-	}
-}
-
-// TestUsage: -h and help list the subcommands and exit 0; an argument that names none
-// is a usage error (exit 2), not a gateway started without it, and not called a
-// configuration error: nothing is wrong with the environment.
-func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"help"}} {
-		var out strings.Builder
-		if err := run(context.Background(), args, environment(nil), &out, &out); err != nil ||
-			!strings.Contains(out.String(), "maskgate check-config | healthcheck | dev-token | audit-open | version") {
-			t.Errorf("%v = %v:\n%s", args, err, out.String())
-		}
-	}
-	for args, want := range map[string]string{
-		"chek-config": "usage: maskgate [-local]",
-		"help me":     "usage: maskgate [-local]",
-		"-locale":     "flag provided but not defined: -locale\nusage: maskgate [-local]",
-	} {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = []string{"MASKGATE_RUN_MAIN=1", "MASKGATE_ARGS=" + args}
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("maskgate %s: exit = %v; want status 2\n%s", args, err, out)
-		}
-		if !strings.HasPrefix(string(out), want) || strings.Contains(string(out), "invalid configuration") ||
-			strings.Count(string(out), strings.Fields(args)[0]) != 1 {
-			t.Errorf("maskgate %s printed\n%s\nwant %q first, what is wrong once, and no configuration error", args, out, want)
-		}
-	}
-}
-
-// A subcommand that takes no arguments refuses any (exit 2) rather than ignoring it:
-// `dev-token -agent 1001` would otherwise print a token of every scope, bound to no
-// agent, to someone who asked for one agent's. The arguments are not repeated (one may
-// be a secret typed in the wrong place).
-func TestSubcommandsRefuseArgumentsTheyDoNotTake(t *testing.T) {
-	e := environment{"MASKGATE_REDIS_URL": "redis://127.0.0.1:6379", "MASKGATE_JWT_ISSUER": "i", "MASKGATE_JWT_AUDIENCE": "a",
-		"MASKGATE_JWT_HS256_SECRET": strings.Repeat("s", 32), "CXONE_CLIENT_ID": "c", "CXONE_CLIENT_SECRET": "cs",
-		"CXONE_ACCESS_KEY_ID": "k", "CXONE_ACCESS_KEY_SECRET": "ks"}
-	for _, args := range [][]string{{"dev-token", "-agent", "1001"}, {"check-config", "-h"}, {"healthcheck", "hunter2"}, {"version", "x"}} {
-		var out, errOut strings.Builder
-		err := run(context.Background(), args, e, &out, &errOut)
-		var ue *usageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), args[0]+" takes no arguments") {
-			t.Errorf("%v = %v; want a usage error", args, err)
-		}
-		if out.Len() > 0 || strings.Contains(err.Error()+errOut.String(), args[len(args)-1]) {
-			t.Errorf("%v printed %q, %q, %v; want nothing but the error, which does not repeat the arguments", args, out.String(), errOut.String(), err)
-		}
-	}
-}
-
-// A variable set twice in the process's environment (os/exec keeps the last, a shell's
-// env or a container runtime may pass both) has the value os.Getenv reads, its first:
-// maskgate, run as dev-token, signs with the first of two secrets.
-func TestASettingSetTwiceHasItsFirstValue(t *testing.T) {
-	first, second := hsSecret, testkit.Canary+"jwt-hs256-the-second-of-two"
-	e := env(testkit.NewSim(t), "p")
-	delete(e, "MASKGATE_JWT_HS256_SECRET")
-	environ := []string{"MASKGATE_RUN_MAIN=1", "MASKGATE_ARGS=dev-token", "MASKGATE_JWT_HS256_SECRET=" + first}
-	for name, value := range e {
-		environ = append(environ, name+"="+value)
-	}
-	environ = append(environ, "MASKGATE_JWT_HS256_SECRET="+second)
-	// os.StartProcess passes the environment as it is; os/exec would drop the first.
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := os.StartProcess(os.Args[0], []string{os.Args[0], "-test.run=^$"}, &os.ProcAttr{Env: environ, Files: []*os.File{nil, w, w}})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(r)
-	r.Close()
-	if state, err := p.Wait(); err != nil || !state.Success() {
-		t.Fatalf("dev-token: %v %v\n%s", state, err, out)
-	}
-	token := strings.TrimSpace(string(out))
-	if _, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return []byte(first), nil }); err != nil {
-		t.Errorf("dev-token with the secret set twice signed %q, which the first does not verify: %v", token, err)
-	}
-}
-
-// The process's environment is read as os.Getenv reads it, a value with = in it whole.
-func TestProcessEnvironmentIsWhatGetenvReads(t *testing.T) {
-	t.Setenv("MASKGATE_ENV_TEST", "redis://u:p=q@h:6379/0?a=b")
-	e := processEnvironment()
-	if len(e) == 0 || e["MASKGATE_ENV_TEST"] != "redis://u:p=q@h:6379/0?a=b" {
-		t.Fatalf("processEnvironment has %d variables, MASKGATE_ENV_TEST %q", len(e), e["MASKGATE_ENV_TEST"])
-	}
-	for name, value := range e {
-		if os.Getenv(name) != value {
-			t.Errorf("%s is %q; os.Getenv reads %q", name, value, os.Getenv(name))
 		}
 	}
 }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// maskgate -local: no configuration, loopback only, an embedded Redis and simulator.
+
+var (
+	tokenLine  = regexp.MustCompile(`export TOKEN=(\S+)`)
+	localRedis = regexp.MustCompile(`^127\.0\.0\.1:\d+ db 0$`)
+)
+
+func TestLocalModeNeedsNoConfiguration(t *testing.T) {
+	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": ":0"})
+	if !strings.HasPrefix(s.addr, "127.0.0.1:") {
+		t.Errorf("-local listens on %s; want loopback only", s.addr)
+	}
+	m := tokenLine.FindStringSubmatch(s.stderr.String())
+	if m == nil || !strings.Contains(s.stderr.String(), "NOT FOR PRODUCTION") || !strings.Contains(s.stderr.String(), "curl") {
+		t.Fatalf("-local printed no token, warning or curl:\n%s", s.stderr)
+	}
+	// It runs with a deployment's defaults: the configuration is read as one's is. And
+	// its log says, as a warning, what it is, for a -local started where it should not be.
+	var redis any
+	warned := false
+	for _, l := range s.startup {
+		if l["message"] == "configuration" {
+			redis = l["redis"]
+		}
+		warned = warned || l["level"] == "warn" && strings.HasPrefix(fmt.Sprint(l["message"]), "LOCAL MODE") && strings.Contains(fmt.Sprint(l["message"]), "NOT FOR PRODUCTION")
+	}
+	if !warned {
+		t.Errorf("start-up lines %v; want a warning that this is -local, not for production", s.startup)
+	}
+	if r, _ := redis.(string); !localRedis.MatchString(r) {
+		t.Errorf("-local's Redis is %v; want maskgate's own timeouts, which the configuration line leaves out", redis)
+	}
+	resp, err := post(t, "http://"+s.addr+"/v1/agents/1001/mask", m[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mask in -local = %v %v; want 200", resp, err)
+	}
+	resp.Body.Close()
+	for _, path := range []string{"/v1/agents/1001/mask?verify=true", "/v1/masks"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+m[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s in -local = %v %v; want 200", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	resp, err = post(t, "http://"+s.addr+"/v1/agents/1001/unmask", m[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("unmask in -local = %v %v; want 200", resp, err)
+	}
+	resp.Body.Close()
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(m[1], &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != 12*time.Hour {
+		t.Errorf("-local's token: %+v (%v); want it valid for README's 12 hours", claims, err)
+	}
+}
+
+// -local's embedded Redis lets keys expire as Redis does (miniredis only expires them
+// when told that time passed): the records that Redis is trusted to drop, such as
+// Idempotency-Key records and the rate counters, do not pile up while it runs.
+func TestLocalModesRedisExpiresKeys(t *testing.T) {
+	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": ":0"})
+	var addr string
+	for _, l := range s.startup {
+		if l["message"] == "configuration" {
+			addr, _ = strings.CutSuffix(fmt.Sprint(l["redis"]), " db 0")
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "expires", "soon", time.Second).Err(); err != nil {
+		t.Fatalf("-local's Redis at %q: %v", addr, err)
+	}
+	testkit.Eventually(t, 20*time.Second, "the key expired", func() bool { return rdb.Exists(ctx, "expires").Val() == 0 })
+}
+
+// TestLocalModeHonoursTheEnvironmentsSettings: -local takes the environment's settings
+// as a deployment does, but for what it supplies itself (its Redis, simulator, dev key
+// and loopback listener), which it says it ignored.
+func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = readConfig(func(name string) string { read[name] = true; return "" })
+	for _, name := range localSupplies {
+		if !read[name] {
+			t.Errorf("-local supplies %s, which is no setting of maskgate's", name)
+		}
+	}
+	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": "0.0.0.0:0", "MASKGATE_MASK_TTL": "42s",
+		"MASKGATE_JWT_ISSUER": "https://idp.example", "CXONE_AUTH_URL": "https://cxone.example/auth/token",
+		"MASKGATE_TLS_CERT_FILE": "/nonexistent", "MASKGATE_MASK_TIMEOUT": "1m", "MASKGATE_DEBUG_ADDR": "127.0.0.1:0"})
+	want := map[string]any{"message": "configuration", "mask_ttl": "42s", "jwt_issuer": "maskgate-local"}
+	var found, ignored bool
+	for _, l := range s.startup {
+		found = found || matches(l, want)
+		ignored = ignored || fmt.Sprint(l["ignored"]) == "[MASKGATE_MASK_TIMEOUT]"
+	}
+	if !found || !ignored {
+		t.Errorf("start-up lines %v; want one with %v, and MASKGATE_MASK_TIMEOUT named as no setting", s.startup, want)
+	}
+	if said := "ignored, -local supplies its own: MASKGATE_TLS_CERT_FILE, MASKGATE_DEBUG_ADDR, MASKGATE_JWT_ISSUER, CXONE_AUTH_URL\n"; !strings.Contains(s.stderr.String(), said) {
+		t.Errorf("-local printed:\n%s\nwant %q", s.stderr, said)
+	}
+	if !strings.HasPrefix(s.addr, "127.0.0.1:") {
+		t.Errorf("-local listens on %s; want loopback only", s.addr)
+	}
+	m := tokenLine.FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("-local printed no token:\n%s", s.stderr)
+	}
+	resp, err := post(t, "http://"+s.addr+"/v1/agents/1001/mask", m[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mask in -local = %v %v; want 200", resp, err)
+	}
+	var session struct{ MaskedAt, ExpiresAt time.Time }
+	err = json.NewDecoder(resp.Body).Decode(&session)
+	resp.Body.Close()
+	if ttl := session.ExpiresAt.Sub(session.MaskedAt); err != nil || ttl != 42*time.Second {
+		t.Errorf("the mask's deadline is %v after it (%v); want MASKGATE_MASK_TTL's 42s", ttl, err)
+	}
+}
