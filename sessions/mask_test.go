@@ -51,7 +51,8 @@ func TestMaskOpensAMaskedSessionWithItsDeadline(t *testing.T) {
 // case-insensitive on input): a CRM that reads agents' ids from SQL Server, which
 // shows them in upper case, and an IVR that has them from CXone in lower case must
 // share one session, one lock and one deadline, and CXone gets the lower-case form
-// it hands out. Other userIds are taken as they are spelt.
+// it hands out. Other userIds are taken as they are spelt, numbers with their leading
+// zeros.
 func TestUUIDUserIDIsOneAgentInAnyCase(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -86,6 +87,10 @@ func TestUUIDUserIDIsOneAgentInAnyCase(t *testing.T) {
 	f.sim.StartCall("agent-7", false, true)
 	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "Agent-7", Caller: "crm"}); !errors.Is(err, sessions.ErrNoActiveCall) {
 		t.Errorf("Mask(Agent-7) = %v; want CXone's no active call: only a UUID's case is folded", err)
+	}
+	f.sim.StartCall("42", false, true)
+	if _, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "0042", Caller: "crm"}); !errors.Is(err, sessions.ErrNoActiveCall) {
+		t.Errorf("Mask(0042) = %v; want CXone's no active call: a number's leading zeros are sent as given", err)
 	}
 }
 
