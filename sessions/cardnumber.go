@@ -9,13 +9,14 @@ import (
 )
 
 // holdsCardNumber reports whether s holds what looks like a payment card number: 13 to
-// 19 digits that pass the Luhn check, written alone or in groups separated by spaces,
-// tabs, dashes or line breaks (a CRM's multi-line note; separator), also when more
-// digits follow in the same way ("4111 1111 1111 1111 12/29"). A reason goes to Redis
-// and into the audit trail, where a PCI environment must never store one. Digits, spaces
-// and dashes are read in their compatibility form (NFKC), so that the full-width ones
-// of a Japanese or Chinese input method, or a no-break space, do not hide a number;
-// then as readAs reads them, and without the ids it holds (withoutIDs).
+// 19 digits that pass the Luhn check, written alone, in groups or digit by digit,
+// separated by spaces, tabs, dashes or line breaks (a CRM's multi-line note;
+// separator), also when more digits follow in the same way ("4111 1111 1111 1111
+// 12/29"). A reason goes to Redis and into the audit trail, where a PCI environment
+// must never store one. Digits, spaces and dashes are read in their compatibility form
+// (NFKC), so that the full-width ones of a Japanese or Chinese input method, or a
+// no-break space, do not hide a number; then as readAs reads them, and without the ids
+// it holds (withoutIDs).
 func holdsCardNumber(s string) bool {
 	s = withoutIDs(strings.Map(readAs, norm.NFKC.String(s)))
 	var chunks []string // the digit runs of one group, each followed by a separator
@@ -55,12 +56,14 @@ const (
 // Only chunks that could be a card number's groups join: the two-digit parts of dates
 // and times could not ("leave 2026-12-04 - 2026-12-11" was one for Luhn's check once in
 // seven date ranges when they joined), nor the seven-digit ones of an Amazon order
-// number ("112-3456789-0123456", one in five). A chunk alone is one when it is.
+// number ("112-3456789-0123456", one in five). Single digits join each other: a card
+// number read out digit by digit, as a speech-to-text transcript writes it ("4 1 1 1
+// …"). A chunk alone is one when it is.
 func cardNumberIn(chunks []string) bool {
 	for i := range chunks {
 		digits := ""
 		for j, c := range chunks[i:] {
-			if j > 0 && !(cardGroup(chunks[i]) && cardGroup(c)) {
+			if j > 0 && !joins(chunks[i], c) {
 				break
 			}
 			if digits += c; len(digits) > 19 {
@@ -76,6 +79,12 @@ func cardNumberIn(chunks []string) bool {
 
 // cardGroup reports whether chunk could be a group of a card number written in groups.
 func cardGroup(chunk string) bool { return minGroup <= len(chunk) && len(chunk) <= maxGroup }
+
+// joins reports whether chunk c may follow first in a card number: both groups, or
+// both single digits.
+func joins(first, c string) bool {
+	return cardGroup(first) && cardGroup(c) || len(first) == 1 && len(c) == 1
+}
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 

@@ -285,6 +285,9 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		// around them, a blank line between the groups of a note.
 		{"reason with a card number in double spaces", sessions.MaskInput{UserID: "a", Reason: "4111  1111  1111  1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in spaced dashes", sessions.MaskInput{UserID: "a", Reason: "4111 - 1111 - 1111 - 1111"}, sessions.ErrInvalidInput},
+		// A card number read out, as a speech-to-text transcript writes it.
+		{"reason with a card number digit by digit", sessions.MaskInput{UserID: "a", Reason: "caller said 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 then"}, sessions.ErrInvalidInput},
+		{"reason with a card number digit by digit in dashes", sessions.MaskInput{UserID: "a", Reason: "5-5-0-0-0-0-0-0-0-0-0-0-0-0-0-4"}, sessions.ErrInvalidInput},
 		// A UUID is no card number, but one beside it, or one run into a UUID's form,
 		// still is.
 		{"reason with a card number after a UUID", sessions.MaskInput{UserID: "a", Reason: "case 21434646-9063-4714-a6dd-666dbef09ea6 4111 1111 1111 1111"}, sessions.ErrInvalidInput},
@@ -374,6 +377,9 @@ func TestReasonMayHoldNumbersButNotACardNumber(t *testing.T) {
 		"ref 41111111111111111115", // 20 digits, though they pass Luhn's check: no card number
 		"call 2026-11-26 10:00, case 1234-5678, 3 items", // digits in groups
 		"4111    1111 1111 1111",                         // four spaces apart: two numbers, neither a card number
+		"rating 5 5 4 3 5",                               // single digits, too few for a card number
+		"scores 1 2 3 4 5 6 7 8 9 1 2 3 4",               // 13 single digits, Luhn fails
+		"rappeler 06 12 34 56 78 01 42 68 53 00",         // French phone numbers in pairs, which would pass joined
 		// Dates and what follows them: their two-digit parts join into no card number
 		// (each of these passed Luhn's check when they did).
 		"leave 2026-12-04 - 2026-12-11",
