@@ -31,21 +31,30 @@ var localSupplies = []string{"MASKGATE_ADDR", "MASKGATE_TLS_CERT_FILE", "MASKGAT
 // localAgents have an active, recorded call in the embedded simulator from the start.
 var localAgents = []string{"1001", "1002", "1003"}
 
-// localConfig starts what -local needs — miniredis, the CXone simulator on loopback, a
-// random dev JWT secret — and returns the configuration that uses them. It prints a
-// ready-to-paste curl with a dev token. miniredis is for trying maskgate out only.
-func localConfig(env environment, out io.Writer) (config, func(), error) {
+// localMode is what maskgate -local runs with.
+type localMode struct {
+	cfg config
+	// greet tells the user, once maskgate listens on addr, what it runs on and how to
+	// call it: a dev token and ready-to-paste curls to that address.
+	greet func(out io.Writer, addr string)
+	stop  func() // stops the embedded Redis and simulator
+}
+
+// startLocal starts what -local needs — miniredis, the CXone simulator on loopback, a
+// random dev JWT secret — and returns the configuration that uses them. miniredis is
+// for trying maskgate out only.
+func startLocal(env environment) (localMode, error) {
 	addr := "127.0.0.1:8080"
 	if v := env["MASKGATE_ADDR"]; v != "" {
 		_, port, err := net.SplitHostPort(v)
 		if err != nil {
-			return config{}, nil, &configError{fmt.Errorf("MASKGATE_ADDR must be host:port")}
+			return localMode{}, &configError{fmt.Errorf("MASKGATE_ADDR must be host:port")}
 		}
 		addr = net.JoinHostPort("127.0.0.1", port) // -local never listens beyond loopback
 	}
 	mr, err := miniredis.Run()
 	if err != nil {
-		return config{}, nil, fmt.Errorf("local: miniredis: %w", err)
+		return localMode{}, fmt.Errorf("local: miniredis: %w", err)
 	}
 	creds := upstream.Credentials{ClientID: "local-client", ClientSecret: randomHex(16), AccessKeyID: "local-key", AccessKeySecret: randomHex(16)}
 	sim := cxonesim.New(cxonesim.Options{ClientID: creds.ClientID, ClientSecret: creds.ClientSecret,
@@ -56,7 +65,7 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		mr.Close()
-		return config{}, nil, fmt.Errorf("local: simulator: %w", err)
+		return localMode{}, fmt.Errorf("local: simulator: %w", err)
 	}
 	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = simSrv.Serve(simLn) }()
@@ -93,7 +102,7 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 	cfg, err := loadConfig(local)
 	if err != nil {
 		stop()
-		return config{}, nil, err
+		return localMode{}, err
 	}
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": "maskgate-local", "aud": "maskgate-local", "sub": "local-dev",
@@ -102,9 +111,10 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 	}).SignedString([]byte(secret))
 	if err != nil {
 		stop()
-		return config{}, nil, err
+		return localMode{}, err
 	}
-	fmt.Fprintf(out, `
+	greet := func(out io.Writer, addr string) {
+		fmt.Fprintf(out, `
   maskgate -local: NOT FOR PRODUCTION (embedded miniredis, CXone simulator at %[1]s, dev JWT secret)
   agents with an active call: %[2]v   (add one: curl -X POST %[1]s/sim/agents/1234/calls)
 
@@ -115,8 +125,9 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
   curl -s -X POST -H "Authorization: Bearer $TOKEN" http://%[4]s/v1/agents/1001/unmask
 
 `, simURL, localAgents, token, addr)
-	if len(supplied) > 0 {
-		fmt.Fprintf(out, "  ignored, -local supplies its own: %s\n\n", strings.Join(supplied, ", "))
+		if len(supplied) > 0 {
+			fmt.Fprintf(out, "  ignored, -local supplies its own: %s\n\n", strings.Join(supplied, ", "))
+		}
 	}
 	// miniredis expires keys only when told time passed.
 	done := make(chan struct{})
@@ -132,7 +143,7 @@ func localConfig(env environment, out io.Writer) (config, func(), error) {
 			}
 		}
 	}()
-	return cfg, func() { close(done); stop() }, nil
+	return localMode{cfg: cfg, greet: greet, stop: func() { close(done); stop() }}, nil
 }
 
 func randomHex(n int) string {

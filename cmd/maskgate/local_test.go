@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -31,6 +33,9 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	m := tokenLine.FindStringSubmatch(s.stderr.String())
 	if m == nil || !strings.Contains(s.stderr.String(), "NOT FOR PRODUCTION") || !strings.Contains(s.stderr.String(), "curl") {
 		t.Fatalf("-local printed no token, warning or curl:\n%s", s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "http://"+s.addr+"/v1/agents/1001/mask") {
+		t.Errorf("-local's curls do not name %s, where it listens:\n%s", s.addr, s.stderr)
 	}
 	// It runs with a deployment's defaults: the configuration is read as one's is. And
 	// its log says, as a warning, what it is, for a -local started where it should not be.
@@ -70,6 +75,25 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	var claims jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(m[1], &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != 12*time.Hour {
 		t.Errorf("-local's token: %+v (%v); want it valid for README's 12 hours", claims, err)
+	}
+}
+
+// -local prints its token and curls only once it listens: on a port already taken it
+// stops with the reason, and shows no curl for a gateway that is not there.
+func TestLocalModeOnATakenPortPrintsNoCurls(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, port, _ := net.SplitHostPort(taken.Addr().String())
+	var stderr strings.Builder
+	err = run(context.Background(), []string{"-local"}, environment{"MASKGATE_ADDR": ":" + port}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("-local on a taken port = %v; want it to stop, saying the address is in use", err)
+	}
+	if strings.Contains(stderr.String(), "TOKEN") || strings.Contains(stderr.String(), "curl") {
+		t.Errorf("-local that could not listen printed:\n%s", stderr.String())
 	}
 }
 

@@ -140,16 +140,17 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 		return &usageError{err: fmt.Errorf("unknown command %q", fs.Arg(0))}
 	}
 	var (
-		cfg config
-		err error
+		cfg   config
+		err   error
+		greet func(io.Writer, string) // -local's dev token and curls, once it listens
 	)
 	if *local {
-		var stopLocal func()
-		cfg, stopLocal, err = localConfig(env, stderr)
+		lm, err := startLocal(env)
 		if err != nil {
 			return err
 		}
-		defer stopLocal()
+		defer lm.stop()
+		cfg, greet = lm.cfg, lm.greet
 	} else if cfg, err = loadConfig(env); err != nil {
 		return err
 	}
@@ -192,6 +193,9 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
 	swept := make(chan struct{})
 	go func() { app.sweeper.Run(sweepCtx); close(swept) }()
+	if greet != nil {
+		greet(stderr, ln.Addr().String())
+	}
 	log.Info().Str("addr", ln.Addr().String()).Bool("tls", app.tls != nil).Str("version", buildVersion()).Msg("listening")
 	if !*local { // miniredis evicts nothing
 		go reportEvictionPolicy(sweepCtx, app.store, cfg.Redis.roundTrip(), log)
