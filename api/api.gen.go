@@ -201,9 +201,9 @@ type HealthStatus string
 // MaskRequest defines model for MaskRequest.
 type MaskRequest struct {
 	// Reason Why the agent is masked, kept with the session and in the audit log. Never a
-	// card number: a reason holding 13–19 digits that pass the Luhn check (alone, or
-	// in groups of three to six digits, up to three spaces, tabs, dashes or line
-	// breaks of any kind apart; in any script's digits, full-width, Arabic-Indic or
+	// card number: a reason holding 13–19 digits that pass the Luhn check (alone, in
+	// groups of three to six digits or digit by digit, up to three spaces, tabs,
+	// dashes or line breaks of any kind apart; in any script's digits, full-width, Arabic-Indic or
 	// Devanagari ones too; a UUID or a hexadecimal id of 24 digits or more is
 	// none) is
 	// 400 `invalid_body`, and so is one holding a control character other than tab
