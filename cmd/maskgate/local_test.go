@@ -79,7 +79,8 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 }
 
 // -local prints its token and curls only once it listens: on a port already taken it
-// stops with the reason, and shows no curl for a gateway that is not there.
+// stops with the reason and how to pick another port, and shows no curl for a gateway
+// that is not there.
 func TestLocalModeOnATakenPortPrintsNoCurls(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,8 +90,8 @@ func TestLocalModeOnATakenPortPrintsNoCurls(t *testing.T) {
 	_, port, _ := net.SplitHostPort(taken.Addr().String())
 	var stderr strings.Builder
 	err = run(context.Background(), []string{"-local"}, environment{"MASKGATE_ADDR": ":" + port}, io.Discard, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "address already in use") {
-		t.Errorf("-local on a taken port = %v; want it to stop, saying the address is in use", err)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "MASKGATE_ADDR=:8081") {
+		t.Errorf("-local on a taken port = %v; want it to stop, saying the address is in use and how to pick another", err)
 	}
 	if strings.Contains(stderr.String(), "TOKEN") || strings.Contains(stderr.String(), "curl") {
 		t.Errorf("-local that could not listen printed:\n%s", stderr.String())

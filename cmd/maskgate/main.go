@@ -166,6 +166,9 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		if *local { // someone trying maskgate out, on 8080 unless told otherwise
+			return fmt.Errorf("listen on %s: %w (MASKGATE_ADDR=:8081 picks another port)", cfg.Addr, err)
+		}
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	app, err := newApp(ctx, cfg, log, logs)
