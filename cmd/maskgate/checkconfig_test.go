@@ -10,23 +10,19 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
 	"github.com/maskgate/maskgate/middleware"
-	"github.com/maskgate/maskgate/upstream"
 	"github.com/maskgate/maskgate/upstream/cxonesim"
 )
 
@@ -267,188 +263,5 @@ func TestCheckConfigWarnsOfARedisPasswordInTheClear(t *testing.T) {
 	if want := "\nredis: WARNING: MASKGATE_REDIS_URL sends Redis's password to 192.0.2.1:6379 unencrypted (redis://)"; !strings.Contains(out.String(), want) ||
 		strings.Contains(out.String(), testkit.Canary) {
 		t.Errorf("output lacks %q, or shows the password:\n%s", want, out.String())
-	}
-}
-
-// A configured CXONE_API_BASE_URL that is not the endpoint the tenant's discovery
-// document names (the token endpoint's host, another region) is named: it may answer
-// every mask 404, which reads as no active call. The tenant's own is not.
-func TestCheckConfigWarnsOfAnEndpointThatIsNotTheTenants(t *testing.T) {
-	sim := testkit.NewSim(t)
-	for base, warned := range map[string]bool{"http://127.0.0.1:1": true, sim.URL: false, sim.URL + "/": false, strings.ToUpper(sim.URL): false, "": false} {
-		e := env(sim, "p")
-		e["CXONE_API_BASE_URL"] = base
-		var out bytes.Buffer
-		if err := run(context.Background(), []string{"check-config"}, environment(e), &out, &out); err != nil {
-			t.Fatalf("check-config with CXONE_API_BASE_URL %s = %v\n%s", base, err, out.String())
-		}
-		want := "cxone api endpoint: WARNING: CXONE_API_BASE_URL is http://127.0.0.1:1, but the discovery document of the token's tenant names " + sim.URL + ":"
-		if got := strings.Contains(out.String(), "cxone api endpoint: WARNING"); got != warned || warned && !strings.Contains(out.String(), want) {
-			t.Errorf("CXONE_API_BASE_URL %s: warned %v, want %v (%q):\n%s", base, got, warned, want, out.String())
-		}
-		how := "configured"
-		if base == "" {
-			how = "discovered from the token's tenant"
-		}
-		if !regexp.MustCompile(`(?m)^cxone api endpoint: ok \([^)]*, ` + how + `\)$`).MatchString(out.String()) {
-			t.Errorf("CXONE_API_BASE_URL %q: the endpoint is not reported as %s:\n%s", base, how, out.String())
-		}
-	}
-}
-
-// A discovery document that cannot be read leaves the configured endpoint unchecked,
-// and check-config says so rather than nothing: the gateway does not need the
-// document, so the check passes.
-func TestCheckConfigSaysWhenItCouldNotCompareTheEndpoint(t *testing.T) {
-	sim := testkit.NewSimServing(t, 0, func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == cxonesim.DiscoveryPath {
-				http.NotFound(w, r)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	e := env(sim, "p")
-	e["CXONE_API_BASE_URL"] = sim.URL
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"check-config"}, environment(e), &out, &out); err != nil {
-		t.Fatalf("check-config with the discovery document missing = %v\n%s", err, out.String())
-	}
-	want := "cxone api endpoint: WARNING: not compared with the endpoint the discovery document of the token's tenant names, which could not be read: cxone discovery: " +
-		upstream.ErrRefused.Error() + " (HTTP 404)\n"
-	if !strings.Contains(out.String(), want) {
-		t.Errorf("check-config with the discovery document missing printed\n%s\nwant a line %q", out.String(), want)
-	}
-}
-
-// The gateway itself warns of such an endpoint once CXone answers after start-up, for
-// an operator who never runs check-config; of the tenant's own, it says that it is.
-func TestAnEndpointThatIsNotTheTenantsIsWarnedOfAtStartUp(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	e := env(sim, prefix)
-	e["CXONE_API_BASE_URL"] = "http://127.0.0.1:1"
-	s := start(t, nil, e)
-	s.logLineWith(t, "CXONE_API_BASE_URL is http://127.0.0.1:1, but the discovery document of the token's tenant names "+sim.URL+
-		": unless a proxy of yours stands for it, leave CXONE_API_BASE_URL empty (an endpoint that is not the tenant's may answer every mask 404, which reads as no active call)",
-		map[string]any{"level": "warn"})
-
-	e = env(sim, prefix)
-	e["CXONE_API_BASE_URL"] = sim.URL
-	s = start(t, nil, e)
-	s.logLineWith(t, "CXONE_API_BASE_URL is the endpoint that the discovery document of the token's tenant names", map[string]any{"level": "info"})
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.lines {
-		if l["level"] == "warn" {
-			t.Errorf("a warning with the tenant's own endpoint: %v", l)
-		}
-	}
-
-	// With none configured, the endpoint is the tenant's by definition: nothing to say.
-	cx := upstream.New(sim.UpstreamConfig())
-	defer cx.Close()
-	var said bytes.Buffer
-	reportTenantEndpoint(context.Background(), cx, "", time.Millisecond, zerolog.New(&said))
-	if said.Len() > 0 {
-		t.Errorf("with no CXONE_API_BASE_URL, the start-up said %s; want nothing", said.String())
-	}
-}
-
-// The start-up's comparison waits for CXone to answer, asking again each retry, and
-// then says its word once.
-func TestTenantEndpointIsReportedOnceCXoneAnswers(t *testing.T) {
-	sim := testkit.NewSim(t)
-	sim.SetFaults(cxonesim.Faults{TokenDown: true})
-	cx := upstream.New(sim.UpstreamConfig())
-	defer cx.Close()
-	var logs testkit.LogBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		reportTenantEndpoint(ctx, cx, "http://127.0.0.1:1", 20*time.Millisecond, zerolog.New(&logs))
-		close(done)
-	}()
-	testkit.Eventually(t, 5*time.Second, "a failed try", func() bool { return strings.Contains(logs.String(), "not read yet") })
-	sim.SetFaults(cxonesim.Faults{})
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no word within 5 s of CXone answering; it asks again every 20 ms")
-	}
-	warnings := 0
-	for _, l := range testkit.LogLines(t, logs.String()) {
-		if l["level"] == "warn" {
-			warnings++
-		}
-	}
-	if warnings != 1 || ctx.Err() != nil {
-		t.Errorf("%d warnings (context: %v); want one, once CXone answered:\n%s", warnings, ctx.Err(), logs.String())
-	}
-}
-
-// A container's health check leaves CXone's check out: /readyz names CXone's token
-// endpoint as failing, the health check passes.
-func TestHealthcheckLeavesCXoneOut(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	sim.SetFaults(cxonesim.Faults{TokenDown: true})
-	e := env(sim, prefix)
-	s := start(t, nil, e)
-	e["MASKGATE_ADDR"] = s.addr
-	resp, err := http.Get("http://" + s.addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"cxone":"`) {
-		t.Fatalf("readyz with CXone's token endpoint down = %d %s; want 503 naming cxone", resp.StatusCode, body)
-	}
-	if err := run(context.Background(), []string{"healthcheck"}, environment(e), io.Discard, io.Discard); err != nil {
-		t.Errorf("healthcheck with CXone's token endpoint down = %v; want healthy", err)
-	}
-}
-
-func TestHealthcheckAndDevToken(t *testing.T) {
-	_, prefix := testkit.Redis(t)
-	sim := testkit.NewSim(t)
-	sim.StartCall("80", false, true)
-	e := env(sim, prefix)
-	s := start(t, nil, e)
-	e["MASKGATE_ADDR"] = s.addr
-	if err := run(context.Background(), []string{"healthcheck"}, environment(e), io.Discard, io.Discard); err != nil {
-		t.Errorf("healthcheck of a ready gateway = %v", err)
-	}
-	var tok bytes.Buffer
-	if err := run(context.Background(), []string{"dev-token"}, environment(e), &tok, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	var claims jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(strings.TrimSpace(tok.String()), &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != time.Hour {
-		t.Errorf("dev-token's token: %+v (%v); want it valid for README's hour", claims, err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/v1/agents/80/mask", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("mask with the dev token = %v %v", resp, err)
-	}
-	resp.Body.Close()
-	s.cancel()
-	_ = s.wait()
-	if err := run(context.Background(), []string{"healthcheck"}, environment(e), io.Discard, io.Discard); err == nil {
-		t.Error("healthcheck of a stopped gateway = nil")
-	}
-	// Without the shared secret, it has nothing to sign with.
-	delete(e, "MASKGATE_JWT_HS256_SECRET")
-	e["MASKGATE_JWT_JWKS_URL"] = "https://idp.test/jwks"
-	tok.Reset()
-	var ce *configError
-	if err := run(context.Background(), []string{"dev-token"}, environment(e), &tok, io.Discard); !errors.As(err, &ce) ||
-		!strings.Contains(err.Error(), "MASKGATE_JWT_HS256_SECRET") || tok.Len() > 0 {
-		t.Errorf("dev-token with a JWKS = %v, printed %q; want a configuration error naming the secret", err, tok.String())
 	}
 }
