@@ -102,16 +102,23 @@ func requestError(w http.ResponseWriter, r *http.Request, err error) {
 		api.WriteProblem(w, r, http.StatusRequestEntityTooLarge, api.ProblemCodeBodyTooLarge, "the request body must be at most 16 KiB", 0)
 	case errors.As(err, &param) && param.ParamName == "userId":
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidUserId, sessions.ErrInvalidUserID.Error(), 0)
+	case errors.As(err, &param) && len(r.URL.Query()[param.ParamName]) > 1:
+		// The binding says so in words of its own, wrapped as a malformed parameter.
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, sentOnceDetail(param.ParamName), 0)
 	case errors.As(err, &param) && errors.As(err, &number) && number.Func == "ParseBool":
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, booleanDetail(param.ParamName), 0)
 	case errors.As(err, &param):
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "parameter "+param.ParamName+" is malformed", 0)
 	case errors.As(err, &repeated):
-		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, "parameter "+repeated.ParamName+" must be sent once", 0)
+		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidParameter, sentOnceDetail(repeated.ParamName), 0)
 	default:
 		api.WriteProblem(w, r, http.StatusBadRequest, api.ProblemCodeInvalidBody, bodyDetail(err), 0)
 	}
 }
+
+// sentOnceDetail is the detail of a parameter sent more than once, in the query or
+// as a header.
+func sentOnceDetail(name string) string { return "parameter " + name + " must be sent once" }
 
 // bodyDetail says what is wrong with a body in the caller's terms (JSON's types, the
 // field's name), built from the decoder's structured error: its text may quote what

@@ -351,6 +351,10 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 		{"GET", "/v1/agents/a1/mask?verify=t", "parameter verify must be true or false"},
 		{"GET", "/v1/agents/a1/mask?verify=False", "parameter verify must be true or false"},
 		{"POST", "/v1/agents/a1/unmask?force=yes", "parameter force must be true or false"},
+		// A parameter sent twice: which of the two a proxy in front read, nobody can say.
+		{"GET", "/v1/masks?limit=1&limit=2", "parameter limit must be sent once"},
+		{"GET", "/v1/agents/a1/mask?verify=true&verify=true", "parameter verify must be sent once"},
+		{"POST", "/v1/agents/a1/unmask?force=false&force=true", "parameter force must be sent once"},
 	} {
 		r := g.do(tc.method, tc.path, admin, "")
 		if r.status != 400 || r.json(t)["code"] != "invalid_parameter" || r.json(t)["detail"] != tc.detail {
