@@ -54,7 +54,8 @@ const (
 
 // measure warms every target, runs the closed-loop rounds with the targets
 // alternating, counts Redis's work per mask, runs the fixed-rate passes and the profile
-// round when asked, and prints each round and the figures drawn from them.
+// round when asked, and prints each round, the figures drawn from them, and which of
+// issue 6's targets those figures meet.
 func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "maskbench: %d connections, %d agents, rounds of %s; 2 cores shared by every process\n",
 		b.o.conns, b.o.agents, b.o.duration)
@@ -72,6 +73,7 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	lastRPS := map[string]float64{}
 	cpuUsed := map[string]map[string]float64{} // by target, by process: seconds
 	requests := map[string]int{}               // by target
+	failed := map[string]int{}                 // by target: errors in the rounds and fixed-rate passes
 	gcs := 0.0                                 // maskgate's garbage collections during its rounds
 	for r := range b.o.rounds {
 		t := targets[r%len(targets)]
@@ -85,6 +87,7 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 			cpuUsed[t.name][name] += cpu1[name] - cpu0[name]
 		}
 		requests[t.name] += res.requests
+		failed[t.name] += res.errors
 		cpu := (cpu1[t.name] - cpu0[t.name]) / float64(res.requests) * 1000 // the target's own process
 		switch t.name {
 		case "maskgate":
@@ -120,14 +123,16 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 		scripts, (b.metric(scriptPipelines)-pipelines0)/n, commands)
 	if b.o.floor {
 		// gofloor claims maskgate's two scripts per mask and nothing else: measured too.
-		if scripts, commands, _, err = b.redisPerMask(ctx, b.floorURL); err != nil {
+		floorScripts, floorCommands, _, err := b.redisPerMask(ctx, b.floorURL)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "redis per go-floor mask: %.2f scripts (EVALSHA), %.2f commands including those inside the scripts\n", scripts, commands)
+		fmt.Fprintf(out, "redis per go-floor mask: %.2f scripts (EVALSHA), %.2f commands including those inside the scripts\n", floorScripts, floorCommands)
 	}
 
+	var p99Added map[string]float64
 	if b.o.rate > 0 {
-		b.fixedRates(ctx, out, targets)
+		p99Added = b.fixedRates(ctx, out, targets, failed)
 	}
 	if b.o.profile != "" {
 		if err := b.profileRound(ctx, out); err != nil {
@@ -143,6 +148,10 @@ func (b *bench) measure(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "CXone tokens issued during the whole run: %d (nginx's one included)\n", tokens.TokensIssued)
 	fmt.Fprintf(out, "maskgate's peak resident memory: %s\n", peakRSS(b.pids["maskgate"]))
+	printGoals(out, goals(figures{
+		ratio: median(ratios["maskgate"]), rate: b.o.rate, p99Added: p99Added["maskgate"],
+		scripts: scripts, tokens: tokens.TokensIssued - 1, errors: failed["maskgate"],
+	}))
 	return nil
 }
 
@@ -167,8 +176,10 @@ func (b *bench) metric(name string) float64 {
 // fixedRates runs the fixed-rate rounds, alternating the targets as the closed-loop
 // rounds do (as many times each as they ran), and prints what each target adds over
 // nginx's latency in the same pass, and the median over the passes: a slow spell of
-// the shared cores then weighs on one pair, not on one target's only round.
-func (b *bench) fixedRates(ctx context.Context, out io.Writer, targets []target) {
+// the shared cores then weighs on one pair, not on one target's only round. It
+// returns the medians of the p99 added, in ms, by target, and counts each target's
+// errors into failed.
+func (b *bench) fixedRates(ctx context.Context, out io.Writer, targets []target, failed map[string]int) map[string]float64 {
 	passes := max(1, b.o.rounds/len(targets))
 	fmt.Fprintf(out, "\nfixed rate %d req/s for %s, %d round(s) each, alternating:\n", b.o.rate, b.o.duration, passes)
 	type added struct{ p50, p99 []float64 } // milliseconds over nginx's, by pass
@@ -178,6 +189,7 @@ func (b *bench) fixedRates(ctx context.Context, out io.Writer, targets []target)
 		for i, t := range targets {
 			fixed[i] = b.fixedRate(ctx, t.url, b.o.rate, b.o.duration)
 			fmt.Fprintf(out, "  %-8s p50 %s p99 %s errors %d\n", t.name, ms(fixed[i].pct(.5)), ms(fixed[i].pct(.99)), fixed[i].errors)
+			failed[t.name] += fixed[i].errors
 		}
 		ng := fixed[len(fixed)-1]
 		for i, t := range targets[:len(targets)-1] {
@@ -189,12 +201,15 @@ func (b *bench) fixedRates(ctx context.Context, out io.Writer, targets []target)
 			a.p99 = append(a.p99, msOf(fixed[i].pct(.99)-ng.pct(.99)))
 		}
 	}
+	p99Added := map[string]float64{}
 	for _, t := range targets[:len(targets)-1] {
 		a := adds[t.name]
-		fmt.Fprintf(out, "  %s adds p50 %.2fms, p99 %.2fms", t.name, median(a.p50), median(a.p99))
+		p99Added[t.name] = median(a.p99)
+		fmt.Fprintf(out, "  %s adds p50 %.2fms, p99 %.2fms", t.name, median(a.p50), p99Added[t.name])
 		if passes > 1 {
 			fmt.Fprintf(out, " (medians; p99 by pass: %s ms)", twoDecimals(a.p99))
 		}
 		fmt.Fprintln(out)
 	}
+	return p99Added
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -74,5 +75,51 @@ func printCPU(out io.Writer, targets []target, used map[string]map[string]float6
 			fmt.Fprintf(out, " %9.3f", v)
 		}
 		fmt.Fprintf(out, " %9.3f\n", total)
+	}
+}
+
+// figures are what one run measured of maskgate, against issue 6's targets.
+type figures struct {
+	ratio    float64 // maskgate's throughput over nginx's: the median over round pairs
+	rate     int     // the fixed rate, requests/s; 0 when none ran
+	p99Added float64 // ms over nginx's p99 at that rate: the median over passes
+	scripts  float64 // Redis scripts per mask, each one round trip at most
+	tokens   int     // CXone tokens maskgate fetched during the run
+	errors   int     // maskgate's failed requests in the rounds and passes
+}
+
+// goal is one target of issue 6 (docs/PERFORMANCE.md, Targets) with the run's figure
+// for it, as printed above it.
+type goal struct {
+	target, figure string
+	met            bool
+}
+
+// goals judges a run's figures against the targets, each on its figure as printed (to
+// two decimals): a ratio of 0.3996, printed 0.40, meets 0.40, as a reader of the
+// output would judge it. The latency target needs a fixed-rate run; one CXone token
+// per lifetime is one token in a run, which lasts minutes against a token's hour.
+func goals(f figures) []goal {
+	printed := func(v float64) float64 { return math.Round(v*100) / 100 }
+	g := []goal{{"maskgate/nginx throughput ≥ 0.40", fmt.Sprintf("%.2f", f.ratio), printed(f.ratio) >= 0.40}}
+	if f.rate > 0 {
+		g = append(g, goal{fmt.Sprintf("p99 at %d req/s ≤ 2 ms above nginx's", f.rate),
+			fmt.Sprintf("%.2f ms", f.p99Added), printed(f.p99Added) <= 2})
+	}
+	return append(g,
+		goal{"Redis round trips per mask ≤ 3", fmt.Sprintf("%.2f", f.scripts), printed(f.scripts) <= 3},
+		goal{"CXone tokens fetched by maskgate = 1", strconv.Itoa(f.tokens), f.tokens == 1},
+		goal{"maskgate's errors = 0", strconv.Itoa(f.errors), f.errors == 0},
+	)
+}
+
+func printGoals(out io.Writer, goals []goal) {
+	fmt.Fprintln(out, "\ntargets (docs/PERFORMANCE.md, Targets), judged on this run's figures:")
+	for _, g := range goals {
+		verdict := "not met"
+		if g.met {
+			verdict = "met"
+		}
+		fmt.Fprintf(out, "  %s: %s, %s\n", g.target, g.figure, verdict)
 	}
 }

@@ -172,4 +172,93 @@ func checkFigures(t *testing.T, out string, targets []string) {
 			t.Errorf("%s adds p50 %s, p99 %s; the passes give %.3f and %.3f", name, medians[1], medians[2], median(p50s), median(got))
 		}
 	}
+
+	checkGoals(t, out)
+}
+
+// checkGoals holds the targets' verdicts, the last lines, to maskgate's figures
+// printed above them, and to the targets' bounds.
+func checkGoals(t *testing.T, out string) {
+	t.Helper()
+	type judged struct {
+		figure float64
+		met    bool
+	}
+	goals := map[string]judged{} // by target, its words up to the first digit
+	for _, m := range regexp.MustCompile(`(?m)^  (.+): (-?[\d.]+)(?: ms)?, (met|not met)$`).FindAllStringSubmatch(out, -1) {
+		name, _, _ := strings.Cut(m[1], " at ") // "p99 at 100 req/s …" is "p99"
+		goals[name] = judged{number(t, m[2]), m[3] == "met"}
+	}
+	errors := 0.0
+	for _, m := range regexp.MustCompile(`(?m)^(?:\d+ +maskgate +\d+ +\S+ +\S+ +\S+ +(\d+) |  maskgate +p50 .* errors (\d+)$)`).FindAllStringSubmatch(out, -1) {
+		errors += number(t, m[1]+m[2])
+	}
+	for _, tc := range []struct {
+		name  string
+		want  float64 // the figure printed above
+		bound func(float64) bool
+	}{
+		{"maskgate/nginx throughput ≥ 0.40", numbers(t, out, `maskgate/nginx per round pair: .*; median ([\d.]+)`)[0], func(v float64) bool { return v >= 0.40 }},
+		{"p99", numbers(t, out, `maskgate adds p50 -?[\d.]+ms, p99 (-?[\d.]+)ms`)[0], func(v float64) bool { return v <= 2 }},
+		{"Redis round trips per mask ≤ 3", numbers(t, out, `redis per mask: ([\d.]+) scripts`)[0], func(v float64) bool { return v <= 3 }},
+		{"CXone tokens fetched by maskgate = 1", numbers(t, out, `CXone tokens issued during the whole run: (\d+) `)[0] - 1, func(v float64) bool { return v == 1 }},
+		{"maskgate's errors = 0", errors, func(v float64) bool { return v == 0 }},
+	} {
+		g, ok := goals[tc.name]
+		switch {
+		case !ok:
+			t.Errorf("no verdict on %q among %v", tc.name, goals)
+		case g.figure != tc.want:
+			t.Errorf("%s: judged on %v; the output above prints %v", tc.name, g.figure, tc.want)
+		case g.met != tc.bound(g.figure):
+			t.Errorf("%s: %v judged met %v", tc.name, g.figure, g.met)
+		}
+	}
+}
+
+// TestGoalsAreJudgedOnTheFiguresAsPrinted: each target is judged on its figure as the
+// output prints it, at the bound included, and the latency target only when a
+// fixed-rate run measured it.
+func TestGoalsAreJudgedOnTheFiguresAsPrinted(t *testing.T) {
+	type verdict struct {
+		figure string
+		met    bool
+	}
+	for _, tc := range []struct {
+		name string
+		f    figures
+		want []verdict
+	}{
+		{"each at its bound", figures{ratio: 0.3996, rate: 2000, p99Added: 2.004, scripts: 3, tokens: 1, errors: 0},
+			[]verdict{{"0.40", true}, {"2.00 ms", true}, {"3.00", true}, {"1", true}, {"0", true}}},
+		{"each past it", figures{ratio: 0.394, rate: 2000, p99Added: 2.006, scripts: 3.006, tokens: 2, errors: 1},
+			[]verdict{{"0.39", false}, {"2.01 ms", false}, {"3.01", false}, {"2", false}, {"1", false}}},
+		{"no token, faster than nginx", figures{ratio: 1.2, rate: 2000, p99Added: -0.5, scripts: 0.3, tokens: 0},
+			[]verdict{{"1.20", true}, {"-0.50 ms", true}, {"0.30", true}, {"0", false}, {"0", true}}},
+		{"no fixed rate", figures{ratio: 0.41, scripts: 2, tokens: 1},
+			[]verdict{{"0.41", true}, {"2.00", true}, {"1", true}, {"0", true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []verdict
+			for _, g := range goals(tc.f) {
+				got = append(got, verdict{g.figure, g.met})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("goals(%+v) = %v; want %v", tc.f, got, tc.want)
+			}
+		})
+	}
+	var out strings.Builder
+	printGoals(&out, goals(figures{ratio: 0.36, rate: 2000, p99Added: 11.82, scripts: 2, tokens: 1}))
+	for _, want := range []string{
+		"  maskgate/nginx throughput ≥ 0.40: 0.36, not met\n",
+		"  p99 at 2000 req/s ≤ 2 ms above nginx's: 11.82 ms, not met\n",
+		"  Redis round trips per mask ≤ 3: 2.00, met\n",
+		"  CXone tokens fetched by maskgate = 1: 1, met\n",
+		"  maskgate's errors = 0: 0, met\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed targets lack %q:\n%s", want, out.String())
+		}
+	}
 }
