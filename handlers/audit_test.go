@@ -250,7 +250,9 @@ func TestAccessLinesSayWhyARequestWasRefused(t *testing.T) {
 			t.Errorf("no access line carries code %s (got %v)", c, codes)
 		}
 	}
-	if strings.Contains(g.logs.String(), "4111") {
+	// As sent, or its digits alone: "4111" by itself turns up in a random request id
+	// or session id once in a few hundred runs.
+	if logs := g.logs.String(); strings.Contains(logs, "4111 1111 1111 1111") || strings.Contains(logs, "4111111111111111") {
 		t.Error("the card number of a refused reason reached the log")
 	}
 }
