@@ -58,8 +58,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if api.CallerGone(w, r, err) {
 		return
 	}
-	var pe *problemError
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*problemError](err); ok {
 		api.WriteProblem(w, r, pe.status, pe.code, pe.detail, 0)
 		return
 	}
@@ -78,8 +77,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 			zerolog.Ctx(r.Context()).Warn().Err(err).Str("code", string(p.code)).Msg("request failed")
 		}
 		problem := api.NewProblem(r, status, p.code, detail)
-		var notMasked *sessions.NotMaskedError
-		if errors.As(err, &notMasked) {
+		if notMasked, ok := errors.AsType[*sessions.NotMaskedError](err); ok {
 			problem.Recording = recordingToAPI(notMasked.Recording) // CXone's view all the same
 		}
 		api.WriteBuiltProblem(w, r, problem, sessions.RetryAfter(err))

@@ -217,7 +217,7 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 	body := string(g.do("GET", "/metrics", "", "").body)
 	labels := regexp.MustCompile(`([a-z_]+)="`)
 	series := 0
-	for _, line := range strings.Split(body, "\n") {
+	for line := range strings.SplitSeq(body, "\n") {
 		if !strings.HasPrefix(line, "maskgate_") {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,8 +95,8 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) (client, peer string) {
 		return peer, peer
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := parseHop(strings.TrimSpace(hops[i]))
+	for _, h := range slices.Backward(hops) {
+		hop, err := parseHop(strings.TrimSpace(h))
 		if err != nil {
 			break // not an address: nothing left of it can be believed
 		}

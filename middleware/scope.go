@@ -5,6 +5,7 @@ package middleware
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/maskgate/maskgate/api"
@@ -34,12 +35,7 @@ func (c Caller) RateKey() string { return c.Subject + "\x00" + c.ClientID }
 
 // HasScope reports whether the caller holds scope.
 func (c Caller) HasScope(scope string) bool {
-	for _, s := range c.Scopes {
-		if s == scope {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.Scopes, scope)
 }
 
 // Scope is the one typed request-scope value: what the middleware learns about a

@@ -52,7 +52,7 @@ func TestAcceptedOperationsNotConfirmedInTime(t *testing.T) {
 		call := c.sim.StartCall("a", false, true)
 		c.sim.SetBehaviour("a", 0, 4500*time.Millisecond) // done well after the window
 		svc := c.replicas[0].svc
-		if s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(6)}); err != nil || s.State != sessions.StateMasking {
+		if s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: new(6)}); err != nil || s.State != sessions.StateMasking {
 			t.Fatalf("Mask = %+v, %v; want masking", s, err)
 		}
 		testkit.Eventually(t, 5*time.Second, "the mask to go unconfirmed", func() bool { return events(c, "mask_unconfirmed") == 1 })

@@ -271,8 +271,7 @@ func TestRefusedIsOnlyWhatSurelyDidNotRun(t *testing.T) {
 func TestOnlyAFailedConnectionFailsTheQueue(t *testing.T) {
 	rdb, _ := testkit.Redis(t)
 	reply := rdb.Do(context.Background(), "NO-SUCH-COMMAND").Err()
-	var re redis.Error
-	if !errors.As(reply, &re) {
+	if _, ok := errors.AsType[redis.Error](reply); !ok {
 		t.Fatalf("Redis's answer to an unknown command is %T %v; want an error reply", reply, reply)
 	}
 	for err, want := range map[error]bool{

@@ -61,15 +61,15 @@ const (
 // …"). A chunk alone is one when it is.
 func cardNumberIn(chunks []string) bool {
 	for i := range chunks {
-		digits := ""
+		var digits strings.Builder
 		for j, c := range chunks[i:] {
 			if j > 0 && !joins(chunks[i], c) {
 				break
 			}
-			if digits += c; len(digits) > 19 {
+			if digits.WriteString(c); digits.Len() > 19 {
 				break
 			}
-			if len(digits) >= 13 && luhn(digits) {
+			if digits.Len() >= 13 && luhn(digits.String()) {
 				return true
 			}
 		}

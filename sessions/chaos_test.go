@@ -243,7 +243,7 @@ func (c chaos) run(t *testing.T) chaosReport {
 		}
 		for _, s := range open {
 			violation("%s: the audit trail leaves session %s open (its latest line %s at %s)", s.UserID, s.SessionID, s.LastEvent, s.LastAt.Format(time.StampMilli))
-			for _, line := range strings.Split(trail.String(), "\n") {
+			for line := range strings.SplitSeq(trail.String(), "\n") {
 				if strings.Contains(line, `"user_id":"`+s.UserID+`"`) {
 					t.Log(line)
 				}

@@ -58,7 +58,7 @@ func TestConcurrentIdenticalOperationsCoalesce(t *testing.T) {
 		return len(keys)
 	}
 	// Alone: nobody joins, nothing is kept for joiners.
-	if _, err := c.replicas[0].svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)}); err != nil {
+	if _, err := c.replicas[0].svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(60)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.replicas[0].svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr"}); err != nil {
@@ -80,7 +80,7 @@ func TestConcurrentIdenticalOperationsCoalesce(t *testing.T) {
 				var s sessions.Session
 				var err error
 				if op == "mask" {
-					s, err = svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)})
+					s, err = svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(60)})
 				} else {
 					s, err = svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr"})
 				}
@@ -126,7 +126,7 @@ func TestDifferentMasksDoNotCoalesce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, ttl := range ttls {
 		wg.Go(func() {
-			answers[i], errs[i] = c.replicas[i].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(ttl)})
+			answers[i], errs[i] = c.replicas[i].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(ttl)})
 		})
 		if i == 0 {
 			testkit.Eventually(t, 5*time.Second, "the first mask to reach CXone", func() bool { return c.sim.Held() == 1 })
@@ -182,7 +182,7 @@ func TestOppositeOperationsRunOneAfterTheOther(t *testing.T) {
 		wg.Go(func() {
 			r := c.replicas[i%2].svc
 			if i%2 == 0 {
-				r.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(30 + i)})
+				r.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(30 + i)})
 			} else {
 				r.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ivr"})
 			}

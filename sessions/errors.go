@@ -128,12 +128,10 @@ func (e *rateLimited) Unwrap() error { return ErrRateLimited }
 // RetryAfter is how long to wait before err's operation may succeed: what CXone asked,
 // or the caller's rate limit; 0 when unknown.
 func RetryAfter(err error) time.Duration {
-	var ue *upstream.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*upstream.Error](err); ok {
 		return ue.RetryAfter
 	}
-	var rl *rateLimited
-	if errors.As(err, &rl) {
+	if rl, ok := errors.AsType[*rateLimited](err); ok {
 		return rl.wait
 	}
 	return 0
@@ -141,8 +139,7 @@ func RetryAfter(err error) time.Duration {
 
 // upstreamStatus extracts CXone's last status and the time spent from err.
 func upstreamStatus(err error) (int, time.Duration) {
-	var ue *upstream.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*upstream.Error](err); ok {
 		return ue.Status, ue.Duration
 	}
 	return 0, 0

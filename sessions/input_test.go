@@ -100,9 +100,9 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		{"reason with an underlined card number", sessions.MaskInput{UserID: "a", Reason: "4\u03321\u03321\u03321\u0332 1111 1111 1111"}, sessions.ErrInvalidInput},
 		{"reason with a card number in keycaps", sessions.MaskInput{UserID: "a", Reason: keycaps("4111111111111111")}, sessions.ErrInvalidInput},
 		{"reason with tag characters", sessions.MaskInput{UserID: "a", Reason: "🏴\U000e0067\U000e0062\U000e007f"}, sessions.ErrInvalidInput},
-		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(0)}, sessions.ErrInvalidInput},
-		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(-5)}, sessions.ErrInvalidInput},
-		{"ttl over the maximum", sessions.MaskInput{UserID: "a", TTLSeconds: ptr(7201)}, sessions.ErrInvalidInput},
+		{"ttl 0", sessions.MaskInput{UserID: "a", TTLSeconds: new(0)}, sessions.ErrInvalidInput},
+		{"ttl negative", sessions.MaskInput{UserID: "a", TTLSeconds: new(-5)}, sessions.ErrInvalidInput},
+		{"ttl over the maximum", sessions.MaskInput{UserID: "a", TTLSeconds: new(7201)}, sessions.ErrInvalidInput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +112,7 @@ func TestInvalidInputIsRefusedBeforeRedisAndCXone(t *testing.T) {
 		})
 	}
 	for _, id := range []string{"", strings.Repeat("a", 65), "\x1b[2J", "x\ny", "séance", "4111 1111 1111 1111"} {
-		if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", SessionID: ptr(id)}); !errors.Is(err, sessions.ErrInvalidInput) {
+		if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", SessionID: new(id)}); !errors.Is(err, sessions.ErrInvalidInput) {
 			t.Errorf("Unmask with sessionId %q = %v; want ErrInvalidInput", id, err)
 		}
 	}

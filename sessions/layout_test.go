@@ -36,7 +36,7 @@ func TestRedisLayoutIsWhatTheLastVersionWrote(t *testing.T) {
 	for _, agent := range []string{"masked", "unmasking", "accepted", "joined", "superseding"} {
 		f.sim.StartCall(agent, false, true)
 	}
-	if _, err := f.svc.Mask(bg, sessions.MaskInput{UserID: "masked", Caller: "ivr", Reason: "payment", TTLSeconds: ptr(300), Rate: rate}); err != nil {
+	if _, err := f.svc.Mask(bg, sessions.MaskInput{UserID: "masked", Caller: "ivr", Reason: "payment", TTLSeconds: new(300), Rate: rate}); err != nil {
 		t.Fatal(err)
 	}
 	for _, agent := range []string{"unmasking", "superseding"} {
@@ -65,7 +65,7 @@ func TestRedisLayoutIsWhatTheLastVersionWrote(t *testing.T) {
 	f.sim.SetFaults(cxonesim.Faults{Hang: true})
 	done := make(chan error, 3)
 	mask := func(in sessions.MaskInput) { _, err := f.svc.Mask(bg, in); done <- err }
-	in := sessions.MaskInput{UserID: "joined", Caller: "ivr", TTLSeconds: ptr(60)}
+	in := sessions.MaskInput{UserID: "joined", Caller: "ivr", TTLSeconds: new(60)}
 	go mask(in)
 	go mask(sessions.MaskInput{UserID: "superseding", Caller: "ivr"})
 	session := "{" + f.prefix + "}:session:"

@@ -20,7 +20,7 @@ func TestMaskOpensAMaskedSessionWithItsDeadline(t *testing.T) {
 	f := newFixture(t)
 	call := f.sim.StartCall("agent-1", false, true)
 	before := time.Now()
-	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "agent-1", Caller: "crm", Reason: "payment", TTLSeconds: ptr(300)})
+	s, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "agent-1", Caller: "crm", Reason: "payment", TTLSeconds: new(300)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,13 +109,13 @@ func TestDefaultTTLApplies(t *testing.T) {
 func TestReMaskKeepsIdentityAndMovesTheDeadline(t *testing.T) {
 	f := newFixture(t)
 	f.sim.StartCall("a", false, true)
-	first, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", Reason: "payment", TTLSeconds: ptr(60)})
+	first, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", Reason: "payment", TTLSeconds: new(60)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The agent joined a newer call: the re-mask must reach CXone again.
 	newer := f.sim.StartCall("a", false, true)
-	second, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(600)})
+	second, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(600)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestReMaskKeepsIdentityAndMovesTheDeadline(t *testing.T) {
 		t.Errorf("masks sent = %d; want 2", n)
 	}
 	// A reason given replaces the one kept.
-	third, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", Reason: "refund", TTLSeconds: ptr(600)})
+	third, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", Reason: "refund", TTLSeconds: new(600)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestMaskWithUnknownOutcomeKeepsTheSessionOpen(t *testing.T) {
 			f := newFixture(t)
 			f.sim.StartCall("a", false, true)
 			f.sim.SetFaults(fault)
-			_, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)})
+			_, err := f.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: new(60)})
 			if !errors.Is(err, sessions.ErrUpstreamTimeout) && !errors.Is(err, sessions.ErrUpstreamUnavailable) {
 				t.Fatalf("Mask = %v; want a timeout or unavailable", err)
 			}
@@ -288,7 +288,7 @@ func TestMaskSupersedesAPendingUnmask(t *testing.T) {
 		t.Errorf("audit lines = %v; want one, of %s masked, superseding %s", lines, fresh.ID, old.ID)
 	}
 	// The old session's pending unmask can no longer close the new one.
-	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: ptr(old.ID)}); !errors.Is(err, sessions.ErrSessionMismatch) {
+	if _, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm", SessionID: new(old.ID)}); !errors.Is(err, sessions.ErrSessionMismatch) {
 		t.Errorf("unmask naming the superseded session = %v; want ErrSessionMismatch", err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 func TestExpiryUnmasksOnceWithinTheSweepInterval(t *testing.T) {
 	c := newCluster(t, 1, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Interval = time.Second })
 	call := c.sim.StartCall("a", false, true)
-	s, err := c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(2)})
+	s, err := c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestThreeReplicasSendEachExpiryOnce(t *testing.T) {
 		id := fmt.Sprintf("agent-%d", i)
 		c.sim.StartCall(id, false, true)
 		r := c.replicas[i%3]
-		if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1 + i%2)}); err != nil {
+		if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: new(1 + i%2)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,7 +123,7 @@ func TestExpiryUnmaskIsRetriedAsAnExpiry(t *testing.T) {
 	call := c.sim.StartCall("a", false, true)
 	svc := c.replicas[0].svc
 	ctx := context.Background()
-	s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)})
+	s, err := svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,8 +134,7 @@ func TestVerificationsLeaveCXoneSlotsForMasks(t *testing.T) {
 		}
 		sim.SetHang(id, true)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	errs := make(chan error, 3)
 	for _, id := range []string{"v1", "v2", "v3"} {
 		go func() {

@@ -48,8 +48,6 @@ func newFixture(t *testing.T, hooks ...redis.Hook) *fixture {
 	return &fixture{svc: svc, sim: sim, rdb: rdb, prefix: prefix}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // stateKeys are the keys that hold sessions: all but operations' answers, which
 // expire by themselves.
 func (f *fixture) stateKeys(t *testing.T) []string {
@@ -93,7 +91,7 @@ func TestOperationBegunRunsToItsEndWhenItsCallerGoesAway(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hook.cancel.Store(&cancel)
-	s, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: ptr(60)})
+	s, err := f.svc.Mask(ctx, sessions.MaskInput{UserID: "a", Caller: "crm", TTLSeconds: new(60)})
 	if err != nil || s.State != sessions.StateMasked || f.sim.Count("mask", "a", http.StatusOK) != 1 {
 		t.Fatalf("Mask whose caller went away after the write-ahead = %+v, %v (%d masks at CXone); want it masked all the same",
 			s, err, f.sim.Count("mask", "a", 0))
@@ -109,7 +107,7 @@ func TestJoinedRequestGetsCXonesAnswerWhenTheFirstCallerGoesAway(t *testing.T) {
 	f := newFixture(t)
 	f.sim.StartCall("a", false, true)
 	f.sim.SetFaults(cxonesim.Faults{Hang: true}) // until both requests are in
-	in := sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(60)}
+	in := sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(60)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _, _ = f.svc.Mask(ctx, in) }()
 	bg, session := context.Background(), "{"+f.prefix+"}:session:a"

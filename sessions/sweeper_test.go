@@ -28,7 +28,7 @@ func TestClaimOfAStoppedReplicaIsFinishedByAnother(t *testing.T) {
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = time.Second })
 	call := c.sim.StartCall("a", false, true)
 	r := c.start(t)
-	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)}); err != nil {
 		t.Fatal(err)
 	}
 	c.sim.SetFaults(cxonesim.Faults{Hang: true}) // the first replica's expiry unmask hangs...
@@ -51,7 +51,7 @@ func TestBurstOfExpiriesIsWorkedOffSteadily(t *testing.T) {
 		id := fmt.Sprintf("b-%d", i)
 		c.sim.StartCall(id, false, true)
 		wg.Go(func() {
-			c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1)})
+			c.replicas[0].svc.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: new(1)})
 		})
 	}
 	wg.Wait()
@@ -75,7 +75,7 @@ func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = 20 * time.Second })
 	call := c.sim.StartCall("a", false, true)
 	first := c.start(t)
-	if _, err := first.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+	if _, err := first.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)}); err != nil {
 		t.Fatal(err)
 	}
 	c.sim.SetFaults(cxonesim.Faults{Hang: true})
@@ -109,7 +109,7 @@ func TestSkewedReplicaClocksAgree(t *testing.T) {
 	ids := make([]string, 10)
 	for i := range ids {
 		wg.Go(func() {
-			s, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)})
+			s, err := c.replicas[i%2].svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)})
 			if err != nil {
 				t.Errorf("mask on a skewed replica: %v", err)
 			}
@@ -156,13 +156,13 @@ func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 		c.sim.StartCall(id, false, true)
 		c.sim.SetHang(id, true)
 		hung.Go(func() {
-			masker.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: ptr(1)})
+			masker.Mask(context.Background(), sessions.MaskInput{UserID: id, Caller: "ivr", TTLSeconds: new(1)})
 		})
 	}
 	testkit.Eventually(t, 5*time.Second, "both masks to hang in CXone", func() bool { return c.sim.Held() == 2 })
 	// Due just after them, so a claim of two sees the locked ones first.
 	c.sim.StartCall("free", false, true)
-	s, err := masker.Mask(context.Background(), sessions.MaskInput{UserID: "free", Caller: "ivr", TTLSeconds: ptr(1)})
+	s, err := masker.Mask(context.Background(), sessions.MaskInput{UserID: "free", Caller: "ivr", TTLSeconds: new(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestOverdueSessionsShowWhenNoSweeperWorks(t *testing.T) {
 	r.stop() // its sweeper stops; the service still answers
 	<-r.done
 	call := c.sim.StartCall("a", false, true)
-	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: ptr(1)}); err != nil {
+	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)}); err != nil {
 		t.Fatal(err)
 	}
 	overdue := func(reg *prometheus.Registry) float64 {

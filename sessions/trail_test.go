@@ -92,7 +92,7 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	c.sim.EndCall(ended.ID)
 	mask("call-ended", 600) // 404: the masked call has ended, the session closes
 	must(mask("mismatch", 600))
-	unmask(sessions.UnmaskInput{UserID: "mismatch", SessionID: ptr("another")})
+	unmask(sessions.UnmaskInput{UserID: "mismatch", SessionID: new("another")})
 	faults(cxonesim.Faults{LatencyMs: 200})
 	var wg sync.WaitGroup
 	for range 2 {

@@ -23,7 +23,7 @@ func TestUnmaskClosesTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ivr", SessionID: ptr(opened.ID)})
+	closed, err := f.svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "ivr", SessionID: new(opened.ID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestUnmaskOfAnotherSessionIsAMismatchAndSendsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr", SessionID: ptr("an-older-session")})
+	_, err = f.svc.Unmask(ctx, sessions.UnmaskInput{UserID: "a", Caller: "ivr", SessionID: new("an-older-session")})
 	if !errors.Is(err, sessions.ErrSessionMismatch) {
 		t.Fatalf("Unmask = %v; want ErrSessionMismatch", err)
 	}

@@ -16,7 +16,7 @@ func (b *bench) redisStats(ctx context.Context) (all, scripts int64, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, line := range strings.Split(info, "\n") {
+	for line := range strings.SplitSeq(info, "\n") {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
 		if !ok {
 			continue

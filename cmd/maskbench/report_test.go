@@ -43,7 +43,7 @@ func numbers(t *testing.T, out, pattern string) []float64 {
 		t.Fatalf("output lacks %s", pattern)
 	}
 	var v []float64
-	for _, s := range strings.Split(m[1], ", ") {
+	for s := range strings.SplitSeq(m[1], ", ") {
 		v = append(v, number(t, s))
 	}
 	return v
@@ -109,7 +109,7 @@ func checkFigures(t *testing.T, out string, targets []string) {
 	procs := strings.Fields(regexp.MustCompile(`(?m)^CPU s/1000 req by process +(.*)$`).FindStringSubmatch(out)[1])
 	rows := map[string][]float64{}
 	for _, m := range regexp.MustCompile(`(?m)^  during the (\S+) +rounds +(.*)$`).FindAllStringSubmatch(out, -1) {
-		for _, s := range strings.Fields(m[2]) {
+		for s := range strings.FieldsSeq(m[2]) {
 			rows[m[1]] = append(rows[m[1]], number(t, s))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -266,14 +267,14 @@ func cxoneToken(simURL string) (string, error) {
 func agent(i int) string { return "bench-" + strconv.Itoa(i) }
 
 func (b *bench) tearDown() {
-	for i := len(b.procs) - 1; i >= 0; i-- {
-		_ = b.procs[i].Process.Signal(syscall.SIGTERM)
+	for _, p := range slices.Backward(b.procs) {
+		_ = p.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
-		go func(c *exec.Cmd) { _ = c.Wait(); close(done) }(b.procs[i])
+		go func() { _ = p.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			_ = b.procs[i].Process.Kill()
+			_ = p.Process.Kill()
 		}
 	}
 	if b.rdb != nil {

@@ -31,8 +31,7 @@ func mustLoad(t *testing.T, e map[string]string) config {
 
 func TestMissingConfigurationNamesEveryVariable(t *testing.T) {
 	_, err := loadConfig(environment(nil))
-	var ce *configError
-	if !errors.As(err, &ce) {
+	if _, ok := errors.AsType[*configError](err); !ok {
 		t.Fatalf("loadConfig with nothing = %v; want a configError", err)
 	}
 	for _, name := range []string{"MASKGATE_REDIS_URL", "MASKGATE_JWT_ISSUER", "MASKGATE_JWT_AUDIENCE",
@@ -115,9 +114,7 @@ func TestInvalidConfiguration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := env(sim, "p")
-			for k, v := range tt.set {
-				e[k] = v
-			}
+			maps.Copy(e, tt.set)
 			_, err := loadConfig(environment(e))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("loadConfig = %v; want it to say %q", err, tt.want)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -39,9 +40,7 @@ func newFaulty(t *testing.T, extra map[string]string) *faulty {
 	e["CXONE_AUTH_URL"] = "http://" + f.cxone.Addr() + cxonesim.TokenPath
 	e["CXONE_TIMEOUT"] = "1s"
 	e["MASKGATE_SWEEP_INTERVAL"] = "200ms"
-	for k, v := range extra {
-		e[k] = v
-	}
+	maps.Copy(e, extra)
 	f.s = start(t, nil, e)
 	f.token = callerToken(t, "recordings:mask recordings:unmask recordings:read")
 	return f

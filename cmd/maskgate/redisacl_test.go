@@ -117,7 +117,7 @@ func TestLeastPrivilegeRedisUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, grant := range strings.Fields(redisACL(t, "mgacl", redisPassword)) {
+	for grant := range strings.FieldsSeq(redisACL(t, "mgacl", redisPassword)) {
 		cmd, ok := strings.CutPrefix(grant, "+")
 		if !ok || strings.HasPrefix(cmd, "@") || cmd == "select" {
 			continue

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,11 +85,7 @@ func startRedis(t testing.TB, sentinel bool, conf []string) *RedisProc {
 	dir := t.TempDir()
 	lines := append([]string{"bind 127.0.0.1", "dir " + dir, `save ""`}, conf...)
 	path := filepath.Join(dir, "redis.conf")
-	content := ""
-	for _, l := range lines {
-		content += l + "\n"
-	}
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{path}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -142,9 +143,7 @@ func (s *Sim) UpstreamConfig() upstream.Config {
 func Token(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims, header map[string]any) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		tok.Header[k] = v
-	}
+	maps.Copy(tok.Header, header)
 	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatal(err)

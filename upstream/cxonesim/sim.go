@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -275,9 +276,9 @@ func (s *Sim) agent(userID string) *agent {
 
 // latest returns the agent's latest joined active call, or nil. s.mu is held.
 func (a *agent) latest() *Call {
-	for i := len(a.calls) - 1; i >= 0; i-- {
-		if a.calls[i].Active {
-			return a.calls[i]
+	for _, call := range slices.Backward(a.calls) {
+		if call.Active {
+			return call
 		}
 	}
 	return nil
