@@ -46,7 +46,7 @@ func newCluster(t *testing.T, n int, tweak func(*sessions.Config, *sessions.Swee
 		tweak(&c.cfg, &c.sweep)
 	}
 	for range n {
-		c.start(t)
+		c.start()
 	}
 	t.Cleanup(func() {
 		for _, r := range c.replicas {
@@ -58,7 +58,7 @@ func newCluster(t *testing.T, n int, tweak func(*sessions.Config, *sessions.Swee
 }
 
 // start adds a replica and runs its sweeper.
-func (c *cluster) start(t *testing.T) *replica {
+func (c *cluster) start() *replica {
 	up := c.sim.UpstreamConfig()
 	up.Timeout = 500 * time.Millisecond
 	cfg := c.cfg

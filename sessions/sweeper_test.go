@@ -27,7 +27,7 @@ import (
 func TestClaimOfAStoppedReplicaIsFinishedByAnother(t *testing.T) {
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = time.Second })
 	call := c.sim.StartCall("a", false, true)
-	r := c.start(t)
+	r := c.start()
 	if _, err := r.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)}); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestClaimOfAStoppedReplicaIsFinishedByAnother(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, "the first replica to claim the expiry", func() bool { return c.sim.Held() == 1 })
 	r.stop() // ...and the replica stops while holding the claim
 	c.sim.SetFaults(cxonesim.Faults{})
-	c.start(t)
+	c.start()
 	c.closed(t, "a", 10*time.Second)
 	if got, _ := c.sim.Call(call.ID); got.Masked {
 		t.Error("the call stayed masked")
@@ -74,7 +74,7 @@ func TestBurstOfExpiriesIsWorkedOffSteadily(t *testing.T) {
 func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Lease = 20 * time.Second })
 	call := c.sim.StartCall("a", false, true)
-	first := c.start(t)
+	first := c.start()
 	if _, err := first.svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "ivr", TTLSeconds: new(1)}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestStoppingReplicaHandsItsClaimsOverAtOnce(t *testing.T) {
 		t.Errorf("the claim handed over counted as %v failed unmasks; want none: CXone did not fail", n)
 	}
 	c.sim.SetFaults(cxonesim.Faults{})
-	c.start(t)
+	c.start()
 	// Well within the 20 s lease: the claim was handed over, not left to time out.
 	c.closed(t, "a", 5*time.Second)
 	if got, _ := c.sim.Call(call.ID); got.Masked {
@@ -101,7 +101,7 @@ func TestSkewedReplicaClocksAgree(t *testing.T) {
 	c := newCluster(t, 0, nil)
 	for _, skew := range []time.Duration{-30 * time.Second, 30 * time.Second} {
 		c.cfg.Now = func() time.Time { return time.Now().Add(skew) }
-		c.start(t)
+		c.start()
 	}
 	call := c.sim.StartCall("a", false, true)
 	c.sim.SetFaults(cxonesim.Faults{LatencyMs: 200})
@@ -173,7 +173,7 @@ func TestLockedDueSessionsDoNotHoldBackTheOthers(t *testing.T) {
 	if c.sim.Held() != 2 {
 		t.Fatal("the hung masks ended before the sweep: the test proves nothing")
 	}
-	c.start(t)
+	c.start()
 	c.closed(t, "free", 3*time.Second)
 	for _, id := range locked {
 		if s, err := masker.Get(context.Background(), id); err != nil || s.State != sessions.StateMasking {
@@ -211,7 +211,7 @@ func TestOverdueSessionsShowWhenNoSweeperWorks(t *testing.T) {
 	if got, _ := c.sim.Call(call.ID); !got.Masked {
 		t.Fatal("the call was unmasked with no sweeper running")
 	}
-	survivor := c.start(t)
+	survivor := c.start()
 	c.closed(t, "a", 5*time.Second)
 	if late := overdue(survivor.reg); late != 0 {
 		t.Errorf("overdue once a sweeper worked the expiry = %v s; want 0", late)

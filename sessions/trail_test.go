@@ -26,7 +26,7 @@ import (
 func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	var logs testkit.LogBuffer
 	c := newCluster(t, 0, func(_ *sessions.Config, s *sessions.SweeperConfig) { s.Log = zerolog.New(&logs) })
-	r := c.start(t)
+	r := c.start()
 	ctx := zerolog.New(&logs).With().Timestamp().Logger().WithContext(context.Background())
 	svc := r.svc
 	// Each request starts in a millisecond of its own, so that no two of a session's
@@ -68,7 +68,7 @@ func TestTrailLeavesOpenWhatRedisHoldsOpen(t *testing.T) {
 	mask("internal", 600) // 422: never opened
 	faults(cxonesim.Faults{TokenDown: true})
 	// A replica that has no token yet, and cannot get one: never sent, never opened.
-	c.start(t).svc.Mask(ctx, sessions.MaskInput{UserID: "not-sent", Caller: "crm"})
+	c.start().svc.Mask(ctx, sessions.MaskInput{UserID: "not-sent", Caller: "crm"})
 	faults(cxonesim.Faults{})
 	must(mask("re-mask-refused", 600))
 	faults(cxonesim.Faults{DenyMasking: true})
