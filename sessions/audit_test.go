@@ -16,7 +16,9 @@ func TestREADMEListsEveryAuditEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(readme), "Every session decision writes one more line with `\"audit\":true`, `event`")
+	// The sentence may break anywhere: read README's words with one space between them.
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	_, after, ok := strings.Cut(text, "Every session decision writes one more line with `\"audit\":true`, `event`")
 	list, _, closed := strings.Cut(after, ")")
 	if !ok || !closed {
 		t.Fatal("README has no list of audit events where it says what an audit line holds")
