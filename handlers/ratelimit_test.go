@@ -48,6 +48,28 @@ func TestNoisyCallerIsLimitedWhileAQuietOnePasses(t *testing.T) {
 	if n := g.sim.Count("mask", "a1", 0); n != masked {
 		t.Errorf("CXone got %d masks for %d allowed: a limited mask reached CXone", n, masked)
 	}
+	// So do unmasks: the first allowed one unmasks, the others find nothing to unmask.
+	unmasker := g.token("recordings:unmask", jwt.MapClaims{"sub": "unmasker"})
+	answered, refused := 0, 0
+	for range 12 {
+		switch r := g.do("POST", "/v1/agents/a1/unmask", unmasker, ""); r.status {
+		case 200, 409:
+			answered++
+		case 429:
+			refused++
+			if r.json(t)["code"] != "rate_limited" || r.header.Get("Retry-After") == "" {
+				t.Errorf("429 on unmask = %s %v", r.body, r.header)
+			}
+		default:
+			t.Errorf("unmask = %d %s; want 200, 409 not_masked or 429", r.status, r.body)
+		}
+	}
+	if answered > 5 || refused < 5 {
+		t.Errorf("12 rapid unmasks at 5/s: %d answered, %d refused", answered, refused)
+	}
+	if n := g.sim.Count("unmask", "a1", 0); n != 1 {
+		t.Errorf("CXone got %d unmasks; want the first allowed one only", n)
+	}
 	if r := g.do("GET", "/healthz", "", ""); r.status != 200 {
 		t.Errorf("healthz = %d; unauthenticated routes are not limited", r.status)
 	}

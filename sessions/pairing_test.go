@@ -228,6 +228,29 @@ func TestForcedUnmaskIsRetriedAndConfirmed(t *testing.T) {
 	}
 }
 
+// An unmask that keeps failing is pending, not given up, until its give-up:
+// maskgate_unmasks_given_up names agents CXone may still mask for good, and an operator
+// must not be sent after every unmask that is merely being retried.
+func TestFailingUnmaskIsNotCountedAsGivenUpBeforeItIs(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *sessions.Config, _ *sessions.SweeperConfig) {
+		cfg.RetryMax = 100 * time.Millisecond // retried often; given up only after the default hour
+	})
+	c.sim.StartCall("a", false, true)
+	svc := c.replicas[0].svc
+	if _, err := svc.Mask(context.Background(), sessions.MaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	c.sim.SetFaults(cxonesim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadGateway})
+	if _, err := svc.Unmask(context.Background(), sessions.UnmaskInput{UserID: "a", Caller: "crm"}); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(name string) float64 { return testkit.Gathered(t, c.replicas[0].reg, name) }
+	testkit.Eventually(t, 10*time.Second, "three failures", func() bool { return gauge("maskgate_unmask_failures_total") >= 3 })
+	if n, p := gauge("maskgate_unmasks_given_up"), gauge("maskgate_unmasks_pending"); n != 0 || p != 1 {
+		t.Errorf("maskgate_unmasks_given_up = %v, maskgate_unmasks_pending = %v while the unmask is retried; want 0 and 1", n, p)
+	}
+}
+
 // An unmask that keeps failing is given up after MASKGATE_UNMASK_GIVEUP from its first
 // failure, however short the waits between its attempts: counted, no longer scheduled,
 // left listed as unmasking for an operator, whose unmask closes it; a caller's unmask
