@@ -251,7 +251,6 @@ func TestTwoAuthorizationHeadersAreRefused(t *testing.T) {
 	g.untouched("two Authorization headers")
 }
 
-// unsigned is an alg=none token with otherwise valid claims.
 // A token whose header lists critical extensions ("crit") is refused, and the answer
 // says why: RFC 7515 §4.1.11 has a recipient refuse a token that relies on an
 // extension it does not support, and the gateway supports none.
@@ -267,6 +266,18 @@ func TestATokenWithCriticalExtensionsIsRefusedSayingWhy(t *testing.T) {
 	g.untouched("a token listing crit")
 }
 
+// The scheme of an Authorization header is case-insensitive (RFC 9110 §11.1, which
+// RFC 6750's Bearer follows): a client that sends "bearer" is let in as with "Bearer".
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	g := newGateway(t)
+	for _, scheme := range []string{"bearer", "BEARER", "bEaReR"} {
+		if r := g.do("GET", "/v1/masks", "", "", "Authorization", scheme+" "+g.all()); r.status != http.StatusOK {
+			t.Errorf("a token sent as %q = %d %s; want 200", scheme, r.status, r.body)
+		}
+	}
+}
+
+// unsigned is an alg=none token with otherwise valid claims.
 func unsigned() string {
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
 		"iss": issuer, "aud": audience, "sub": "x", "scope": "recordings:mask", "exp": time.Now().Add(time.Hour).Unix(),

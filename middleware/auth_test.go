@@ -226,6 +226,29 @@ func TestScopesComeFromScopeOrScp(t *testing.T) {
 	}
 }
 
+// The caller's client, which audit lines and the rate limit name beside the subject,
+// comes from azp (OpenID Connect) or, without it, client_id (RFC 9068's access tokens).
+func TestClientComesFromAzpOrClientID(t *testing.T) {
+	a := newAuth(t, middleware.AuthConfig{HS256Secret: hsSecret})
+	for _, tt := range []struct {
+		name  string
+		extra jwt.MapClaims
+		want  string
+	}{
+		{"azp", jwt.MapClaims{"azp": "crm"}, "crm"},
+		{"client_id", jwt.MapClaims{"client_id": "ivr"}, "ivr"},
+		{"both: azp", jwt.MapClaims{"azp": "crm", "client_id": "ivr"}, "crm"},
+		{"neither", nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := a.Authenticate(testkit.Token(t, jwt.SigningMethodHS256, hsSecret, valid(tt.extra), nil))
+			if err != nil || c.ClientID != tt.want {
+				t.Errorf("client = %q, %v; want %q", c.ClientID, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestCallerIdentity(t *testing.T) {
 	tests := []struct {
 		c    middleware.Caller

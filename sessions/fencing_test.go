@@ -44,21 +44,29 @@ func TestLateOperationChangesNothing(t *testing.T) {
 // TestRequestForAnAgentLockedByADeadReplicaIsRefusedInTime is a request for an agent
 // whose lock a replica that died holds: it waits no longer than its CXone budget, and
 // is refused as the agent busy (503 with Retry-After), not held until its caller gives
-// up.
+// up. So is one identical to the dead replica's operation, which joins it to await its
+// answer: no answer comes, and the lock's lease is no bound on the wait.
 func TestRequestForAnAgentLockedByADeadReplicaIsRefusedInTime(t *testing.T) {
-	svc, sim, _ := agentOnACall(t, Config{})
-	in := MaskInput{UserID: "a", Caller: "ivr"}
-	// A lease of a minute: the request's wait must end with its budget, not the lease.
-	if _, err := svc.store.beginMask(context.Background(), in, uuid.NewString(), uuid.NewString(), "fp", time.Hour, time.Minute, Rate{}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm", Reason: "payment"})
-	if !errors.Is(err, ErrAgentBusy) || ctx.Err() != nil {
-		t.Errorf("mask of an agent a dead replica holds = %v (the caller's own deadline: %v); want %v once the CXone budget passed", err, ctx.Err(), ErrAgentBusy)
-	}
-	if n := sim.Count("mask", "a", 0); n != 0 {
-		t.Errorf("masks sent to CXone = %d; want none while another operation holds the agent", n)
+	for _, c := range []struct{ name, fp string }{
+		{"another request's operation", "fp"},
+		{"an identical request's operation", maskFingerprint(time.Hour, "payment")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			svc, sim, _ := agentOnACall(t, Config{}) // a TTL of an hour, as the fingerprint's
+			in := MaskInput{UserID: "a", Caller: "ivr"}
+			// A lease of a minute: the request's wait must end with its budget, not the lease.
+			if _, err := svc.store.beginMask(context.Background(), in, uuid.NewString(), uuid.NewString(), c.fp, time.Hour, time.Minute, Rate{}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := svc.Mask(ctx, MaskInput{UserID: "a", Caller: "crm", Reason: "payment"})
+			if !errors.Is(err, ErrAgentBusy) || ctx.Err() != nil {
+				t.Errorf("mask of an agent a dead replica holds = %v (the caller's own deadline: %v); want %v once the CXone budget passed", err, ctx.Err(), ErrAgentBusy)
+			}
+			if n := sim.Count("mask", "a", 0); n != 0 {
+				t.Errorf("masks sent to CXone = %d; want none while another operation holds the agent", n)
+			}
+		})
 	}
 }

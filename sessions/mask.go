@@ -58,12 +58,18 @@ func (s *Service) Mask(ctx context.Context, in MaskInput) (Session, error) {
 	if in.TTLSeconds != nil {
 		ttl = time.Duration(*in.TTLSeconds) * time.Second
 	}
-	fp := fingerprint("mask", strconv.FormatInt(ttl.Milliseconds(), 10), in.Reason)
+	fp := maskFingerprint(ttl, in.Reason)
 	return s.operate(ctx, in.UserID, in.Caller, func(opID string, rate bool) (begin, error) {
 		return s.store.beginMask(ctx, in, uuid.NewString(), opID, fp, ttl, s.lease(), only(rate, in.Rate))
 	}, func(ctx context.Context, b begin, opID string) (Session, error) {
 		return s.mask(ctx, b, opID, in.Caller)
 	})
+}
+
+// maskFingerprint names a mask's parameters: masks coalesce only when their lifetime
+// and their reason are the same.
+func maskFingerprint(ttl time.Duration, reason string) string {
+	return fingerprint("mask", strconv.FormatInt(ttl.Milliseconds(), 10), reason)
 }
 
 // mask runs a mask that holds the agent's lock (operate: ctx does not end with the
