@@ -41,13 +41,13 @@ func TestMutantsHoldsEachEditToTheFiles(t *testing.T) {
 			if err := os.WriteFile(list, []byte(c.list), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var edits map[string]int
+			edits := 0
 			msg := fatalOf(t, func(tb testing.TB) { edits = Mutants(tb, list) })
 			switch {
 			case c.fails == "" && msg != "":
 				t.Fatalf("Mutants failed with %q", msg)
-			case c.fails == "" && (edits[".go"] != 1 || edits[".lua"] != 1 || len(edits) != 2):
-				t.Fatalf("Mutants counted %v; want one .go edit and one .lua edit", edits)
+			case c.fails == "" && edits != 2:
+				t.Fatalf("Mutants counted %d edits; want 2", edits)
 			case c.fails != "" && !strings.Contains(msg, c.fails):
 				t.Fatalf("Mutants failed with %q; want it to name %q", msg, c.fails)
 			}

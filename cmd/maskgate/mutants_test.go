@@ -1,0 +1,25 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/maskgate/maskgate/internal/testkit"
+)
+
+// Each package's mutation list (PACKAGE/testdata/mutants.tsv, which scripts/mutants
+// runs by hand) names edits of the package's files as they are (testkit.Mutants): a
+// change that moves an edit's text fails here, in every test run, rather than in the
+// next sweep. scripts/mutants finds the lists the same way, so a new package's list is
+// held as soon as it exists.
+func TestMutantsStillApply(t *testing.T) {
+	lists, err := filepath.Glob("../../*/testdata/mutants.tsv")
+	if err != nil || len(lists) < 4 {
+		t.Fatalf("mutation lists found: %v, %v; want those of sessions, upstream, middleware and handlers", lists, err)
+	}
+	for _, list := range lists {
+		if n := testkit.Mutants(t, list); n < 15 {
+			t.Errorf("%s holds %d edits: it was cut short", list, n)
+		}
+	}
+}
