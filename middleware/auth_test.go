@@ -313,16 +313,21 @@ func TestAuthenticatorConfigurationErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string]middleware.AuthConfig{
-		"no key source":                {},
-		"not PEM":                      {PublicKeyPEM: []byte("hello")},
-		"private key PEM":              {PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})},
-		"P-384 key":                    {PublicKeyPEM: pemOf(t, &p384.PublicKey)}, // only ES256 is accepted
-		"RSA key of 1024 bits":         {PublicKeyPEM: pemOf(t, &rsa1024.PublicKey)},
-		"a good key, then a P-384 one": {PublicKeyPEM: append(pemOf(t, ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))), pemOf(t, &p384.PublicKey)...)},
+	// Each error says what is wrong, as the operator reads it at start.
+	for _, tt := range []struct {
+		name string
+		cfg  middleware.AuthConfig
+		want string
+	}{
+		{"no key source", middleware.AuthConfig{}, "no JWT key source configured"},
+		{"not PEM", middleware.AuthConfig{PublicKeyPEM: []byte("hello")}, "JWT public key: no PEM block"},
+		{"private key PEM", middleware.AuthConfig{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})}, `unsupported PEM block "PRIVATE KEY"`},
+		{"P-384 key", middleware.AuthConfig{PublicKeyPEM: pemOf(t, &p384.PublicKey)}, "must be on P-256"}, // only ES256 is accepted
+		{"RSA key of 1024 bits", middleware.AuthConfig{PublicKeyPEM: pemOf(t, &rsa1024.PublicKey)}, "at least 2048 bits"},
+		{"a good key, then a P-384 one", middleware.AuthConfig{PublicKeyPEM: append(pemOf(t, ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))), pemOf(t, &p384.PublicKey)...)}, "(PEM block 2): an ECDSA key must be on P-256"},
 	} {
-		if _, err := middleware.NewAuthenticator(context.Background(), cfg); err == nil {
-			t.Errorf("%s: no error", name)
+		if _, err := middleware.NewAuthenticator(context.Background(), tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want an error saying %q", tt.name, err, tt.want)
 		}
 	}
 }

@@ -262,6 +262,20 @@ func TestJWKSKeysThatVerifyNoTokenAreNamed(t *testing.T) {
 	checkLog(map[string]string{"leaked": "error", "rs512": "warn", "short": "warn", "p384": "warn", "ps512": "warn"})
 }
 
+// A JWK set whose keys are all for algorithms the gateway does not accept (RS512 here)
+// refuses every caller as well: the keys pass every check of the key itself, so the set
+// is only unready because no token algorithm the gateway accepts finds one.
+func TestJWKSOfKeysForAnotherAlgorithmIsNotReady(t *testing.T) {
+	set := &jwks{}
+	set.publish(t, publishedKey{&rsaKey(t, 2048).PublicKey, jwkset.JWKMetadataOptions{KID: "rs512", ALG: jwkset.AlgRS512}})
+	srv := httptest.NewServer(set)
+	t.Cleanup(srv.Close)
+	a := newAuth(t, middleware.AuthConfig{JWKSURL: srv.URL})
+	if err := a.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "none of the 1 JWKS keys may verify tokens") {
+		t.Errorf("Ready with an RS512 key alone = %v; want not ready, saying no key may verify", err)
+	}
+}
+
 // A JWK set none of whose keys may verify tokens (too short, for encryption by its
 // use or its key_ops, for another algorithm, published with its private part) refuses
 // every caller: the replica is not ready, and says why, so that a rolling update onto

@@ -208,6 +208,11 @@ func TestTrailCases(t *testing.T) {
 			line("masked", "s1", "00:00", due) + line("unmask_gave_up", "s1", "05:00"), "unmask_gave_up", false},
 		{"a claim released by a stopping replica is an unmask under way: no due time",
 			line("masked", "s1", "00:00", due) + line("released", "s1", "15:01"), "released", false},
+		{"an unmask CXone carried out closes the session", line("masked", "s1", "00:00", due) + line("unmasked", "s1", "05:00"), "", false},
+		{"an expiry CXone carried out closes the session", line("masked", "s1", "00:00", due) + line("expired", "s1", "15:00"), "", false},
+		{"a 202's unmask, confirmed, closes the session", line("masked", "s1", "00:00", due) + line("unmask_confirmed", "s1", "05:00"), "", false},
+		{"a forced unmask closes the session", line("masked", "s1", "00:00", due) + line("forced_unmask", "s1", "05:00"), "", false},
+		{"the end of the agent's call closes the session", line("masked", "s1", "00:00", due) + line("call_ended", "s1", "05:00"), "", false},
 		{"a line longer than 64 KiB, of another program",
 			`{"level":"error","stack":"` + strings.Repeat("x", 100<<10) + `"}` + "\n" + line("masked", "s1", "00:00", due), "masked", true},
 	} {

@@ -65,6 +65,8 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"bad rate limit", map[string]string{"MASKGATE_RATE_LIMIT": "lots"}, "MASKGATE_RATE_LIMIT must be a whole number"},
 		{"rate limit of nothing", map[string]string{"MASKGATE_RATE_LIMIT": "0"}, "MASKGATE_RATE_LIMIT must be a whole number from 1 to 1000000"},
 		{"sweep concurrency above its bound", map[string]string{"MASKGATE_SWEEP_CONCURRENCY": "1025"}, "MASKGATE_SWEEP_CONCURRENCY must be a whole number from 1 to 1024"},
+		{"CXone calls in flight above their bound", map[string]string{"CXONE_MAX_IN_FLIGHT": "4097"}, "CXONE_MAX_IN_FLIGHT must be a whole number from 1 to 4096"},
+		{"no CXone call in flight", map[string]string{"CXONE_MAX_IN_FLIGHT": "0"}, "CXONE_MAX_IN_FLIGHT must be a whole number from 1 to 4096"},
 		{"ttl above its max", map[string]string{"MASKGATE_MASK_TTL": "3h"}, "must not exceed MASKGATE_MASK_TTL_MAX"},
 		{"ttl under a second", map[string]string{"MASKGATE_MASK_TTL": "500ms"}, "MASKGATE_MASK_TTL must be a duration of at least 1s"},
 		{"ttl cap of nothing", map[string]string{"MASKGATE_MASK_TTL_MAX": "0s"}, "MASKGATE_MASK_TTL_MAX must be a duration of at least 1s"},
@@ -229,7 +231,8 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 	sim := testkit.NewSim(t)
 	dir := t.TempDir()
 	e := env(sim, "p")
-	// The HS256 secret's file was saved on Windows.
+	// The HS256 secret's file was saved on Windows, and the Redis URL's file is named
+	// with a line end after it, as a YAML block scalar (|) leaves one.
 	for name, end := range map[string]string{"CXONE_CLIENT_SECRET": "\n", "CXONE_ACCESS_KEY_SECRET": "\n", "MASKGATE_JWT_HS256_SECRET": "\r\n", "MASKGATE_REDIS_URL": "\n"} {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(e[name]+end), 0o600); err != nil {
@@ -237,6 +240,7 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 		}
 		e[name+"_FILE"], e[name] = path, ""
 	}
+	e["MASKGATE_REDIS_URL_FILE"] += "\n"
 	cfg := mustLoad(t, e)
 	if cfg.CXone.Credentials.ClientSecret != sim.Credentials.ClientSecret ||
 		cfg.CXone.Credentials.AccessKeySecret != sim.Credentials.AccessKeySecret || string(cfg.Auth.HS256Secret) != hsSecret ||
@@ -303,6 +307,8 @@ func TestSettingsAtTheirBoundsAreTaken(t *testing.T) {
 		{map[string]string{"MASKGATE_MASK_TTL": "1s", "MASKGATE_MASK_TTL_MAX": "1s"}, func(c config) bool { return c.MaskTTLMax == time.Second }},
 		{map[string]string{"MASKGATE_RATE_LIMIT": "1", "MASKGATE_SWEEP_CONCURRENCY": "1"}, func(c config) bool { return c.RateLimit == 1 && c.SweepWorkers == 1 }},
 		{map[string]string{"MASKGATE_RATE_LIMIT": "1000000", "MASKGATE_SWEEP_CONCURRENCY": "1024"}, func(c config) bool { return c.RateLimit == 1_000_000 && c.SweepWorkers == 1024 }},
+		{map[string]string{"CXONE_MAX_IN_FLIGHT": "1"}, func(c config) bool { return c.CXone.MaxInFlight == 1 }},
+		{map[string]string{"CXONE_MAX_IN_FLIGHT": "4096"}, func(c config) bool { return c.CXone.MaxInFlight == 4096 }},
 		{map[string]string{"MASKGATE_JWT_HS256_SECRET": strings.Repeat("s", 32)}, func(c config) bool { return len(c.Auth.HS256Secret) == 32 }},
 		{map[string]string{"MASKGATE_ADDR": "127.0.0.1:65535"}, func(c config) bool { return c.Addr == "127.0.0.1:65535" }},
 		{map[string]string{"MASKGATE_RATE_LIMIT": " 20 ", "CXONE_TIMEOUT": "\t2s\n"}, func(c config) bool { return c.RateLimit == 20 && c.CXone.Timeout == 2*time.Second }},

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/maskgate/maskgate/internal/testkit"
+	"github.com/maskgate/maskgate/sessions"
 )
 
 // TestEvictionPolicyIsReported starts the gateway on Redis servers of its own with each
@@ -199,5 +201,39 @@ func TestMemoryPerSessionAndRecord(t *testing.T) {
 	}
 	if perRecord < 500 || perRecord > 1500 {
 		t.Errorf("%d B per Idempotency-Key record; README says about 1 KB", perRecord)
+	}
+}
+
+// A reply that passes (a Redis busy with a script, or loading its data) is no answer:
+// the policy is asked again until Redis gives it. Only a refusal of CONFIG for good
+// (ERR, NOPERM) ends the report with a warning that Redis did not say.
+func TestEvictionPolicyIsAskedAgainAfterABusyReply(t *testing.T) {
+	proc := testkit.StartRedis(t, false, "busy-reply-threshold 50", "maxmemory-policy allkeys-lru")
+	ctx := context.Background()
+	busy, other := redis.NewClient(&redis.Options{Addr: proc.Addr(), ReadTimeout: -1}), redis.NewClient(&redis.Options{Addr: proc.Addr()})
+	defer busy.Close()
+	defer other.Close()
+	go busy.Eval(ctx, "while true do end", nil) // until SCRIPT KILL
+	testkit.Eventually(t, 10*time.Second, "Redis to be busy with the script", func() bool {
+		err := other.Ping(ctx).Err()
+		return err != nil && strings.HasPrefix(err.Error(), "BUSY")
+	})
+	var logs testkit.LogBuffer
+	done := make(chan struct{})
+	go func() {
+		reportEvictionPolicy(ctx, sessions.NewStore(other, "mgbusy"), time.Second, zerolog.New(&logs))
+		close(done)
+	}()
+	testkit.Eventually(t, 10*time.Second, "a try answered BUSY", func() bool { return strings.Contains(logs.String(), "not read yet") })
+	if err := other.ScriptKill(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no word within 15 s of the script's end; it asks again every 5 s")
+	}
+	if !strings.Contains(logs.String(), `"maxmemory_policy":"allkeys-lru"`) || strings.Contains(logs.String(), "did not say") {
+		t.Errorf("logged %s; want the policy read once Redis was no longer busy", logs.String())
 	}
 }
