@@ -33,6 +33,7 @@ func TestMutantsHoldsEachEditToTheFiles(t *testing.T) {
 		{"a text not in the file", good + "a.go\treturn y\treturn x\tkilled\tx\n", "line 4: a.go holds \"return y\" 0 times"},
 		{"a text twice in the file", good + "lua/b.lua\tif wait > 0\tif true\tkilled\tx\n", "line 4: lua/b.lua holds \"if wait > 0\" 2 times"},
 		{"a line of four fields", good + "a.go\treturn x\treturn y\tkilled\n", "line 4: 4 fields, not 5"},
+		{"an empty replacement", good + "a.go\t > 0\t\tkilled\tx\n", "line 4: an empty field"},
 		{"a replacement that changes nothing", good + "a.go\tx > 0\tx > 0\tkilled\tx\n", "line 4: the replacement is the text itself"},
 		{"neither killed nor survives", good + "a.go\tx > 0\tx < 0\tdead\tx\n", `line 4: "dead" is neither`},
 		{"a file that is not there", good + "c.go\tx\ty\tkilled\tx\n", "line 4: open "},
