@@ -10,7 +10,7 @@ import (
 )
 
 // Mutants reads a package's mutation list (testdata/mutants.tsv, which scripts/mutants
-// runs by hand: a sweep takes minutes to an hour) and fails unless each line is one
+// runs by hand: a list takes minutes to two hours) and fails unless each line is one
 // edit that applies to the package's files as they are: five tab-separated fields
 // (the file from the package's directory, the text replaced, what replaces it, killed
 // or survives, what the edit breaks), none empty, the text found exactly once in the
