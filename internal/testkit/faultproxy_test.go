@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -119,6 +120,18 @@ func TestFaultProxyBlackholesBothWays(t *testing.T) {
 	}
 	if p.Conns() != 2 {
 		t.Errorf("the black hole holds %d connections, want both", p.Conns())
+	}
+}
+
+// A black hole holds a new connection whatever is behind it, as a dependency that
+// stopped answering does: it is not closed because the target cannot be reached.
+func TestFaultProxyBlackholeHoldsANewConnectionWithNoTargetBehindIt(t *testing.T) {
+	p := NewFaultProxy(t, "127.0.0.1:"+strconv.Itoa(FreePort(t)))
+	p.Set(Fault{Blackhole: true})
+	c := dial(t, p)
+	_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read %d bytes, %v, from a black hole with no target; want nothing until the deadline", n, err)
 	}
 }
 

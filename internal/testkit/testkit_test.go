@@ -127,6 +127,18 @@ func TestRedisDeletesItsKeysWhenTheTestEnds(t *testing.T) {
 	}
 }
 
+// The tests use the Redis the environment names (.ci/run starts one on another port when
+// 6379 is taken), and a test with no Redis there fails: a skip would let a run on a
+// machine without one pass having tested nothing.
+func TestRedisFailsWithoutTheOneTheEnvironmentNames(t *testing.T) {
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", FreePort(t))
+	t.Setenv("MASKGATE_TEST_REDIS_URL", url)
+	msg := fatalOf(t, func(tb testing.TB) { Redis(tb) })
+	if want := "the tests need a real Redis at " + url + ": "; !strings.HasPrefix(msg, want) {
+		t.Errorf("Redis with none at %s failed with %q; want %q and the error", url, msg, want)
+	}
+}
+
 // The secret scan at the end of scripts/test finds what the tests made up only
 // because every secret begins with Canary and the simulator's tokens with cxsim-.
 func TestSimCredentialsAndTokensAreMarkedForTheSecretScan(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -176,13 +177,22 @@ func TestControlAPIDrivesCallsAndTimelines(t *testing.T) {
 		kinds = append(kinds, e.(map[string]any)["kind"].(string))
 	}
 	if strings.Join(kinds, ",") != "started,masked,unmasked,ended" {
-		t.Errorf("timeline = %v", kinds)
+		t.Fatalf("timeline = %v", kinds)
 	}
-	if n := len(got["recordedSpans"].([]any)); n != 2 {
-		t.Errorf("recorded spans = %d; want 2 (before and after the mask)", n)
-	}
-	if n := len(got["maskedSpans"].([]any)); n != 1 {
-		t.Errorf("masked spans = %d; want 1", n)
+	// Each span runs between the events that open and close it: the recording stops
+	// at the mask and at the call's end, the mask at the unmask.
+	at := func(i int) any { return got["timeline"].([]any)[i].(map[string]any)["at"] }
+	for name, want := range map[string][][2]any{
+		"recordedSpans": {{at(0), at(1)}, {at(2), at(3)}},
+		"maskedSpans":   {{at(1), at(2)}},
+	} {
+		var spans [][2]any
+		for _, span := range got[name].([]any) {
+			spans = append(spans, [2]any{span.(map[string]any)["from"], span.(map[string]any)["to"]})
+		}
+		if !slices.Equal(spans, want) {
+			t.Errorf("%s = %v; want %v, from and to at the timeline's events", name, spans, want)
+		}
 	}
 	_, reqs := do(t, "GET", srv.URL+"/sim/requests", "", "")
 	if n := len(reqs["requests"].([]any)); n != 5 {
@@ -283,6 +293,40 @@ func TestControlAPIFaultsAndBehaviour(t *testing.T) {
 	do(t, "POST", srv.URL+"/sim/reset", "", "")
 	if status, _ := do(t, "POST", mask, token(t, srv), ""); status != 404 {
 		t.Errorf("mask after reset = %d; want 404 (no calls)", status)
+	}
+}
+
+// An asynchronous mask that CXone would carry out after the agent's call ended changes
+// nothing: an ended call's recording is not masked after the fact, so a test of a
+// hang-up during an asynchronous mask sees the call as CXone leaves it.
+func TestAsynchronousMaskOfACallEndedMeanwhileChangesNothing(t *testing.T) {
+	srv := newServer(t)
+	tok := token(t, srv)
+	api := srv.URL + "/interaction-recording-management-service/v1/interactions/"
+	_, call := do(t, "POST", srv.URL+"/sim/agents/5/calls", "", "")
+	_, later := do(t, "POST", srv.URL+"/sim/agents/6/calls", "", "")
+	do(t, "PUT", srv.URL+"/sim/agents/5/behaviour", "", `{"asyncMs":50}`)
+	do(t, "PUT", srv.URL+"/sim/agents/6/behaviour", "", `{"asyncMs":500}`)
+	if status, _ := do(t, "POST", api+"mask?userId=5", tok, ""); status != http.StatusAccepted {
+		t.Fatalf("asynchronous mask = %d; want 202", status)
+	}
+	if status, _ := do(t, "DELETE", srv.URL+"/sim/calls/"+fmt.Sprint(call["callId"]), "", ""); status != http.StatusNoContent {
+		t.Fatalf("end call = %d; want 204", status)
+	}
+	// Agent 6's mask is due 450 ms after agent 5's: once it is carried out, agent 5's
+	// has had its turn.
+	do(t, "POST", api+"mask?userId=6", tok, "")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, got := do(t, "GET", srv.URL+"/sim/calls/"+fmt.Sprint(later["callId"]), "", ""); got["masked"] == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a mask due in 500 ms not carried out 10 s later")
+		}
+	}
+	_, got := do(t, "GET", srv.URL+"/sim/calls/"+fmt.Sprint(call["callId"]), "", "")
+	if got["masked"] != false || len(got["timeline"].([]any)) != 2 {
+		t.Errorf("call ended before its asynchronous mask = %v; want unmasked, its timeline started and ended", got)
 	}
 }
 
