@@ -260,6 +260,7 @@ func TestCertNames(t *testing.T) {
 	for want, leaf := range map[string]*x509.Certificate{
 		"gw.example.com, 10.0.0.7": {DNSNames: []string{"gw.example.com"}, IPAddresses: []net.IP{net.ParseIP("10.0.0.7")}, Subject: pkix.Name{CommonName: "maskgate"}},
 		"legacy.example.com":       {Subject: pkix.Name{CommonName: "legacy.example.com"}},
+		"10.0.0.8":                 {IPAddresses: []net.IP{net.ParseIP("10.0.0.8")}, Subject: pkix.Name{CommonName: "maskgate"}},
 	} {
 		if got := certNames(&tls.Certificate{Leaf: leaf}); got != want {
 			t.Errorf("certNames = %q; want %q", got, want)

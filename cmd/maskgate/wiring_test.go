@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -43,6 +44,36 @@ func maskExpiring(t *testing.T, s *started, sim *testkit.Sim, agents ...string) 
 func TestSweepIntervalReachesTheSweeper(t *testing.T) {
 	s, _ := startWith(t, map[string]string{"MASKGATE_SWEEP_INTERVAL": "20ms"})
 	testkit.Eventually(t, 20*time.Second, "50 sweeps", func() bool { return s.metric(t, "maskgate_redis_scripts_total") >= 50 })
+}
+
+// MASKGATE_MASK_TTL_MAX reaches the service: at 1m, a mask asked for two minutes is
+// refused, one of a minute taken.
+func TestMaskTTLMaxReachesTheService(t *testing.T) {
+	s, sim := startWith(t, map[string]string{"MASKGATE_MASK_TTL": "30s", "MASKGATE_MASK_TTL_MAX": "1m"})
+	sim.StartCall("tm1", false, true)
+	if a := s.call(t, "POST", "/v1/agents/tm1/mask", `{"ttlSeconds":120}`, ""); a.status != http.StatusBadRequest {
+		t.Errorf("mask for two minutes at MASKGATE_MASK_TTL_MAX=1m = %d %s; want 400", a.status, a.body)
+	}
+	if a := s.call(t, "POST", "/v1/agents/tm1/mask", `{"ttlSeconds":60}`, ""); a.status != http.StatusOK {
+		t.Errorf("mask for a minute at MASKGATE_MASK_TTL_MAX=1m = %d %s; want 200", a.status, a.body)
+	}
+}
+
+// The authenticator logs through the gateway's log: a JWK set that cannot be fetched
+// is an error line an operator sees, at start-up or after it, not a silence.
+func TestAuthenticatorLogsThroughTheGatewaysLog(t *testing.T) {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(idp.Close)
+	s, _ := startWith(t, map[string]string{"MASKGATE_JWT_HS256_SECRET": "", "MASKGATE_JWT_JWKS_URL": idp.URL})
+	testkit.Eventually(t, 20*time.Second, "the failed JWKS fetch logged", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return slices.ContainsFunc(slices.Concat(s.startup, s.lines), func(l map[string]any) bool {
+			return l["message"] == "JWKS refresh failed" && l["jwks_url"] == idp.URL
+		})
+	})
 }
 
 // MASKGATE_SWEEP_CONCURRENCY bounds the unmasks one sweeper has at CXone at once: with
