@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -98,6 +99,30 @@ func TestLocalModeOnATakenPortPrintsNoCurls(t *testing.T) {
 	}
 }
 
+// A single setting that -local supplies itself is named as ignored, as several are.
+func TestLocalModeNamesASingleSettingItSupplies(t *testing.T) {
+	lm, err := startLocal(environment{"MASKGATE_JWT_AUDIENCE": "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.stop()
+	var out strings.Builder
+	lm.greet(&out, "127.0.0.1:8080")
+	if said := "ignored, -local supplies its own: MASKGATE_JWT_AUDIENCE\n"; !strings.Contains(out.String(), said) {
+		t.Errorf("-local printed:\n%s\nwant %q", out.String(), said)
+	}
+}
+
+// -local with an address it cannot read is a configuration that cannot run (main
+// exits 2), as the same address is without -local.
+func TestLocalModeRefusesAnAddressItCannotRead(t *testing.T) {
+	err := run(context.Background(), []string{"-local"}, environment{"MASKGATE_ADDR": "8080"}, io.Discard, io.Discard)
+	var ce *configError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "MASKGATE_ADDR must be host:port") {
+		t.Errorf("-local with MASKGATE_ADDR=8080 = %v; want a configuration error naming the setting", err)
+	}
+}
+
 // -local's embedded Redis lets keys expire as Redis does (miniredis only expires them
 // when told that time passed): the records that Redis is trusted to drop, such as
 // Idempotency-Key records and the rate counters, do not pile up while it runs.
@@ -130,8 +155,9 @@ func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
 		}
 	}
 	s := start(t, []string{"-local"}, map[string]string{"MASKGATE_ADDR": "0.0.0.0:0", "MASKGATE_MASK_TTL": "42s",
-		"MASKGATE_JWT_ISSUER": "https://idp.example", "CXONE_AUTH_URL": "https://cxone.example/auth/token",
-		"MASKGATE_TLS_CERT_FILE": "/nonexistent", "MASKGATE_MASK_TIMEOUT": "1m", "MASKGATE_DEBUG_ADDR": "127.0.0.1:0"})
+		"MASKGATE_JWT_ISSUER": "https://idp.example", "MASKGATE_JWT_JWKS_URL": "https://idp.example/jwks",
+		"CXONE_AUTH_URL": "https://cxone.example/auth/token", "MASKGATE_TLS_CERT_FILE": "/nonexistent",
+		"MASKGATE_MASK_TIMEOUT": "1m", "MASKGATE_DEBUG_ADDR": "127.0.0.1:0"})
 	want := map[string]any{"message": "configuration", "mask_ttl": "42s", "jwt_issuer": "maskgate-local"}
 	var found, ignored bool
 	for _, l := range s.startup {
@@ -141,7 +167,7 @@ func TestLocalModeHonoursTheEnvironmentsSettings(t *testing.T) {
 	if !found || !ignored {
 		t.Errorf("start-up lines %v; want one with %v, and MASKGATE_MASK_TIMEOUT named as no setting", s.startup, want)
 	}
-	if said := "ignored, -local supplies its own: MASKGATE_TLS_CERT_FILE, MASKGATE_DEBUG_ADDR, MASKGATE_JWT_ISSUER, CXONE_AUTH_URL\n"; !strings.Contains(s.stderr.String(), said) {
+	if said := "ignored, -local supplies its own: MASKGATE_TLS_CERT_FILE, MASKGATE_DEBUG_ADDR, MASKGATE_JWT_ISSUER, MASKGATE_JWT_JWKS_URL, CXONE_AUTH_URL\n"; !strings.Contains(s.stderr.String(), said) {
 		t.Errorf("-local printed:\n%s\nwant %q", s.stderr, said)
 	}
 	if !strings.HasPrefix(s.addr, "127.0.0.1:") {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -59,9 +61,10 @@ func TestMaskTTLMaxReachesTheService(t *testing.T) {
 	}
 }
 
-// The authenticator logs through the gateway's log: a JWK set that cannot be fetched
-// is an error line an operator sees, at start-up or after it, not a silence.
-func TestAuthenticatorLogsThroughTheGatewaysLog(t *testing.T) {
+// The authenticator is the gateway's: it logs through the gateway's log (a JWK set that
+// cannot be fetched is an error line an operator sees, at start-up or after it, not a
+// silence), and it stops with the gateway (no set is fetched for a gateway that is gone).
+func TestAuthenticatorLogsAndStopsWithTheGateway(t *testing.T) {
 	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 	}))
@@ -73,6 +76,14 @@ func TestAuthenticatorLogsThroughTheGatewaysLog(t *testing.T) {
 		return slices.ContainsFunc(slices.Concat(s.startup, s.lines), func(l map[string]any) bool {
 			return l["message"] == "JWKS refresh failed" && l["jwks_url"] == idp.URL
 		})
+	})
+	s.cancel()
+	if err := s.wait(); err != nil {
+		t.Fatalf("the gateway stopped with %v", err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the authenticator's watch ended with the gateway", func() bool {
+		stacks := make([]byte, 4<<20)
+		return !bytes.Contains(stacks[:runtime.Stack(stacks, true)], []byte("(*Authenticator).watchKeys"))
 	})
 }
 
