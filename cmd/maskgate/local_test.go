@@ -77,6 +77,15 @@ func TestLocalModeNeedsNoConfiguration(t *testing.T) {
 	if _, _, err := jwt.NewParser().ParseUnverified(m[1], &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != 12*time.Hour {
 		t.Errorf("-local's token: %+v (%v); want it valid for README's 12 hours", claims, err)
 	}
+	// Nothing in it calls for an operator: its Redis, miniredis, evicts nothing and has
+	// no CONFIG, so -local does not ask it for an eviction policy and warn that it had none.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		if l["level"] == "warn" || l["level"] == "error" {
+			t.Errorf("-local logged, after it listened: %v", l)
+		}
+	}
 }
 
 // -local prints its token and curls only once it listens: on a port already taken it
