@@ -59,13 +59,21 @@ func TestHealthcheckAndDevToken(t *testing.T) {
 	if _, _, err := jwt.NewParser().ParseUnverified(strings.TrimSpace(tok.String()), &claims); err != nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != time.Hour {
 		t.Errorf("dev-token's token: %+v (%v); want it valid for README's hour", claims, err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/v1/agents/80/mask", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("mask with the dev token = %v %v", resp, err)
+	// It has every scope: it masks, reads who is masked and unmasks.
+	for _, call := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/agents/80/mask"}, {http.MethodGet, "/v1/masks"}, {http.MethodPost, "/v1/agents/80/unmask"},
+	} {
+		req, _ := http.NewRequest(call.method, "http://"+s.addr+call.path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s with the dev token = %d; want 200", call.method, call.path, resp.StatusCode)
+		}
 	}
-	resp.Body.Close()
 	s.cancel()
 	_ = s.wait()
 	if err := run(context.Background(), []string{"healthcheck"}, environment(e), io.Discard, io.Discard); err == nil {
